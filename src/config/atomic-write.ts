@@ -1,0 +1,49 @@
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Write `text` to `path` so that a crash leaves either the old or the new file, never a truncated one.
+ * The file is owner-only (0600) before it becomes visible; its directory is created 0700.
+ * A symlinked target keeps its link: the real file is replaced, next to itself (same filesystem).
+ */
+export function writeFileAtomic(path: string, text: string): void {
+  ensurePrivateDir(dirname(path));
+  const target = resolveLink(path);
+  const temp = join(dirname(target), `.${basename(target)}.${randomBytes(8).toString('hex')}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(temp, 'wx', 0o600);
+    writeSync(fd, text);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    chmodSync(temp, 0o600);
+    renameSync(temp, target);
+  } catch (error) {
+    if (fd !== undefined) closeSync(fd);
+    try {
+      unlinkSync(temp);
+    } catch {
+      // the temp file was never created, or is already gone
+    }
+    throw error;
+  }
+}
+
+export function ensurePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    chmodSync(dir, 0o700);
+  } catch {
+    // best effort: a directory we do not own keeps its mode
+  }
+}
+
+function resolveLink(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}

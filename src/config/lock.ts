@@ -1,0 +1,102 @@
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AppError } from '../errors.js';
+import { ensurePrivateDir } from './atomic-write.js';
+import { dirname } from 'node:path';
+
+export interface LockOptions {
+  /** How long to wait for another process before giving up (the original's bound). */
+  timeoutMs?: number;
+  pollMs?: number;
+  /** A lock file older than this whose owner is unknown is treated as abandoned. */
+  staleMs?: number;
+}
+
+const DEFAULTS = { timeoutMs: 10_000, pollMs: 20, staleMs: 60_000 };
+const inProcess = new Map<string, Promise<unknown>>();
+
+/**
+ * Run `fn` while holding `<lockPath>` exclusively, across processes (an O_EXCL lock file naming its PID)
+ * and within this process (a promise chain per path). Unlike the original, a lock that cannot be had within
+ * the bound is an error, never a silent unlocked write; a lock whose owner died is taken over.
+ */
+export async function withFileLock<T>(lockPath: string, fn: () => T | Promise<T>, options: LockOptions = {}): Promise<T> {
+  const previous = inProcess.get(lockPath) ?? Promise.resolve();
+  const run = previous.catch(() => undefined).then(async () => {
+    const release = await acquire(lockPath, { ...DEFAULTS, ...options });
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  });
+  inProcess.set(lockPath, run);
+  try {
+    return await run;
+  } finally {
+    if (inProcess.get(lockPath) === run) inProcess.delete(lockPath);
+  }
+}
+
+async function acquire(lockPath: string, options: Required<LockOptions>): Promise<() => void> {
+  ensurePrivateDir(dirname(lockPath));
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    try {
+      const fd = openSync(lockPath, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => {
+        try {
+          unlinkSync(lockPath);
+        } catch {
+          // already removed by a stale-lock takeover; nothing to release
+        }
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const owner = readOwner(lockPath);
+    if (isAbandoned(lockPath, owner, options.staleMs)) {
+      try {
+        unlinkSync(lockPath);
+      } catch {
+        // another process took it over first
+      }
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      throw new AppError('CONFIG_LOCKED', `${lockPath} is held by process ${owner ?? 'unknown'}`, {
+        hint: `Another agent-dispatch command is editing the config. Retry when it finishes; if no such process exists, delete ${lockPath}.`,
+      });
+    }
+    await sleep(options.pollMs);
+  }
+}
+
+function readOwner(lockPath: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(lockPath, 'utf8').trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAbandoned(lockPath: string, owner: number | undefined, staleMs: number): boolean {
+  if (owner !== undefined) return !processAlive(owner);
+  try {
+    return Date.now() - statSync(lockPath).mtimeMs > staleMs;
+  } catch {
+    return true;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

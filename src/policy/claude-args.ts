@@ -1,0 +1,34 @@
+import { AppError } from '../errors.js';
+import type { AgentConfig, Settings } from '../config/schema.js';
+import type { EffectiveTools } from './permissions.js';
+
+/** The spend cap in force: the agent's, else the settings default (0 and null mean none). */
+export function effectiveBudget(agent: AgentConfig, settings: Settings): number | undefined {
+  return agent.max_budget_usd || settings.default_max_budget_usd || undefined;
+}
+
+/**
+ * The `claude` flags that follow `-p <prompt> --output-format …`, as an argument list (never a shell string).
+ * A value that starts with `-` would be parsed by claude as a new flag (the original's 0.5.0 fix), so it is refused.
+ */
+export function claudeFlags(agent: AgentConfig, settings: Settings, tools: EffectiveTools): string[] {
+  const args: string[] = [];
+  const budget = effectiveBudget(agent, settings);
+  if (budget !== undefined) args.push('--max-budget-usd', String(budget));
+  if (agent.model) args.push('--model', checked('model', agent.model));
+  if (tools.permissionMode) args.push('--permission-mode', checked('permission_mode', tools.permissionMode));
+  for (const tool of tools.allowedTools) args.push('--allowedTools', checked('allowed tool', tool));
+  for (const tool of tools.disallowedTools) args.push('--disallowedTools', checked('disallowed tool', tool));
+  return args;
+}
+
+export function checked(label: string, value: string): string {
+  if (value.startsWith('-')) {
+    throw new AppError(
+      'INVALID_INPUT',
+      `Refusing to dispatch: ${label} '${value}' starts with '-' and would be interpreted as a command-line flag by the claude CLI.`,
+      { hint: `Fix the ${label} in agents.yaml (agent-dispatch update <name> ...).` },
+    );
+  }
+  return value;
+}

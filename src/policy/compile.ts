@@ -1,0 +1,215 @@
+import type { AgentConfig, Settings } from '../config/schema.js';
+import { expandHome } from '../config/paths.js';
+import { claudeFlags } from './claude-args.js';
+import { parseSize, type ContainerSpec, type MountSpec } from './container-spec.js';
+import * as layout from './layout.js';
+import { compileNetwork, type NetworkSpec } from './network-spec.js';
+import { effectiveTools, type EffectiveTools } from './permissions.js';
+import { CREDENTIAL_ENV, type Policy } from './schema.js';
+
+export interface CompileInput {
+  agentName: string;
+  agent: AgentConfig;
+  settings: Settings;
+  policy: Policy;
+  policyRef: string;
+  policyHash: string;
+  /** The server's environment: the only source of `env.pass` values and (with `credentials: env`) the key. */
+  hostEnv: Readonly<Record<string, string | undefined>>;
+  /** The dispatch depth of the calling process; the container gets depth + 1. */
+  depth: number;
+  /** Host owner of the repo, used as the container user for `repo: rw` (never root). */
+  repoOwner?: { uid: number; gid: number };
+}
+
+export interface EffectiveMount {
+  source: string;
+  target: string;
+  mode: 'ro' | 'rw' | 'overlay';
+  what: string;
+}
+
+export interface CompiledSandbox {
+  container: ContainerSpec;
+  network: NetworkSpec;
+  /** Flags for `claude` after the prompt and output format. */
+  claudeArgs: string[];
+  /** Written read-only to MANAGED_SETTINGS_PATH: tool rules the repo's own settings cannot override. */
+  managedSettings: { permissions: { deny: string[]; disableBypassPermissionsMode?: 'disable' } };
+  tools: EffectiveTools;
+  timeoutSeconds: number;
+  mounts: EffectiveMount[];
+  /** Environment variable names set in the container (values never leave this object). */
+  envNames: string[];
+  /** env.pass names that the server environment does not define. */
+  missingEnv: string[];
+  notes: string[];
+}
+
+export function compileSandbox(input: CompileInput): CompiledSandbox {
+  const { agent, policy, agentName } = input;
+  const tools = effectiveTools(agent, input.settings, policy);
+  const user = containerUser(input);
+  const mounts = effectiveMounts(input);
+  const { env, missing } = containerEnv(input);
+  const network = compileNetwork(policy);
+  const memory = parseSize(policy.resources.memory);
+  const requestedTimeout = agent.timeout || input.settings.default_timeout;
+  const timeoutSeconds = Math.min(requestedTimeout, policy.resources.timeout);
+  const notes = [...tools.notes];
+  if (timeoutSeconds < requestedTimeout) notes.push(`timeout ${requestedTimeout}s capped at the policy's ${timeoutSeconds}s`);
+  if (policy.repo === 'rw' && user.uid === layout.CONTAINER_UID && input.repoOwner?.uid === 0) {
+    notes.push('the repo is owned by root; the container never runs as root, so writes to it may fail');
+  }
+
+  const container: ContainerSpec = {
+    Image: policy.image,
+    User: `${user.uid}:${user.gid}`,
+    WorkingDir: agent.directory,
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    Labels: {
+      [`${layout.LABEL_PREFIX}.agent`]: agentName,
+      [`${layout.LABEL_PREFIX}.policy`]: input.policyRef,
+      [`${layout.LABEL_PREFIX}.policy-hash`]: input.policyHash,
+    },
+    Tty: false,
+    OpenStdin: false,
+    StdinOnce: false,
+    AttachStdin: false,
+    AttachStdout: true,
+    AttachStderr: true,
+    NetworkDisabled: network.mode === 'gateway',
+    HostConfig: {
+      ReadonlyRootfs: true,
+      CapDrop: ['ALL'],
+      CapAdd: [],
+      SecurityOpt: ['no-new-privileges'],
+      Privileged: false,
+      NetworkMode: network.mode === 'gateway' ? 'none' : 'bridge',
+      IpcMode: 'private',
+      PidMode: '',
+      UTSMode: '',
+      UsernsMode: '',
+      CgroupParent: '',
+      PidsLimit: policy.resources.pids,
+      Memory: memory,
+      MemorySwap: memory,
+      NanoCpus: Math.round(policy.resources.cpus * 1e9),
+      Ulimits: [{ Name: 'nofile', Soft: policy.resources.nofile, Hard: policy.resources.nofile }],
+      Tmpfs: tmpfs(input, user, memory),
+      Mounts: mounts.filter((m) => m.mode !== 'overlay').map((m) => toMountSpec(m, input.agentName)),
+      Devices: [],
+      Init: true,
+      AutoRemove: false,
+    },
+  };
+
+  return {
+    container,
+    network,
+    claudeArgs: claudeFlags(agent, input.settings, tools),
+    managedSettings: managedSettings(tools, policy),
+    tools,
+    timeoutSeconds,
+    mounts,
+    envNames: Object.keys(env),
+    missingEnv: missing,
+    notes,
+  };
+}
+
+function containerUser(input: CompileInput): { uid: number; gid: number } {
+  const owner = input.repoOwner;
+  if (input.policy.repo === 'rw' && owner && owner.uid !== 0) return owner;
+  return { uid: layout.CONTAINER_UID, gid: layout.CONTAINER_GID };
+}
+
+function effectiveMounts(input: CompileInput): EffectiveMount[] {
+  const dir = input.agent.directory;
+  const mounts: EffectiveMount[] = [];
+  if (input.policy.repo === 'overlay') {
+    mounts.push({ source: dir, target: layout.OVERLAY_LOWER_DIR, mode: 'ro', what: 'repo (overlay lower layer)' });
+    mounts.push({ source: '(private tmpfs)', target: dir, mode: 'overlay', what: 'repo (writable copy; host untouched)' });
+  } else {
+    mounts.push({ source: dir, target: dir, mode: input.policy.repo, what: 'repo' });
+  }
+  for (const m of input.policy.mounts) {
+    const source = expandHome(m.source);
+    mounts.push({ source, target: m.target ?? source, mode: m.mode, what: 'extra mount' });
+  }
+  mounts.push({
+    source: layout.claudeStateVolume(input.agentName),
+    target: layout.CLAUDE_CONFIG_DIR,
+    mode: 'rw',
+    what: 'Claude session state (named volume)',
+  });
+  if (input.policy.network.mode === 'gateway') {
+    mounts.push({
+      source: layout.gatewayVolume(input.agentName),
+      target: layout.GATEWAY_SOCKET_DIR,
+      mode: 'ro',
+      what: 'egress gateway socket (named volume)',
+    });
+  }
+  return mounts;
+}
+
+function toMountSpec(m: EffectiveMount, agentName: string): MountSpec {
+  if (m.what.includes('named volume')) {
+    const Labels = { [`${layout.LABEL_PREFIX}.agent`]: agentName };
+    return { Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.mode === 'ro', VolumeOptions: { Labels } };
+  }
+  return { Type: 'bind', Source: m.source, Target: m.target, ReadOnly: m.mode === 'ro', BindOptions: { Propagation: 'rprivate' } };
+}
+
+/** /tmp and $HOME are small private tmpfs; in overlay mode the repo path is one too (bounded by the memory limit). */
+function tmpfs(input: CompileInput, user: { uid: number; gid: number }, memory: number): Record<string, string> {
+  const size = input.policy.resources.tmp_size;
+  const owned = `uid=${user.uid},gid=${user.gid}`;
+  const mounts: Record<string, string> = {
+    '/tmp': `rw,nosuid,nodev,size=${size},mode=1777`,
+    [layout.CONTAINER_HOME]: `rw,nosuid,nodev,size=${size},${owned},mode=0700`,
+  };
+  if (input.policy.repo === 'overlay') mounts[input.agent.directory] = `rw,nosuid,nodev,size=${memory},${owned},mode=0755`;
+  return mounts;
+}
+
+function containerEnv(input: CompileInput): { env: Record<string, string>; missing: string[] } {
+  const { policy, hostEnv } = input;
+  const env: Record<string, string> = {
+    HOME: layout.CONTAINER_HOME,
+    PATH: layout.CONTAINER_PATH,
+    USER: 'agent',
+    CLAUDE_CONFIG_DIR: layout.CLAUDE_CONFIG_DIR,
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_AUTOUPDATER: '1',
+    AGENT_DISPATCH_DEPTH: String(input.depth + 1),
+  };
+  if (policy.repo === 'overlay') env['AGENT_DISPATCH_OVERLAY_LOWER'] = layout.OVERLAY_LOWER_DIR;
+  if (policy.network.mode === 'gateway') {
+    const proxy = `http://127.0.0.1:${layout.GATEWAY_BRIDGE_PORT}`;
+    Object.assign(env, { HTTPS_PROXY: proxy, HTTP_PROXY: proxy, NO_PROXY: '', ANTHROPIC_BASE_URL: proxy });
+  }
+  if (policy.credentials === 'inject') {
+    env['ANTHROPIC_API_KEY'] = layout.CREDENTIAL_PLACEHOLDER;
+  } else {
+    for (const name of [...CREDENTIAL_ENV, 'ANTHROPIC_BASE_URL']) {
+      const value = hostEnv[name];
+      if (value !== undefined && value !== '' && !(name === 'ANTHROPIC_BASE_URL' && policy.network.mode === 'gateway')) env[name] = value;
+    }
+  }
+  const missing: string[] = [];
+  for (const name of policy.env.pass) {
+    const value = hostEnv[name];
+    if (value === undefined) missing.push(name);
+    else env[name] = value;
+  }
+  Object.assign(env, policy.env.set);
+  return { env, missing };
+}
+
+function managedSettings(tools: EffectiveTools, policy: Policy): CompiledSandbox['managedSettings'] {
+  const permissions: CompiledSandbox['managedSettings']['permissions'] = { deny: [...tools.disallowedTools] };
+  if (policy.tools.permission_mode !== 'bypassPermissions') permissions.disableBypassPermissionsMode = 'disable';
+  return { permissions };
+}

@@ -1,0 +1,11 @@
+export * from './schema.js';
+export * from './load.js';
+export * from './compile.js';
+export * from './container-spec.js';
+export * from './network-spec.js';
+export * from './permissions.js';
+export * from './claude-args.js';
+export * from './lint.js';
+export * from './resolve.js';
+export * from './summary.js';
+export * as layout from './layout.js';

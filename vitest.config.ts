@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 20_000,
+    hookTimeout: 120_000,
+    unstubEnvs: true,
+    restoreMocks: true,
+    pool: 'forks',
+  },
+});
