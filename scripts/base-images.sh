@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Build the local base images the tests run, with `docker import` only (nothing is ever pulled):
+#   agent-dispatch-base/busybox:1  busybox-static rootfs; users root, agent (1000, /home/agent), nobody
+#   agent-dispatch-base/node:20    the same + the host's /usr/bin/node and /bin/bash with their libraries
+# An image that already exists is kept unless FORCE=1. Both are smoke-tested as uid 1000 with no network.
+# Needs /bin/busybox (busybox-static) and /usr/bin/node; scripts/docker-up.sh installs the former.
+set -euo pipefail
+DOCKER=/usr/bin/docker
+BUSYBOX_IMAGE=agent-dispatch-base/busybox:1
+NODE_IMAGE=agent-dispatch-base/node:20
+LABEL='agent-dispatch.test=base'
+FORCE=${FORCE:-0}
+NODE_BIN=/usr/bin/node
+
+die() { echo "base-images: ERROR: $*" >&2; exit 1; }
+[ -x /bin/busybox ] || die "/bin/busybox is missing (apt-get install busybox-static, or run scripts/docker-up.sh)"
+[ -x "$NODE_BIN" ] || die "$NODE_BIN is missing"
+"$DOCKER" version >/dev/null 2>&1 || die "the Docker engine does not answer (run scripts/docker-up.sh)"
+
+node_major=$("$NODE_BIN" -p 'process.versions.node.split(".")[0]')
+[ "$node_major" = 20 ] || echo "base-images: WARNING: host node is v$node_major, but the image is tagged $NODE_IMAGE" >&2
+
+R=$(mktemp -d)
+trap 'rm -rf "$R"' EXIT
+
+exists() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
+want() { [ "$FORCE" = 1 ] || ! exists "$1"; }
+
+# Label the image when this engine accepts LABEL in `docker import -c` (20.10 does); else import without it.
+import_dir() { # dir image cmd
+  local dir=$1 image=$2 cmd=$3 old new
+  old=$("$DOCKER" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+  if ! tar -C "$dir" -c . | "$DOCKER" import -c "LABEL $LABEL" -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin' -c "CMD $cmd" - "$image" >/dev/null 2>"$R/import.err"; then
+    echo "base-images: import with LABEL failed ($(head -c 300 "$R/import.err")); importing without the label" >&2
+    tar -C "$dir" -c . | "$DOCKER" import -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin' -c "CMD $cmd" - "$image" >/dev/null
+  fi
+  # FORCE=1: drop the image this one replaced, unless something still uses it.
+  new=$("$DOCKER" image inspect --format '{{.Id}}' "$image")
+  if [ -n "$old" ] && [ "$old" != "$new" ]; then "$DOCKER" rmi "$old" >/dev/null 2>&1 || true; fi
+}
+
+make_busybox_rootfs() { # dir
+  local bb=$1
+  mkdir -p "$bb/bin" "$bb/etc" "$bb/tmp" "$bb/root" "$bb/home/agent/.claude" "$bb/usr/bin" "$bb/usr/local/bin"
+  cp /bin/busybox "$bb/bin/busybox"
+  # NB: the applet list contains "busybox" itself; linking it would replace the binary with a self-loop.
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$bb/bin/$a"; done
+  # Debian's busybox-static has no adduser/addgroup: write the files.
+  printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'agent:x:1000:1000:agent:/home/agent:/bin/sh' \
+    'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$bb/etc/passwd"
+  printf '%s\n' 'root:x:0:' 'agent:x:1000:' 'nogroup:x:65534:' >"$bb/etc/group"
+  chmod 1777 "$bb/tmp"
+  chmod 0700 "$bb/root"
+  # .claude exists (owned by the agent) so a fresh named volume mounted there is copied up as 1000:1000.
+  chown -R 1000:1000 "$bb/home/agent"
+  chmod 0755 "$bb/home/agent"
+}
+
+t0=$(date +%s.%N)
+make_busybox_rootfs "$R/bb"
+
+if want "$BUSYBOX_IMAGE"; then
+  import_dir "$R/bb" "$BUSYBOX_IMAGE" '["/bin/sh"]'
+  echo "base-images: built $BUSYBOX_IMAGE"
+else
+  echo "base-images: $BUSYBOX_IMAGE exists (FORCE=1 rebuilds it)"
+fi
+
+if want "$NODE_IMAGE"; then
+  cp -a "$R/bb" "$R/node"
+  cp "$NODE_BIN" "$R/node/usr/bin/node"
+  # Claude Code's Bash tool refuses busybox sh ("No suitable shell found"): it needs a real bash.
+  rm -f "$R/node/bin/bash"
+  cp /bin/bash "$R/node/bin/bash"
+  for lib in $(ldd "$NODE_BIN" /bin/bash ${EXTRA_LDD:-} | grep -o '/[^ :]*\.so[^ :]*' | sort -u); do
+    mkdir -p "$R/node$(dirname "$lib")"
+    cp -L "$lib" "$R/node$lib"
+  done
+  # librt is needed by the claude native binary; harmless otherwise.
+  for librt in /lib/x86_64-linux-gnu/librt.so.1 /usr/lib/x86_64-linux-gnu/librt.so.1; do
+    if [ -e "$librt" ]; then
+      mkdir -p "$R/node$(dirname "$librt")"
+      cp -L "$librt" "$R/node$librt"
+      break
+    fi
+  done
+  import_dir "$R/node" "$NODE_IMAGE" '["/usr/bin/node"]'
+  echo "base-images: built $NODE_IMAGE"
+else
+  echo "base-images: $NODE_IMAGE exists (FORCE=1 rebuilds it)"
+fi
+
+# Smoke tests: as uid 1000, no network, never pulling (both images are local by now).
+out=$("$DOCKER" run --rm --network none -u 1000:1000 "$BUSYBOX_IMAGE" sh -c 'echo "uid=$(id -u) home=$(awk -F: "\$3==1000{print \$6}" /etc/passwd)"')
+[ "$out" = "uid=1000 home=/home/agent" ] || die "$BUSYBOX_IMAGE smoke test printed: $out"
+echo "base-images: $BUSYBOX_IMAGE ok ($out)"
+out=$("$DOCKER" run --rm --network none -u 1000:1000 "$NODE_IMAGE" node -e 'console.log(process.version, process.getuid())')
+case "$out" in v*" 1000") ;; *) die "$NODE_IMAGE smoke test printed: $out" ;; esac
+out2=$("$DOCKER" run --rm --network none -u 1000:1000 "$NODE_IMAGE" bash -c 'echo "bash $BASH_VERSION"')
+echo "base-images: $NODE_IMAGE ok (node $out, $out2)"
+awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "base-images: done in %.1fs\n", b - a }'
