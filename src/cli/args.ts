@@ -1,0 +1,61 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { AppError } from '../errors.js';
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+export interface Parsed {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
+/** util.parseArgs with usage errors that name the command; `--` ends options (e.g. `group add -- -bad`). */
+export function parse(command: string, argv: string[], options: Options, positionals: { min: number; max: number; names: string }): Parsed {
+  let parsed: Parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true }) as Parsed;
+  } catch (error) {
+    throw new UsageError(`${command}: ${(error as Error).message}. Run 'agent-dispatch ${command} --help'.`);
+  }
+  const count = parsed.positionals.length;
+  if (count < positionals.min || count > positionals.max) {
+    throw new UsageError(`usage: agent-dispatch ${command} ${positionals.names}`);
+  }
+  return parsed;
+}
+
+export function str(parsed: Parsed, key: string): string | undefined {
+  const v = parsed.values[key];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function list(parsed: Parsed, key: string): string[] {
+  const v = parsed.values[key];
+  return Array.isArray(v) ? v : [];
+}
+
+export function int(parsed: Parsed, key: string, flag = `--${key}`): number | undefined {
+  const v = str(parsed, key);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new UsageError(`${flag} must be a whole number (got '${v}')`);
+  return n;
+}
+
+export function num(parsed: Parsed, key: string, flag = `--${key}`): number | undefined {
+  const v = str(parsed, key);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`${flag} must be a number (got '${v}')`);
+  return n;
+}
+
+export function fail(message: string): never {
+  throw new AppError('INVALID_INPUT', message);
+}

@@ -1,0 +1,188 @@
+import { addAgent, removeAgent, updateAgent, requireAgent, validateBudget, type AgentPatch } from '../../core/agents.js';
+import { isClearSentinel, parseCsv } from '../../core/validate.js';
+import { readConfig } from '../../config/store.js';
+import { directoryHealth } from '../../project/detect.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AgentConfig } from '../../config/schema.js';
+import { fail, int, num, parse, str } from '../args.js';
+import { out, style, warn } from '../output.js';
+
+const AGENT_OPTIONS = {
+  description: { type: 'string', short: 'd' },
+  timeout: { type: 'string' },
+  model: { type: 'string' },
+  'max-budget': { type: 'string' },
+  'max-budget-usd': { type: 'string' },
+  'permission-mode': { type: 'string' },
+  'allowed-tools': { type: 'string' },
+  'disallowed-tools': { type: 'string' },
+  capabilities: { type: 'string' },
+  'risky-capabilities': { type: 'string' },
+  policy: { type: 'string' },
+} as const;
+
+function budgetOption(parsed: ReturnType<typeof parse>): number | undefined {
+  return num(parsed, 'max-budget-usd', '--max-budget-usd') ?? num(parsed, 'max-budget', '--max-budget');
+}
+
+function healthLabel(dir: string): string {
+  const h = directoryHealth(dir);
+  return h === true ? style.green('OK') : h === false ? style.red('NOT FOUND') : style.red('UNREADABLE');
+}
+
+export async function addCommand(argv: string[]): Promise<number> {
+  const p = parse('add', argv, AGENT_OPTIONS, { min: 2, max: 2, names: 'NAME DIRECTORY' });
+  const [name, directory] = p.positionals as [string, string];
+  const timeout = int(p, 'timeout') ?? 300;
+  if (timeout < 1) fail(`--timeout must be a positive number of seconds (got ${timeout}).`);
+  const budget = budgetOption(p);
+  if (budget !== undefined && budget < 0) fail(`--max-budget must be >= 0 (got ${budget}); use 0 to clear the limit.`);
+  const description = str(p, 'description');
+  const csv = (key: string) => (str(p, key) === undefined ? undefined : parseCsv(str(p, key)!));
+  const tools = (key: string) => {
+    const items = csv(key);
+    return items && items.length > 0 ? items : undefined;
+  };
+  const { agent, warnings } = await addAgent({
+    name,
+    directory,
+    description,
+    timeout,
+    max_budget_usd: budget,
+    model: str(p, 'model'),
+    permission_mode: str(p, 'permission-mode'),
+    allowed_tools: tools('allowed-tools'),
+    disallowed_tools: tools('disallowed-tools'),
+    capabilities: csv('capabilities'),
+    risky_capabilities: csv('risky-capabilities'),
+    policy: str(p, 'policy'),
+  });
+  for (const w of warnings) warn(w);
+  if (!description) out(`Auto-generated description: ${agent.description}`);
+  out(`Added agent '${name}' -> ${agent.directory} (policy: ${agent.policy})`);
+  return 0;
+}
+
+export async function updateCommand(argv: string[]): Promise<number> {
+  const p = parse('update', argv, AGENT_OPTIONS, { min: 1, max: 1, names: 'NAME [OPTIONS]' });
+  const name = p.positionals[0]!;
+  const patch: AgentPatch = {};
+  const timeout = int(p, 'timeout');
+  if (timeout !== undefined) {
+    if (timeout < 1) fail(`--timeout must be a positive number of seconds (got ${timeout}).`);
+    patch.timeout = timeout;
+  }
+  const budget = budgetOption(p);
+  if (budget !== undefined) {
+    if (budget < 0) fail(`--max-budget must be >= 0 (got ${budget}); use 0 to clear the limit.`);
+    validateBudget(budget);
+    patch.max_budget_usd = budget === 0 ? null : budget;
+  }
+  const description = str(p, 'description');
+  if (description !== undefined) patch.description = description;
+  const clearable = (key: string) => {
+    const v = str(p, key);
+    return v === undefined ? undefined : isClearSentinel(v) ? null : v.trim();
+  };
+  const model = clearable('model');
+  if (model !== undefined) patch.model = model;
+  const mode = clearable('permission-mode');
+  if (mode !== undefined) patch.permission_mode = mode;
+  for (const [flag, key] of [
+    ['allowed-tools', 'allowed_tools'],
+    ['disallowed-tools', 'disallowed_tools'],
+  ] as const) {
+    const v = str(p, flag);
+    if (v !== undefined) patch[key] = isClearSentinel(v) ? null : parseCsv(v);
+  }
+  for (const [flag, key] of [
+    ['capabilities', 'capabilities'],
+    ['risky-capabilities', 'risky_capabilities'],
+  ] as const) {
+    const v = str(p, flag);
+    if (v !== undefined) patch[key] = isClearSentinel(v) ? [] : parseCsv(v);
+  }
+  const policy = str(p, 'policy');
+  if (policy !== undefined) patch.policy = policy;
+  if (Object.keys(patch).length === 0) fail('Nothing to update. Pass at least one option (see --help).');
+  const { fields, warnings } = await updateAgent(name, patch);
+  for (const w of warnings) warn(w);
+  out(`Updated agent '${name}': ${fields.join(', ')}`);
+  return 0;
+}
+
+export async function removeCommand(argv: string[]): Promise<number> {
+  const p = parse('remove', argv, {}, { min: 1, max: 1, names: 'NAME' });
+  const name = p.positionals[0]!;
+  await removeAgent(name);
+  out(`Removed agent '${name}'.`);
+  return 0;
+}
+
+function toolsLine(label: string, tools: string[] | null | undefined): string | undefined {
+  if (tools === null || tools === undefined) return undefined;
+  return `    ${label}: ${tools.length === 0 ? '(none)' : tools.join(', ')}`;
+}
+
+export function listCommand(argv: string[]): number {
+  parse('list', argv, {}, { min: 0, max: 0, names: '' });
+  const config = readConfig();
+  const entries = Object.entries(config.agents);
+  if (entries.length === 0) {
+    out('No agents configured. Run: agent-dispatch add <name> <directory>');
+    return 0;
+  }
+  for (const [name, agent] of entries) {
+    out(`  ${style.bold(name)} [${healthLabel(agent.directory)}]`);
+    out(`    dir:  ${agent.directory}`);
+    out(`    desc: ${agent.description}`);
+    const extras: string[] = [];
+    if (agent.timeout !== 300) extras.push(`timeout=${agent.timeout}s`);
+    if (agent.model) extras.push(`model=${agent.model}`);
+    if (agent.max_budget_usd) extras.push(`budget=$${formatNumber(agent.max_budget_usd)}`);
+    if (extras.length > 0) out(`    config: ${extras.join(', ')}`);
+    out(`    policy: ${agent.policy}`);
+    if (agent.permission_mode) out(`    permission_mode: ${agent.permission_mode}`);
+    for (const line of [toolsLine('allowed_tools', agent.allowed_tools), toolsLine('disallowed_tools', agent.disallowed_tools)]) if (line) out(line);
+    if (agent.capabilities.length) out(`    capabilities: ${agent.capabilities.join(', ')}`);
+    if (agent.risky_capabilities.length) out(`    risky_capabilities: ${agent.risky_capabilities.join(', ')}`);
+    out();
+  }
+  return 0;
+}
+
+/** Python prints floats as 2.0; keep that for budgets so output stays familiar. */
+export function formatNumber(value: number): string {
+  return Number.isInteger(value) ? value.toFixed(1) : String(value);
+}
+
+function triState(tools: string[] | null | undefined): string {
+  if (tools === null || tools === undefined) return '(inherit defaults)';
+  return tools.length === 0 ? '(none — explicit override)' : tools.join(', ');
+}
+
+export function describeCommand(argv: string[]): number {
+  const p = parse('describe', argv, {}, { min: 1, max: 1, names: 'NAME' });
+  const name = p.positionals[0]!;
+  const config = readConfig();
+  const agent: AgentConfig = requireAgent(config, name, `Run 'agent-dispatch list' to see agents.`);
+  const row = (label: string, value: string) => out(`  ${`${label}:`.padEnd(18)}${value}`);
+  out(`${style.bold(name)} [${healthLabel(agent.directory)}]`);
+  row('directory', agent.directory);
+  row('description', agent.description);
+  row('timeout', `${agent.timeout}s`);
+  if (agent.model) row('model', agent.model);
+  if (agent.max_budget_usd) row('max_budget_usd', `$${formatNumber(agent.max_budget_usd)}`);
+  if (agent.permission_mode) row('permission_mode', agent.permission_mode);
+  if (agent.capabilities.length) row('capabilities', agent.capabilities.join(', '));
+  if (agent.risky_capabilities.length) row('risky_caps', agent.risky_capabilities.join(', '));
+  row('allowed_tools', triState(agent.allowed_tools));
+  row('disallowed_tools', triState(agent.disallowed_tools));
+  row('policy', `${agent.policy}  (agent-dispatch policy check --agent ${name})`);
+  if (directoryHealth(agent.directory) === true) {
+    const files = ['CLAUDE.md', '.mcp.json', 'README.md', 'pyproject.toml', 'package.json'].filter((f) => existsSync(join(agent.directory, f)));
+    row('project files', files.length ? files.join(', ') : '(none)');
+  }
+  return 0;
+}

@@ -1,0 +1,145 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { configPath } from '../../config/paths.js';
+import { describeConfigProblem, loadConfig } from '../../config/load.js';
+import { unknownGroupMembers, type DispatchConfig } from '../../config/schema.js';
+import { resolveAgentPolicy } from '../../policy/resolve.js';
+import { directoryHealth } from '../../project/detect.js';
+import { createEngine, type Engine } from '../../sandbox/engine.js';
+import { describeError } from '../../errors.js';
+import { parse } from '../args.js';
+import { which } from '../which.js';
+import { out, style } from '../output.js';
+
+type Status = 'OK' | 'WARN' | 'FAIL';
+
+class Report {
+  issues = 0;
+  warnings = 0;
+
+  section(title: string): void {
+    out();
+    out(style.bold(title));
+  }
+
+  line(status: Status, message: string, ...next: string[]): void {
+    if (status === 'FAIL') this.issues++;
+    if (status === 'WARN') this.warnings++;
+    const tag = status === 'OK' ? style.green('[OK]') : status === 'WARN' ? style.yellow('[WARN]') : style.red('[FAIL]');
+    out(`  ${tag} ${message}`);
+    for (const n of next) out(`         ${n}`);
+  }
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+export async function doctorCommand(argv: string[], engine: Engine = createEngine()): Promise<number> {
+  parse('doctor', argv, {}, { min: 0, max: 0, names: '' });
+  const r = new Report();
+
+  r.section('Environment');
+  const claude = which('claude');
+  if (claude) r.line('OK', `claude CLI: ${claude}`);
+  else r.line('FAIL', 'claude CLI not found on PATH', 'Install Claude Code: https://docs.anthropic.com/en/docs/claude-code');
+  if (!which('agent-dispatch')) r.line('WARN', 'agent-dispatch not on PATH (MCP server still works via absolute path)');
+
+  r.section('Docker');
+  let engineUp = false;
+  try {
+    const info = await engine.info();
+    engineUp = true;
+    r.line('OK', `Docker engine reachable: server ${info.version} (API ${info.apiVersion})`);
+  } catch (error) {
+    r.line('FAIL', describeError(error), 'Start the Docker engine (or set DOCKER_HOST); every dispatch runs in a container.');
+  }
+
+  r.section('Config');
+  const path = configPath();
+  const load = loadConfig(path);
+  let config: DispatchConfig | undefined;
+  if (load.kind === 'missing') {
+    r.line('WARN', `Config not found: ${path}`, 'Run: agent-dispatch init');
+  } else if (load.kind === 'invalid') {
+    const title = { schema: 'Config schema invalid', yaml: 'Config not valid YAML', encoding: 'Config is not valid UTF-8', unreadable: 'Config could not be read' }[load.problem];
+    r.line('FAIL', title, describeConfigProblem(load), ...(load.problem === 'encoding' ? ['Re-save the file as UTF-8.'] : []));
+  } else {
+    config = load.config;
+    r.line('OK', `Config: ${path} (${plural(Object.keys(config.agents).length, 'agent')})`);
+  }
+
+  r.section('MCP registration');
+  if (!claude) r.line('WARN', 'Skipped (claude CLI missing)');
+  else checkRegistration(r, claude);
+
+  r.section('Agents');
+  const images = new Set<string>();
+  if (!config) r.line('WARN', 'Skipped (no usable config)');
+  else if (Object.keys(config.agents).length === 0) r.line('WARN', 'No agents configured. Add one: agent-dispatch add <name> <directory>');
+  else for (const name of Object.keys(config.agents)) checkAgent(r, config, name, images);
+
+  r.section('Agent images');
+  if (!engineUp) r.line('WARN', 'Skipped (Docker engine not reachable)');
+  else if (images.size === 0) r.line('WARN', 'No agent with a valid policy, so no image to check');
+  for (const image of engineUp ? images : []) {
+    try {
+      if (await engine.imageExists(image)) r.line('OK', `${image} present`);
+      else r.line('FAIL', `${image} is not present locally (agent-dispatch never pulls images)`, 'Build the agent image on this machine before dispatching.');
+    } catch (error) {
+      r.line('FAIL', describeError(error));
+    }
+  }
+
+  r.section('Groups');
+  if (config) checkGroups(r, config);
+
+  r.section('Summary');
+  if (r.issues === 0 && r.warnings === 0) out(style.green('  All checks passed.'));
+  else out(`  ${plural(r.issues, 'issue')}, ${plural(r.warnings, 'warning')}`);
+  return r.issues > 0 ? 1 : 0;
+}
+
+function checkRegistration(r: Report, claude: string): void {
+  const result = spawnSync(claude, ['mcp', 'list'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (result.error && (result.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') {
+    r.line('WARN', 'Could not check MCP registration: claude mcp list timed out');
+  } else if (result.error) {
+    r.line('WARN', `Could not check MCP registration: ${describeError(result.error)}`);
+  } else if (result.status === 0 && /^agent-dispatch[:\s]/m.test(result.stdout)) {
+    r.line('OK', 'agent-dispatch is registered with Claude Code');
+  } else {
+    r.line('WARN', 'agent-dispatch is not registered with Claude Code', 'Run: agent-dispatch init');
+  }
+}
+
+function checkAgent(r: Report, config: DispatchConfig, name: string, images: Set<string>): void {
+  const agent = config.agents[name]!;
+  const health = directoryHealth(agent.directory);
+  if (health === false) r.line('FAIL', `${name}: directory missing - ${agent.directory}`);
+  else if (health === 'UNREADABLE') r.line('FAIL', `${name}: directory unreadable - ${agent.directory}`);
+  else {
+    const files = ['CLAUDE.md', '.mcp.json'].filter((f) => existsSync(join(agent.directory, f)));
+    r.line('OK', `${name}: ${agent.directory}${files.length ? ` [${files.join(', ')}]` : ''}`);
+  }
+  const report = resolveAgentPolicy(config, name);
+  const errors = report.findings.filter((f) => f.severity === 'error');
+  if (report.load.kind !== 'ok') r.line('FAIL', `${name}: policy '${agent.policy}' unusable`, errors[0]?.message ?? '');
+  else if (errors.length > 0) r.line('FAIL', `${name}: policy '${agent.policy}' has ${plural(errors.length, 'error')}: ${errors.map((e) => e.code).join(', ')}`, `Run: agent-dispatch policy check --agent ${name}`);
+  else r.line('OK', `${name}: policy '${agent.policy}' valid`);
+  if (report.load.kind === 'ok') images.add(report.load.policy.image);
+}
+
+function checkGroups(r: Report, config: DispatchConfig): void {
+  const groups = Object.entries(config.groups);
+  if (groups.length === 0) {
+    r.line('OK', 'No groups configured');
+    return;
+  }
+  const recreate = (g: string) => `Fix by recreating: agent-dispatch group remove ${g} && agent-dispatch group add ${g} --member ... (or edit agents.yaml)`;
+  for (const [name, group] of groups) {
+    const unknown = unknownGroupMembers(config, group);
+    if (unknown.length > 0) r.line('FAIL', `${name}: unknown member(s): ${unknown.join(', ')}`, recreate(name));
+    else if (group.members.length === 0) r.line('WARN', `${name}: no members configured`, recreate(name));
+    else r.line('OK', `${name}: ${plural(group.members.length, 'member')}`);
+  }
+}

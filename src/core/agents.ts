@@ -1,0 +1,157 @@
+import { statSync } from 'node:fs';
+import { AppError, describeError } from '../errors.js';
+import { expandDirectory } from '../config/paths.js';
+import { mutateConfig } from '../config/store.js';
+import { agentSchema, permissionModeWarning, type AgentConfig, type DispatchConfig } from '../config/schema.js';
+import { describePolicyProblem, loadPolicy } from '../policy/load.js';
+import { autoDescribe } from '../project/detect.js';
+import { validateName } from './validate.js';
+
+export interface NewAgent {
+  name: string;
+  directory: string;
+  description?: string | undefined;
+  timeout?: number | undefined;
+  max_budget_usd?: number | undefined;
+  model?: string | undefined;
+  permission_mode?: string | undefined;
+  allowed_tools?: string[] | undefined;
+  disallowed_tools?: string[] | undefined;
+  capabilities?: string[] | undefined;
+  risky_capabilities?: string[] | undefined;
+  policy?: string | undefined;
+}
+
+/** `undefined` leaves a field alone; `null` clears it back to inheriting. */
+export interface AgentPatch {
+  description?: string;
+  timeout?: number;
+  max_budget_usd?: number | null;
+  model?: string | null;
+  permission_mode?: string | null;
+  allowed_tools?: string[] | null;
+  disallowed_tools?: string[] | null;
+  capabilities?: string[];
+  risky_capabilities?: string[];
+  policy?: string;
+}
+
+export interface AgentChange {
+  agent: AgentConfig;
+  warnings: string[];
+}
+
+export function resolveAgentDirectory(directory: string): string {
+  let resolved: string;
+  try {
+    resolved = expandDirectory(directory);
+  } catch (error) {
+    throw new AppError('INVALID_INPUT', `Invalid directory '${directory}': ${describeError(error)}`);
+  }
+  let isDir = false;
+  try {
+    isDir = statSync(resolved).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir) throw new AppError('INVALID_INPUT', `Directory does not exist: ${resolved}`);
+  return resolved;
+}
+
+export function validateTimeout(timeout: number | undefined, label = 'timeout'): void {
+  if (timeout === undefined) return;
+  if (!Number.isInteger(timeout) || timeout < 0) {
+    throw new AppError('INVALID_INPUT', `${label} must be a positive number of seconds (got ${timeout}); pass 0 to keep the agent's current value.`);
+  }
+}
+
+export function validateBudget(budget: number | undefined, label = 'max_budget_usd'): void {
+  if (budget !== undefined && (!Number.isFinite(budget) || budget < 0)) {
+    throw new AppError('INVALID_INPUT', `${label} must be >= 0 (got ${budget}); 0 means no limit.`);
+  }
+}
+
+/** A policy ref must load and validate before an agent may point at it. */
+export function validatePolicyRef(ref: string): void {
+  const load = loadPolicy(ref);
+  if (load.kind !== 'ok') throw new AppError('POLICY_INVALID', describePolicyProblem(load));
+}
+
+export async function addAgent(input: NewAgent, configPath?: string): Promise<AgentChange> {
+  validateName(input.name);
+  const directory = resolveAgentDirectory(input.directory);
+  validateTimeout(input.timeout);
+  validateBudget(input.max_budget_usd);
+  if (input.policy) validatePolicyRef(input.policy);
+  const description = input.description || autoDescribe(directory);
+  const warning = permissionModeWarning(input.permission_mode);
+  const agent = agentSchema.parse({
+    directory,
+    description,
+    timeout: input.timeout || 300,
+    max_budget_usd: input.max_budget_usd || null,
+    model: input.model || null,
+    permission_mode: input.permission_mode || null,
+    allowed_tools: input.allowed_tools ?? null,
+    disallowed_tools: input.disallowed_tools ?? null,
+    capabilities: input.capabilities ?? [],
+    risky_capabilities: input.risky_capabilities ?? [],
+    policy: input.policy || 'default',
+  });
+  await mutateConfig((config) => {
+    if (input.name in config.agents) {
+      throw new AppError('AGENT_EXISTS', `Agent '${input.name}' already exists. Remove it first (agent-dispatch remove ${input.name}).`);
+    }
+    config.agents[input.name] = agent;
+  }, configPath);
+  return { agent, warnings: warning ? [warning] : [] };
+}
+
+export async function updateAgent(name: string, patch: AgentPatch, configPath?: string): Promise<{ fields: string[]; warnings: string[] }> {
+  validateTimeout(patch.timeout);
+  if (patch.policy !== undefined) validatePolicyRef(patch.policy);
+  const warnings: string[] = [];
+  const fields = await mutateConfig((config) => {
+    const agent = requireAgent(config, name, `Run 'agent-dispatch list' to see agents.`);
+    const changed: string[] = [];
+    const set = <K extends keyof AgentConfig>(key: K, value: AgentConfig[K] | undefined) => {
+      if (value === undefined) return;
+      agent[key] = value;
+      changed.push(key);
+    };
+    set('description', patch.description);
+    if (patch.timeout) set('timeout', patch.timeout);
+    set('max_budget_usd', patch.max_budget_usd);
+    set('model', patch.model);
+    if (patch.permission_mode !== undefined) {
+      const warning = permissionModeWarning(patch.permission_mode);
+      if (warning) warnings.push(warning);
+    }
+    set('permission_mode', patch.permission_mode);
+    set('allowed_tools', patch.allowed_tools);
+    set('disallowed_tools', patch.disallowed_tools);
+    set('capabilities', patch.capabilities);
+    set('risky_capabilities', patch.risky_capabilities);
+    set('policy', patch.policy);
+    if (changed.length === 0) throw new AppError('NOTHING_TO_UPDATE', 'Nothing to update. Pass at least one non-empty field.');
+    return changed;
+  }, configPath);
+  return { fields, warnings };
+}
+
+export async function removeAgent(name: string, configPath?: string): Promise<void> {
+  await mutateConfig((config) => {
+    if (!(name in config.agents)) {
+      const available = Object.keys(config.agents).join(', ') || '(none)';
+      throw new AppError('AGENT_NOT_FOUND', `Agent '${name}' not found. Available: ${available}`);
+    }
+    delete config.agents[name];
+  }, configPath);
+}
+
+export function requireAgent(config: DispatchConfig, name: string, next?: string): AgentConfig {
+  const agent = config.agents[name];
+  if (agent) return agent;
+  const available = Object.keys(config.agents).join(', ') || '(none configured)';
+  throw new AppError('AGENT_NOT_FOUND', next ? `Agent '${name}' not found. ${next}` : `Unknown agent: '${name}'. Available: ${available}`);
+}

@@ -1,0 +1,152 @@
+import { createHash } from 'node:crypto';
+
+/** The cacheable subset of a dispatch result (the dispatch issue defines the full shape). */
+export interface CacheableResult {
+  success: boolean;
+  denied_tools?: string[] | null;
+  budget_exceeded?: boolean | null;
+  [key: string]: unknown;
+}
+
+export interface CacheKeyParts {
+  agent: string;
+  task: string;
+  context?: string | null;
+  caller?: string | null;
+  goal?: string | null;
+  response_format?: string | null;
+  /**
+   * A digest of the agent's effective configuration (directory, policy, model, tools, budget). Changing
+   * the agent from another process (CLI) then misses the cache by itself — the original could not see that.
+   */
+  fingerprint?: string | null;
+}
+
+export interface CacheStats {
+  size: number;
+  max_size: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+  hit_rate: number;
+  ttl: number;
+}
+
+interface Entry {
+  storedAt: number;
+  agent: string;
+  result: CacheableResult;
+}
+
+/** In-memory TTL cache of clean dispatch results; FIFO eviction at capacity; hands out copies. */
+export class DispatchCache {
+  readonly ttl: number;
+  readonly maxSize: number;
+  private readonly entries = new Map<string, Entry>();
+  private hits = 0;
+  private misses = 0;
+  private evictions = 0;
+  private readonly now: () => number;
+
+  constructor(ttl: number, maxSize: number, now: () => number = () => performance.now() / 1000) {
+    this.ttl = ttl;
+    this.maxSize = maxSize;
+    this.now = now;
+  }
+
+  static key(parts: CacheKeyParts): string {
+    const canonical = {
+      agent: parts.agent,
+      caller: parts.caller ?? '',
+      context: parts.context ?? '',
+      fingerprint: parts.fingerprint ?? '',
+      goal: parts.goal ?? '',
+      response_format: parts.response_format ?? '',
+      task: parts.task,
+    };
+    return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+  }
+
+  get(parts: CacheKeyParts): CacheableResult | undefined {
+    const key = DispatchCache.key(parts);
+    const entry = this.entries.get(key);
+    if (!entry || this.expired(entry)) {
+      if (entry) this.entries.delete(key);
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    return structuredClone(entry.result);
+  }
+
+  /** Only clean successes are stored: no failures, no denied tools, no budget overrun. */
+  put(parts: CacheKeyParts, result: CacheableResult): boolean {
+    if (!result.success || (result.denied_tools && result.denied_tools.length > 0) || result.budget_exceeded) return false;
+    const key = DispatchCache.key(parts);
+    if (!this.entries.has(key) && this.entries.size >= this.maxSize) {
+      let oldestKey: string | undefined;
+      let oldest = Infinity;
+      for (const [k, e] of this.entries) {
+        if (e.storedAt < oldest) {
+          oldest = e.storedAt;
+          oldestKey = k;
+        }
+      }
+      if (oldestKey !== undefined) {
+        this.entries.delete(oldestKey);
+        this.evictions++;
+      }
+    }
+    this.entries.delete(key);
+    this.entries.set(key, { storedAt: this.now(), agent: parts.agent, result: structuredClone(result) });
+    return true;
+  }
+
+  invalidateAgent(agent: string): number {
+    let removed = 0;
+    for (const [k, e] of this.entries) {
+      if (e.agent === agent) {
+        this.entries.delete(k);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  evictExpired(): number {
+    let removed = 0;
+    for (const [k, e] of this.entries) {
+      if (this.expired(e)) {
+        this.entries.delete(k);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  clear(): number {
+    const count = this.entries.size;
+    this.entries.clear();
+    this.hits = 0;
+    this.misses = 0;
+    this.evictions = 0;
+    return count;
+  }
+
+  stats(): CacheStats {
+    const lookups = this.hits + this.misses;
+    return {
+      size: this.entries.size,
+      max_size: this.maxSize,
+      hits: this.hits,
+      misses: this.misses,
+      evictions: this.evictions,
+      hit_rate: lookups === 0 ? 0 : Math.round((this.hits / lookups) * 1000) / 1000,
+      ttl: this.ttl,
+    };
+  }
+
+  private expired(entry: Entry): boolean {
+    return this.now() - entry.storedAt > this.ttl;
+  }
+}

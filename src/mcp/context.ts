@@ -1,0 +1,38 @@
+import { configPath as defaultConfigPath, stateDir } from '../config/paths.js';
+import { loadConfig, requireConfig } from '../config/load.js';
+import type { DispatchConfig } from '../config/schema.js';
+import { DispatchCache } from '../core/cache.js';
+
+/** What the tool handlers share. Config is re-read on every call, so new agents appear without a restart. */
+export class ServerContext {
+  private cache: DispatchCache | undefined;
+
+  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+
+  configPath(): string {
+    return defaultConfigPath(this.env);
+  }
+
+  configDir(): string {
+    return stateDir(this.env);
+  }
+
+  config(): DispatchConfig {
+    return requireConfig(loadConfig(this.configPath()));
+  }
+
+  /** The live cache, re-created (emptied) when ttl or max_size change; undefined when caching is off. */
+  cacheFor(config: DispatchConfig): DispatchCache | undefined {
+    const settings = config.settings.cache;
+    if (!settings.enabled) return undefined;
+    if (!this.cache || this.cache.ttl !== settings.ttl || this.cache.maxSize !== settings.max_size) {
+      this.cache = new DispatchCache(settings.ttl, settings.max_size);
+    }
+    return this.cache;
+  }
+
+  /** Drop an agent's cached results after a config change, without re-reading a config that may be broken. */
+  invalidateAgent(name: string): void {
+    this.cache?.invalidateAgent(name);
+  }
+}

@@ -1,0 +1,43 @@
+import { z } from 'zod';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { AppError } from '../../errors.js';
+import { requireAgent } from '../../core/agents.js';
+import { inspectAgentView, listAgentsView } from '../../core/views.js';
+import { guarded, jsonResult } from '../envelope.js';
+import type { ServerContext } from '../context.js';
+
+export function registerAgentReadTools(server: McpServer, ctx: ServerContext): void {
+  server.registerTool(
+    'list_agents',
+    {
+      description:
+        'List configured agents: directory, description, health, detected MCP servers / stacks / databases, permission settings, and the sandbox policy each one runs under (with a one-line summary).',
+      inputSchema: {},
+    },
+    () =>
+      guarded('list_agents', () => {
+        const config = ctx.config();
+        if (Object.keys(config.agents).length === 0) {
+          throw new AppError('AGENT_NOT_FOUND', 'No agents configured. Run: agent-dispatch add <name> <directory>');
+        }
+        return jsonResult(listAgentsView(config, ctx.configDir()));
+      }),
+  );
+
+  server.registerTool(
+    'inspect_agent',
+    {
+      description:
+        'Detailed, cheap lookup of one agent (no subprocess): config, sandbox policy, health, MCP servers, stacks, databases, and previews of CLAUDE.md and README.md.',
+      inputSchema: {
+        name: z.string().describe('Agent name'),
+        preview_lines: z.number().int().default(40).describe('Lines of CLAUDE.md / README.md to preview (0-200; 0 = none)'),
+      },
+    },
+    ({ name, preview_lines }) =>
+      guarded('inspect_agent', () => {
+        const config = ctx.config();
+        return jsonResult(inspectAgentView(name, requireAgent(config, name), preview_lines, ctx.configDir()));
+      }),
+  );
+}

@@ -1,0 +1,38 @@
+import { z } from 'zod';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { AppError } from '../../errors.js';
+import { requireGroup } from '../../core/groups.js';
+import { inspectGroupView, listGroupsView } from '../../core/views.js';
+import { guarded, jsonResult } from '../envelope.js';
+import type { ServerContext } from '../context.js';
+
+export function registerGroupTools(server: McpServer, ctx: ServerContext): void {
+  server.registerTool(
+    'list_groups',
+    {
+      description: 'List agent groups: description, whether shared context is set, and members (with use_for hints and health; unknown members flagged).',
+      inputSchema: {},
+    },
+    () =>
+      guarded('list_groups', () => {
+        const config = ctx.config();
+        if (Object.keys(config.groups).length === 0) {
+          throw new AppError('GROUP_NOT_FOUND', 'No groups configured. Create one: agent-dispatch group add <name>');
+        }
+        return jsonResult(listGroupsView(config));
+      }),
+  );
+
+  server.registerTool(
+    'inspect_group',
+    {
+      description: "One group in full: description, shared_context text, and each member's directory, description and health.",
+      inputSchema: { name: z.string().describe('Group name') },
+    },
+    ({ name }) =>
+      guarded('inspect_group', () => {
+        const config = ctx.config();
+        return jsonResult(inspectGroupView(config, name, requireGroup(config, name)));
+      }),
+  );
+}
