@@ -23,6 +23,7 @@ export interface CompileInput {
 }
 
 export interface EffectiveMount {
+  kind: 'bind' | 'volume' | 'tmpfs';
   source: string;
   target: string;
   mode: 'ro' | 'rw' | 'overlay';
@@ -97,7 +98,7 @@ export function compileSandbox(input: CompileInput): CompiledSandbox {
       NanoCpus: Math.round(policy.resources.cpus * 1e9),
       Ulimits: [{ Name: 'nofile', Soft: policy.resources.nofile, Hard: policy.resources.nofile }],
       Tmpfs: tmpfs(input, user, memory),
-      Mounts: mounts.filter((m) => m.mode !== 'overlay').map((m) => toMountSpec(m, input.agentName)),
+      Mounts: mounts.filter((m) => m.kind !== 'tmpfs').map((m) => toMountSpec(m, input.agentName)),
       Devices: [],
       Init: true,
       AutoRemove: false,
@@ -128,34 +129,36 @@ function effectiveMounts(input: CompileInput): EffectiveMount[] {
   const dir = input.agent.directory;
   const mounts: EffectiveMount[] = [];
   if (input.policy.repo === 'overlay') {
-    mounts.push({ source: dir, target: layout.OVERLAY_LOWER_DIR, mode: 'ro', what: 'repo (overlay lower layer)' });
-    mounts.push({ source: '(private tmpfs)', target: dir, mode: 'overlay', what: 'repo (writable copy; host untouched)' });
+    mounts.push({ kind: 'bind', source: dir, target: layout.OVERLAY_LOWER_DIR, mode: 'ro', what: 'repo (overlay lower layer)' });
+    mounts.push({ kind: 'tmpfs', source: '(private tmpfs)', target: dir, mode: 'overlay', what: 'repo (writable copy; host untouched)' });
   } else {
-    mounts.push({ source: dir, target: dir, mode: input.policy.repo, what: 'repo' });
+    mounts.push({ kind: 'bind', source: dir, target: dir, mode: input.policy.repo, what: 'repo' });
   }
   for (const m of input.policy.mounts) {
     const source = expandHome(m.source);
-    mounts.push({ source, target: m.target ?? source, mode: m.mode, what: 'extra mount' });
+    mounts.push({ kind: 'bind', source, target: m.target ?? source, mode: m.mode, what: 'extra mount' });
   }
   mounts.push({
+    kind: 'volume',
     source: layout.claudeStateVolume(input.agentName),
     target: layout.CLAUDE_CONFIG_DIR,
     mode: 'rw',
-    what: 'Claude session state (named volume)',
+    what: 'Claude session state',
   });
   if (input.policy.network.mode === 'gateway') {
     mounts.push({
+      kind: 'volume',
       source: layout.gatewayVolume(input.agentName),
       target: layout.GATEWAY_SOCKET_DIR,
       mode: 'ro',
-      what: 'egress gateway socket (named volume)',
+      what: 'egress gateway socket',
     });
   }
   return mounts;
 }
 
 function toMountSpec(m: EffectiveMount, agentName: string): MountSpec {
-  if (m.what.includes('named volume')) {
+  if (m.kind === 'volume') {
     const Labels = { [`${layout.LABEL_PREFIX}.agent`]: agentName };
     return { Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.mode === 'ro', VolumeOptions: { Labels } };
   }

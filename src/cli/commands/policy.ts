@@ -120,7 +120,7 @@ function printResult(r: CheckResult): void {
   if (r.compiled) {
     const c = r.compiled;
     out('  mounts:');
-    for (const m of c.mounts) out(`    ${m.mode.padEnd(7)} ${m.source} -> ${m.target}  (${m.what})`);
+    for (const m of c.mounts) out(`    ${m.mode.padEnd(7)} ${m.kind.padEnd(6)} ${m.source} -> ${m.target}  (${m.what})`);
     out(`  env names:   ${c.envNames.join(', ')}`);
   } else {
     out(`  repo:        ${policy.repo} at the agent's own path`);
