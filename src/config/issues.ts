@@ -16,6 +16,10 @@ function formatIssue(issue: z.core.$ZodIssue, knownKeys: (path: PropertyKey[]) =
       })
       .join('; ');
   }
+  if (issue.code === 'invalid_key') {
+    // A record key that failed its own schema (an agent or group name, an env name): say why, not "Invalid key in record".
+    return `${where}: ${issue.issues.map((inner) => inner.message).join('; ') || issue.message}`;
+  }
   if (issue.code === 'invalid_type') {
     const got = describeInput(issue.input);
     return `${where}: expected ${issue.expected}, got ${got}`;
@@ -30,6 +34,9 @@ function describeInput(input: unknown): string {
   if (typeof input === 'object') return 'a mapping';
   return `${typeof input} ${JSON.stringify(input)}`;
 }
+
+/** Parse options for user files: issues carry their input, so "got string \"abc\"" can be said. */
+export const PARSE_OPTIONS = { reportInput: true } as const;
 
 /** The known key within edit distance 3 of `key`, if any. */
 export function closest(key: string, candidates: string[]): string | undefined {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { AppError, describeError } from '../errors.js';
 import { configPath } from './paths.js';
-import { formatIssues } from './issues.js';
+import { formatIssues, PARSE_OPTIONS } from './issues.js';
 import {
   agentSchema,
   cacheSettingsSchema,
@@ -52,7 +52,7 @@ export function loadConfig(path: string = configPath()): ConfigLoad {
   }
   const parsed = parseYaml(text);
   if (!parsed.ok) return { kind: 'invalid', path, problem: 'yaml', detail: parsed.detail };
-  const result = configSchema.safeParse(parsed.value ?? {});
+  const result = configSchema.safeParse(parsed.value ?? {}, PARSE_OPTIONS);
   if (!result.success) {
     return { kind: 'invalid', path, problem: 'schema', detail: formatIssues(result.error.issues, knownKeysAt) };
   }

@@ -32,7 +32,7 @@ export function lintPolicy(policy: Policy, context: LintContext = {}): Finding[]
   const home = normalize(context.home ?? homedir());
   const findings: Finding[] = [];
   for (const mount of policy.mounts) {
-    findings.push(...lintPath(normalize(safeExpand(mount.source)), home, `mounts: ${mount.source}`));
+    findings.push(...lintPath(normalize(safeExpand(mount.source, home)), home, `mounts: ${mount.source}`));
     if (mount.target && SOCKET.test(mount.target)) findings.push(socketFinding(`mounts: target ${mount.target}`));
     if (mount.mode === 'rw') {
       findings.push({ severity: 'warning', code: 'mount-rw', message: `mounts: ${mount.source} is writable from the sandbox`, fix: 'Use mode: ro unless the agent must write there.' });
@@ -147,7 +147,9 @@ function normalize(path: string): string {
   return path.length > 1 ? path.replace(/\/+$/, '') : path;
 }
 
-function safeExpand(path: string): string {
+/** `~` and `~/...` are the linted user's home (the context's, so a check run for another home is consistent). */
+function safeExpand(path: string, home: string): string {
+  if (path === '~' || path.startsWith('~/')) return home + path.slice(1);
   try {
     return expandHome(path);
   } catch {

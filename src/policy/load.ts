@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatIssues } from '../config/issues.js';
+import { formatIssues, PARSE_OPTIONS } from '../config/issues.js';
 import { parseYaml } from '../config/load.js';
 import { expandHome, stateDir } from '../config/paths.js';
 import { describeError } from '../errors.js';
@@ -67,7 +67,7 @@ export function loadPolicyFile(source: PolicySource): PolicyLoad {
   }
   const parsed = parseYaml(text);
   if (!parsed.ok) return { kind: 'invalid', source, detail: `not valid YAML: ${parsed.detail}` };
-  const result = policySchema.safeParse(parsed.value ?? {});
+  const result = policySchema.safeParse(parsed.value ?? {}, PARSE_OPTIONS);
   if (!result.success) return { kind: 'invalid', source, detail: formatIssues(result.error.issues, policyKeysAt) };
   return { kind: 'ok', source, policy: result.data, hash: policyHash(result.data) };
 }

@@ -25,7 +25,7 @@ export function effectiveTools(agent: AgentConfig, settings: Settings, policy: P
   let permissionMode: PermissionMode | undefined;
   if (requested === undefined) {
     permissionMode = cap === 'default' ? undefined : RANK[cap]! < RANK['default']! ? cap : undefined;
-  } else if (!(requested in RANK)) {
+  } else if (!Object.hasOwn(RANK, requested)) {
     permissionMode = cap;
     notes.push(`permission_mode '${requested}' is unknown; the policy's '${cap}' is used`);
   } else if (RANK[requested]! > RANK[cap]!) {
@@ -70,5 +70,5 @@ function unique(values: string[]): string[] {
 }
 
 export function permissionRank(mode: string): number | undefined {
-  return RANK[mode];
+  return Object.hasOwn(RANK, mode) ? RANK[mode] : undefined;
 }

@@ -1,0 +1,547 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '../../src/errors.js';
+import { parseAgent, settingsSchema, type AgentInput, type Settings } from '../../src/config/schema.js';
+import { checked, claudeFlags, effectiveBudget } from '../../src/policy/claude-args.js';
+import { compileSandbox, type CompileInput, type CompiledSandbox } from '../../src/policy/compile.js';
+import { parseSize } from '../../src/policy/container-spec.js';
+import * as layout from '../../src/policy/layout.js';
+import { loadPolicy } from '../../src/policy/load.js';
+import { effectiveTools, permissionRank } from '../../src/policy/permissions.js';
+import { policySchema, type Policy, type PolicyInput } from '../../src/policy/schema.js';
+
+const REAL_KEY = 'sk-ant-api03-REAL-HOST-KEY-must-never-leak-0123456789';
+let repo: string;
+let defaultPolicy: Policy;
+
+beforeAll(() => {
+  repo = mkdtempSync(join(tmpdir(), 'ad-repo-'));
+  // a config dir with no policies/ of its own, so the shipped preset is what loads
+  const load = loadPolicy('default', join(repo, 'no-config-here'));
+  if (load.kind !== 'ok') throw new Error('default preset must load');
+  defaultPolicy = load.policy;
+});
+
+afterAll(() => {
+  rmSync(repo, { recursive: true, force: true });
+});
+
+/** The default preset with some sections replaced (a shallow merge per section, then validated). */
+function policy(overrides: Partial<PolicyInput> = {}): Policy {
+  return policySchema.parse({ ...defaultPolicy, ...overrides });
+}
+
+function compile(options: {
+  agent?: Partial<AgentInput>;
+  settings?: Partial<Settings>;
+  policy?: Policy;
+  hostEnv?: Record<string, string | undefined>;
+  depth?: number;
+  repoOwner?: { uid: number; gid: number };
+} = {}): CompiledSandbox {
+  const input: CompileInput = {
+    agentName: 'api',
+    agent: parseAgent({ directory: repo, ...options.agent }),
+    settings: settingsSchema.parse(options.settings ?? {}),
+    policy: options.policy ?? defaultPolicy,
+    policyRef: 'default',
+    policyHash: 'abcdef0123456789',
+    hostEnv: options.hostEnv ?? { ANTHROPIC_API_KEY: REAL_KEY, PATH: '/host/bin', SECRET_HOST_THING: 'zzz-host-only-value' },
+    depth: options.depth ?? 0,
+    ...(options.repoOwner ? { repoOwner: options.repoOwner } : {}),
+  };
+  return compileSandbox(input);
+}
+
+function envOf(compiled: CompiledSandbox): Record<string, string> {
+  return Object.fromEntries(compiled.container.Env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+}
+
+function expectInvalidInput(fn: () => unknown): AppError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(AppError);
+  expect((caught as AppError).code).toBe('INVALID_INPUT');
+  expect((caught as AppError).message).toContain("starts with '-'");
+  return caught as AppError;
+}
+
+describe('container hardening (default preset)', () => {
+  const c = () => compile().container;
+
+  it.each([
+    ['ReadonlyRootfs', true],
+    ['CapDrop', ['ALL']],
+    ['CapAdd', []],
+    ['Privileged', false],
+    ['SecurityOpt', ['no-new-privileges']],
+    ['NetworkMode', 'none'],
+    ['IpcMode', 'private'],
+    ['PidMode', ''],
+    ['UTSMode', ''],
+    ['UsernsMode', ''],
+    ['Devices', []],
+    ['Init', true],
+    ['AutoRemove', false],
+  ] as const)('HostConfig.%s = %j', (key, value) => {
+    expect(c().HostConfig[key]).toEqual(value);
+  });
+
+  it('runs as 1000:1000 in the repo, with no stdin or tty', () => {
+    expect(c().User).toBe('1000:1000');
+    expect(c().WorkingDir).toBe(repo);
+    expect(c().Image).toBe('agent-dispatch/agent:latest');
+    expect(c()).toMatchObject({ Tty: false, OpenStdin: false, AttachStdin: false, StdinOnce: false });
+  });
+
+  it('has no network but the gateway in gateway mode', () => {
+    const compiled = compile();
+    expect(compiled.container.NetworkDisabled).toBe(true);
+    expect(compiled.container.HostConfig.NetworkMode).toBe('none');
+    expect(compiled.network).toEqual({ mode: 'gateway', anthropicApi: true, allow: [] });
+    const env = envOf(compiled);
+    const proxy = `http://127.0.0.1:${layout.GATEWAY_BRIDGE_PORT}`;
+    expect(env).toMatchObject({ HTTPS_PROXY: proxy, HTTP_PROXY: proxy, ANTHROPIC_BASE_URL: proxy, NO_PROXY: '' });
+  });
+
+  it('uses a bridge network in open mode, with no proxy and no gateway volume', () => {
+    const compiled = compile({ policy: policy({ network: { mode: 'open', allow: [] }, credentials: 'env' }) });
+    expect(compiled.container.NetworkDisabled).toBe(false);
+    expect(compiled.container.HostConfig.NetworkMode).toBe('bridge');
+    expect(envOf(compiled)).not.toHaveProperty('HTTPS_PROXY');
+    expect(compiled.container.HostConfig.Mounts.map((m) => m.Target)).not.toContain(layout.GATEWAY_SOCKET_DIR);
+  });
+
+  it('compiles network.allow into rules (port 443 unless given)', () => {
+    const compiled = compile({ policy: policy({ network: { mode: 'gateway', allow: ['pypi.org', '*.example.com:8443', 'Git.Example.org:*'] } }) });
+    expect(compiled.network.allow).toEqual([
+      { host: 'pypi.org', port: 443 },
+      { host: '*.example.com', port: 8443 },
+      { host: 'git.example.org', port: '*' },
+    ]);
+  });
+
+  it('mounts /tmp and $HOME as small private tmpfs', () => {
+    const tmpfs = c().HostConfig.Tmpfs;
+    expect(tmpfs['/tmp']).toBe('rw,nosuid,nodev,size=256m,mode=1777');
+    expect(tmpfs[layout.CONTAINER_HOME]).toBe('rw,nosuid,nodev,size=256m,uid=1000,gid=1000,mode=0700');
+    expect(Object.keys(tmpfs)).toHaveLength(2);
+  });
+
+  it('labels the container with agent, policy and policy hash', () => {
+    expect(c().Labels).toEqual({
+      'agent-dispatch.agent': 'api',
+      'agent-dispatch.policy': 'default',
+      'agent-dispatch.policy-hash': 'abcdef0123456789',
+    });
+  });
+});
+
+describe('repo mounts', () => {
+  it('ro: the repo is bind-mounted read-only at the same absolute path', () => {
+    const compiled = compile();
+    expect(compiled.container.HostConfig.Mounts[0]).toEqual({
+      Type: 'bind',
+      Source: repo,
+      Target: repo,
+      ReadOnly: true,
+      BindOptions: { Propagation: 'rprivate' },
+    });
+    expect(compiled.mounts[0]).toMatchObject({ source: repo, target: repo, mode: 'ro' });
+  });
+
+  it("rw: writable, and the container runs as the repo owner's uid", () => {
+    const compiled = compile({ policy: policy({ repo: 'rw' }), repoOwner: { uid: 1234, gid: 2345 } });
+    expect(compiled.container.HostConfig.Mounts[0]).toMatchObject({ Source: repo, Target: repo, ReadOnly: false });
+    expect(compiled.container.User).toBe('1234:2345');
+    expect(compiled.container.HostConfig.Tmpfs[layout.CONTAINER_HOME]).toContain('uid=1234,gid=2345');
+  });
+
+  it('rw with a root-owned repo never runs as root: keeps 1000 and says so', () => {
+    const compiled = compile({ policy: policy({ repo: 'rw' }), repoOwner: { uid: 0, gid: 0 } });
+    expect(compiled.container.User).toBe('1000:1000');
+    expect(compiled.notes.join('\n')).toMatch(/owned by root/);
+  });
+
+  it('rw without a known owner uses 1000; ro ignores the owner', () => {
+    expect(compile({ policy: policy({ repo: 'rw' }) }).container.User).toBe('1000:1000');
+    expect(compile({ repoOwner: { uid: 1234, gid: 1234 } }).container.User).toBe('1000:1000');
+  });
+
+  it('overlay: the host repo is a read-only lower layer and the repo path is a private tmpfs', () => {
+    const compiled = compile({ policy: policy({ repo: 'overlay' }) });
+    const mounts = compiled.container.HostConfig.Mounts;
+    expect(mounts[0]).toMatchObject({ Type: 'bind', Source: repo, Target: layout.OVERLAY_LOWER_DIR, ReadOnly: true });
+    expect(mounts.some((m) => m.Target === repo)).toBe(false);
+    expect(compiled.container.HostConfig.Tmpfs[repo]).toBe(`rw,nosuid,nodev,size=${parseSize('2g')},uid=1000,gid=1000,mode=0755`);
+    expect(envOf(compiled)['AGENT_DISPATCH_OVERLAY_LOWER']).toBe(layout.OVERLAY_LOWER_DIR);
+    expect(compiled.container.WorkingDir).toBe(repo);
+    expect(compiled.mounts.map((m) => m.mode)).toEqual(['ro', 'overlay', 'rw', 'ro']);
+  });
+
+  it('ro and rw do not set the overlay variable', () => {
+    expect(envOf(compile())).not.toHaveProperty('AGENT_DISPATCH_OVERLAY_LOWER');
+    expect(envOf(compile({ policy: policy({ repo: 'rw' }) }))).not.toHaveProperty('AGENT_DISPATCH_OVERLAY_LOWER');
+  });
+
+  it('adds extra mounts with ~ expanded, at the same path unless a target is given', () => {
+    const compiled = compile({
+      policy: policy({ mounts: [{ source: '~/datasets', mode: 'ro' }, { source: '/srv/cache', target: '/cache', mode: 'rw' }] }),
+    });
+    const binds = compiled.container.HostConfig.Mounts.filter((m) => m.Type === 'bind');
+    expect(binds).toEqual([
+      expect.objectContaining({ Source: repo, Target: repo }),
+      expect.objectContaining({ Source: join(homedir(), 'datasets'), Target: join(homedir(), 'datasets'), ReadOnly: true }),
+      expect.objectContaining({ Source: '/srv/cache', Target: '/cache', ReadOnly: false }),
+    ]);
+  });
+
+  it('uses per-agent named volumes for Claude state (rw) and the gateway socket (ro)', () => {
+    const volumes = compile().container.HostConfig.Mounts.filter((m) => m.Type === 'volume');
+    expect(volumes).toEqual([
+      {
+        Type: 'volume',
+        Source: 'agent-dispatch-claude-api',
+        Target: layout.CLAUDE_CONFIG_DIR,
+        ReadOnly: false,
+        VolumeOptions: { Labels: { 'agent-dispatch.agent': 'api' } },
+      },
+      {
+        Type: 'volume',
+        Source: 'agent-dispatch-gateway-api',
+        Target: layout.GATEWAY_SOCKET_DIR,
+        ReadOnly: true,
+        VolumeOptions: { Labels: { 'agent-dispatch.agent': 'api' } },
+      },
+    ]);
+  });
+});
+
+describe('environment allowlist', () => {
+  it('sets only the fixed safe values by default', () => {
+    const compiled = compile({ depth: 2 });
+    const env = envOf(compiled);
+    expect(env).toMatchObject({
+      HOME: layout.CONTAINER_HOME,
+      PATH: layout.CONTAINER_PATH,
+      CLAUDE_CONFIG_DIR: layout.CLAUDE_CONFIG_DIR,
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+      AGENT_DISPATCH_DEPTH: '3',
+    });
+    expect(compiled.envNames.sort()).toEqual(Object.keys(env).sort());
+    expect(compiled.missingEnv).toEqual([]);
+  });
+
+  it('AGENT_DISPATCH_DEPTH is depth + 1', () => {
+    expect(envOf(compile({ depth: 0 }))['AGENT_DISPATCH_DEPTH']).toBe('1');
+  });
+
+  it('never copies a host variable that env.pass does not name', () => {
+    const json = JSON.stringify(compile());
+    expect(json).not.toContain('SECRET_HOST_THING');
+    expect(json).not.toContain('zzz-host-only-value');
+    expect(json).not.toContain('/host/bin');
+  });
+
+  it('copies env.pass names, reports missing ones, and sets env.set values', () => {
+    const compiled = compile({
+      policy: policy({ env: { pass: ['LANG', 'NOT_SET_ANYWHERE', 'EMPTY'], set: { TZ: 'UTC', FOO: 'bar=baz' } } }),
+      hostEnv: { LANG: 'C.UTF-8', EMPTY: '', OTHER: 'x' },
+    });
+    const env = envOf(compiled);
+    expect(env).toMatchObject({ LANG: 'C.UTF-8', EMPTY: '', TZ: 'UTC', FOO: 'bar=baz' });
+    expect(env).not.toHaveProperty('NOT_SET_ANYWHERE');
+    expect(env).not.toHaveProperty('OTHER');
+    expect(compiled.missingEnv).toEqual(['NOT_SET_ANYWHERE']);
+  });
+
+  it('credentials inject: the container sees a placeholder; the real key appears nowhere', () => {
+    const compiled = compile({
+      hostEnv: { ANTHROPIC_API_KEY: REAL_KEY, ANTHROPIC_AUTH_TOKEN: `${REAL_KEY}-tok`, CLAUDE_CODE_OAUTH_TOKEN: `${REAL_KEY}-oauth` },
+    });
+    expect(envOf(compiled)['ANTHROPIC_API_KEY']).toBe(layout.CREDENTIAL_PLACEHOLDER);
+    expect(envOf(compiled)).not.toHaveProperty('ANTHROPIC_AUTH_TOKEN');
+    expect(envOf(compiled)).not.toHaveProperty('CLAUDE_CODE_OAUTH_TOKEN');
+    expect(JSON.stringify(compiled)).not.toContain(REAL_KEY);
+  });
+
+  it('credentials inject also holds with a policy that passes other variables', () => {
+    const compiled = compile({ policy: policy({ env: { pass: ['LANG'], set: {} }, repo: 'overlay' }), hostEnv: { ANTHROPIC_API_KEY: REAL_KEY, LANG: 'C' } });
+    expect(JSON.stringify(compiled)).not.toContain(REAL_KEY);
+  });
+
+  it('credentials env: the key is passed in (explicitly chosen)', () => {
+    const compiled = compile({ policy: policy({ credentials: 'env' }), hostEnv: { ANTHROPIC_API_KEY: REAL_KEY, ANTHROPIC_BASE_URL: 'https://corp-proxy.example' } });
+    const env = envOf(compiled);
+    expect(env['ANTHROPIC_API_KEY']).toBe(REAL_KEY);
+    // in gateway mode the base URL is the gateway, never the host's
+    expect(env['ANTHROPIC_BASE_URL']).toBe(`http://127.0.0.1:${layout.GATEWAY_BRIDGE_PORT}`);
+  });
+
+  it("credentials env with an open network passes the host's base URL; unset credentials are not invented", () => {
+    const compiled = compile({
+      policy: policy({ credentials: 'env', network: { mode: 'open', allow: [] } }),
+      hostEnv: { ANTHROPIC_AUTH_TOKEN: 'tok', ANTHROPIC_BASE_URL: 'https://corp-proxy.example', ANTHROPIC_API_KEY: '' },
+    });
+    const env = envOf(compiled);
+    expect(env['ANTHROPIC_AUTH_TOKEN']).toBe('tok');
+    expect(env['ANTHROPIC_BASE_URL']).toBe('https://corp-proxy.example');
+    expect(env).not.toHaveProperty('ANTHROPIC_API_KEY');
+  });
+});
+
+describe('resources and timeout', () => {
+  it('maps the default preset resources', () => {
+    const host = compile().container.HostConfig;
+    expect(host.Memory).toBe(2 * 1024 ** 3);
+    expect(host.MemorySwap).toBe(host.Memory);
+    expect(host.NanoCpus).toBe(1e9);
+    expect(host.PidsLimit).toBe(512);
+    expect(host.Ulimits).toEqual([{ Name: 'nofile', Soft: 4096, Hard: 4096 }]);
+  });
+
+  it.each([
+    [{ memory: '512m', cpus: 1.5, pids: 64, nofile: 1024 }, 512 * 1024 ** 2, 1.5e9, 64, 1024],
+    [{ memory: '1024', cpus: 0.25, pids: 16, nofile: 64 }, 1024, 2.5e8, 16, 64],
+    [{ memory: '1.5g', cpus: 4, pids: 4096, nofile: 65536 }, 1.5 * 1024 ** 3, 4e9, 4096, 65536],
+  ])('maps %j', (resources, memory, nanoCpus, pids, nofile) => {
+    const host = compile({ policy: policy({ resources: { ...defaultPolicy.resources, ...resources } }) }).container.HostConfig;
+    expect(host.Memory).toBe(memory);
+    expect(host.MemorySwap).toBe(memory);
+    expect(host.NanoCpus).toBe(nanoCpus);
+    expect(host.PidsLimit).toBe(pids);
+    expect(host.Ulimits[0]).toEqual({ Name: 'nofile', Soft: nofile, Hard: nofile });
+  });
+
+  it.each([
+    ['agent timeout', { timeout: 120 }, {}, 3600, 120, false],
+    ['agent 0 inherits the settings default', { timeout: 0 }, { default_timeout: 90 }, 3600, 90, false],
+    ['agent default 300', {}, {}, 3600, 300, false],
+    ['capped by the policy', { timeout: 5000 }, {}, 3600, 3600, true],
+    ['settings default capped', { timeout: 0 }, { default_timeout: 7000 }, 600, 600, true],
+  ])('timeout: %s', (_label, agent, settings, cap, expected, noted) => {
+    const compiled = compile({ agent, settings, policy: policy({ resources: { ...defaultPolicy.resources, timeout: cap } }) });
+    expect(compiled.timeoutSeconds).toBe(expected);
+    expect(compiled.notes.some((n) => n.includes('capped'))).toBe(noted);
+  });
+});
+
+describe('tool narrowing (effectiveTools)', () => {
+  const settings = settingsSchema.parse({});
+  const tools = (agent: Partial<AgentInput>, p: Policy = defaultPolicy, s: Settings = settings) =>
+    effectiveTools(parseAgent({ directory: repo, ...agent }), s, p);
+
+  it('caps bypassPermissions at the policy default, with a note', () => {
+    const t = tools({ permission_mode: 'bypassPermissions' });
+    expect(t.permissionMode).toBe('default');
+    expect(t.notes.join()).toContain("'bypassPermissions' narrowed to 'default'");
+  });
+
+  it('keeps a narrower mode', () => {
+    expect(tools({ permission_mode: 'plan' }).permissionMode).toBe('plan');
+    expect(tools({ permission_mode: 'plan' }).notes).toEqual([]);
+    expect(tools({ permission_mode: ' dontAsk ' }).permissionMode).toBe('dontAsk');
+  });
+
+  it('leaves the mode unset when neither agent nor settings ask, unless the policy cap is narrower than default', () => {
+    expect(tools({}).permissionMode).toBeUndefined();
+    expect(tools({}, policy({ tools: { permission_mode: 'plan', allow: null, deny: [] } })).permissionMode).toBe('plan');
+    expect(tools({}, policy({ tools: { permission_mode: 'bypassPermissions', allow: ['Read'], deny: [] } })).permissionMode).toBeUndefined();
+    expect(tools({}, policy({ tools: { permission_mode: 'acceptEdits', allow: null, deny: [] } })).permissionMode).toBeUndefined();
+  });
+
+  it('inherits settings.default_permission_mode, also narrowed', () => {
+    const s = settingsSchema.parse({ default_permission_mode: 'acceptEdits' });
+    expect(tools({}, defaultPolicy, s).permissionMode).toBe('default');
+    expect(tools({}, policy({ tools: { permission_mode: 'acceptEdits', allow: null, deny: [] } }), s).permissionMode).toBe('acceptEdits');
+  });
+
+  it("treats manual as default, and an unknown mode as the policy's, with a note", () => {
+    expect(tools({ permission_mode: 'manual' }).permissionMode).toBe('default');
+    const unknown = tools({ permission_mode: 'yolo' });
+    expect(unknown.permissionMode).toBe('default');
+    expect(unknown.notes.join()).toContain("'yolo' is unknown");
+  });
+
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])('treats the object-prototype name %j as unknown', (mode) => {
+    const t = tools({ permission_mode: mode });
+    expect(t.permissionMode).toBe('default');
+    expect(t.notes.join()).toContain('is unknown');
+    expect(permissionRank(mode)).toBeUndefined();
+  });
+
+  it('narrows allowed_tools to the policy allow list; Bash covers Bash(git *)', () => {
+    const p = policy({ tools: { permission_mode: 'default', allow: ['Read', 'Bash'], deny: [] } });
+    const t = tools({ allowed_tools: ['Read', 'Write', 'Bash(git *)', 'WebFetch'] }, p);
+    expect(t.allowedTools).toEqual(['Read', 'Bash(git *)']);
+    expect(t.notes.join()).toContain('Write, WebFetch');
+  });
+
+  it('a specific pattern in the policy does not cover the bare tool', () => {
+    const p = policy({ tools: { permission_mode: 'default', allow: ['Bash(git *)'], deny: [] } });
+    expect(tools({ allowed_tools: ['Bash', 'Bash(git *)', 'Bash(rm *)'] }, p).allowedTools).toEqual(['Bash(git *)']);
+  });
+
+  it('inherit (no agent list, no settings default) takes the policy list; explicit [] stays empty', () => {
+    const p = policy({ tools: { permission_mode: 'default', allow: ['Read', 'Grep'], deny: [] } });
+    expect(tools({}, p).allowedTools).toEqual(['Read', 'Grep']);
+    expect(tools({ allowed_tools: null }, p).allowedTools).toEqual(['Read', 'Grep']);
+    expect(tools({ allowed_tools: [] }, p).allowedTools).toEqual([]);
+    const s = settingsSchema.parse({ default_allowed_tools: ['Read', 'Edit'] });
+    expect(tools({}, p, s).allowedTools).toEqual(['Read']);
+  });
+
+  it('without a policy allow list, the agent (or settings) list is used as is', () => {
+    expect(tools({ allowed_tools: ['Read', 'Bash(npm test)'] }).allowedTools).toEqual(['Read', 'Bash(npm test)']);
+    expect(tools({}).allowedTools).toEqual([]);
+    expect(tools({}, defaultPolicy, settingsSchema.parse({ default_allowed_tools: ['Grep'] })).allowedTools).toEqual(['Grep']);
+  });
+
+  it('deny = policy deny ∪ agent disallowed, and denied tools leave the allowed list', () => {
+    const p = policy({ tools: { permission_mode: 'default', allow: ['Read', 'Bash', 'Edit'], deny: ['Edit', 'WebFetch'] } });
+    const t = tools({ allowed_tools: ['Read', 'Bash(rm *)', 'Edit'], disallowed_tools: ['Bash', 'WebFetch'] }, p);
+    expect(t.disallowedTools).toEqual(['Edit', 'WebFetch', 'Bash']);
+    expect(t.allowedTools).toEqual(['Read']);
+    expect(t.notes.join()).toContain('denied tools removed');
+  });
+
+  it('agent disallowed_tools [] cannot drop the policy deny list; inherit uses settings', () => {
+    const p = policy({ tools: { permission_mode: 'default', allow: null, deny: ['WebSearch'] } });
+    expect(tools({ disallowed_tools: [] }, p).disallowedTools).toEqual(['WebSearch']);
+    const s = settingsSchema.parse({ default_disallowed_tools: ['Write'] });
+    expect(tools({}, p, s).disallowedTools).toEqual(['WebSearch', 'Write']);
+    expect(tools({ disallowed_tools: [] }, p, s).disallowedTools).toEqual(['WebSearch']);
+  });
+});
+
+describe('managed settings', () => {
+  it('carries the deny list and disables bypass mode by default', () => {
+    const compiled = compile({ policy: policy({ tools: { permission_mode: 'default', allow: null, deny: ['WebFetch'] } }), agent: { disallowed_tools: ['Bash'] } });
+    expect(compiled.managedSettings).toEqual({ permissions: { deny: ['WebFetch', 'Bash'], disableBypassPermissionsMode: 'disable' } });
+  });
+
+  it('does not disable bypass mode when the policy allows it', () => {
+    const compiled = compile({ policy: policy({ tools: { permission_mode: 'bypassPermissions', allow: ['Read'], deny: [] } }) });
+    expect(compiled.managedSettings).toEqual({ permissions: { deny: [] } });
+  });
+
+  it.each(['plan', 'acceptEdits', 'dontAsk', 'auto'] as const)('disables bypass mode under a %s cap', (mode) => {
+    const compiled = compile({ policy: policy({ tools: { permission_mode: mode, allow: null, deny: [] } }) });
+    expect(compiled.managedSettings.permissions.disableBypassPermissionsMode).toBe('disable');
+  });
+});
+
+describe('claude args', () => {
+  it('budget, model and one --allowedTools per tool', () => {
+    expect(compile({ agent: { max_budget_usd: 0.5, model: 'sonnet', allowed_tools: ['Read', 'Bash(git *)'] } }).claudeArgs).toEqual([
+      '--max-budget-usd',
+      '0.5',
+      '--model',
+      'sonnet',
+      '--allowedTools',
+      'Read',
+      '--allowedTools',
+      'Bash(git *)',
+    ]);
+  });
+
+  it('nothing for a bare agent under the default policy', () => {
+    expect(compile().claudeArgs).toEqual([]);
+  });
+
+  it('inherits settings defaults', () => {
+    const compiled = compile({
+      settings: {
+        default_max_budget_usd: 2,
+        default_permission_mode: 'plan',
+        default_allowed_tools: ['Read', 'Grep'],
+        default_disallowed_tools: ['WebFetch'],
+      },
+    });
+    expect(compiled.claudeArgs).toEqual([
+      '--max-budget-usd',
+      '2',
+      '--permission-mode',
+      'plan',
+      '--allowedTools',
+      'Read',
+      '--allowedTools',
+      'Grep',
+      '--disallowedTools',
+      'WebFetch',
+    ]);
+  });
+
+  it('explicit allowed_tools [] yields no --allowedTools even with settings defaults', () => {
+    const args = compile({ agent: { allowed_tools: [] }, settings: { default_allowed_tools: ['Read'] } }).claudeArgs;
+    expect(args).not.toContain('--allowedTools');
+  });
+
+  it('a budget of 0 falls back to the settings default; none means no flag', () => {
+    const settings = settingsSchema.parse({ default_max_budget_usd: 1.25 });
+    expect(effectiveBudget(parseAgent({ directory: repo, max_budget_usd: 0 }), settings)).toBe(1.25);
+    expect(effectiveBudget(parseAgent({ directory: repo }), settingsSchema.parse({}))).toBeUndefined();
+    expect(compile({ agent: { max_budget_usd: 0 } }).claudeArgs).not.toContain('--max-budget-usd');
+  });
+
+  it('a narrowed mode is what is passed', () => {
+    expect(compile({ agent: { permission_mode: 'bypassPermissions' } }).claudeArgs).toEqual(['--permission-mode', 'default']);
+  });
+
+  it('a policy deny list becomes --disallowedTools', () => {
+    const args = compile({ policy: policy({ tools: { permission_mode: 'default', allow: null, deny: ['WebFetch', 'WebSearch'] } }) }).claudeArgs;
+    expect(args).toEqual(['--disallowedTools', 'WebFetch', '--disallowedTools', 'WebSearch']);
+  });
+
+  it('refuses a model that starts with -', () => {
+    expectInvalidInput(() => compile({ agent: { model: '--dangerously-skip-permissions' } }));
+  });
+
+  it('refuses an allowed or disallowed tool that starts with -', () => {
+    expectInvalidInput(() => compile({ agent: { allowed_tools: ['Read', '--dangerously-skip-permissions'] } }));
+    expectInvalidInput(() => compile({ agent: { disallowed_tools: ['-x'] } }));
+    expectInvalidInput(() => compile({ settings: { default_allowed_tools: ['-p'] } }));
+  });
+
+  it('refuses a permission mode that starts with -', () => {
+    const agent = parseAgent({ directory: repo });
+    const settings = settingsSchema.parse({});
+    const error = expectInvalidInput(() =>
+      claudeFlags(agent, settings, { permissionMode: '--dangerously-skip-permissions' as never, allowedTools: [], disallowedTools: [], notes: [] }),
+    );
+    expect(error.hint).toContain('agents.yaml');
+  });
+
+  it('an agent permission_mode starting with - never reaches argv: it is unknown, so the policy mode is used', () => {
+    const compiled = compile({ agent: { permission_mode: '--dangerously-skip-permissions' } });
+    expect(compiled.claudeArgs).toEqual(['--permission-mode', 'default']);
+    expect(compiled.notes.join()).toContain('is unknown');
+  });
+
+  it('checked passes ordinary values through', () => {
+    expect(checked('model', 'claude-sonnet-4-5')).toBe('claude-sonnet-4-5');
+    expect(checked('tool', 'Bash(git log --oneline)')).toBe('Bash(git log --oneline)');
+  });
+});
+
+describe('parseSize', () => {
+  it.each([
+    ['1024', 1024],
+    ['1k', 1024],
+    ['512m', 512 * 1024 ** 2],
+    ['2G', 2 * 1024 ** 3],
+    [' 1.5g ', 1.5 * 1024 ** 3],
+  ])('%j is %d bytes', (size, bytes) => {
+    expect(parseSize(size)).toBe(bytes);
+  });
+
+  it('throws on something that is not a size', () => {
+    expect(() => parseSize('lots')).toThrow('not a size');
+  });
+});
