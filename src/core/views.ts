@@ -5,7 +5,7 @@ import { unknownGroupMembers } from '../config/schema.js';
 import { stateDir } from '../config/paths.js';
 import { describePolicyProblem, loadPolicy } from '../policy/load.js';
 import { summarizePolicy } from '../policy/summary.js';
-import { collectMcpServers, detectDbs, detectStacks, directoryHealth, previewFile } from '../project/detect.js';
+import { collectMcpServers, detectDbs, detectStacks, directoryHealth, Listing, previewFile } from '../project/detect.js';
 import { clamp } from './validate.js';
 
 type Json = Record<string, unknown>;
@@ -18,9 +18,14 @@ function exists(dir: string, file: string): boolean {
   }
 }
 
-function policyView(agent: AgentConfig, configDir: string): Json {
+/** Policy name plus its one-line summary (or why it cannot be used); `seen` loads each ref once per listing. */
+function policyView(agent: AgentConfig, configDir: string, seen = new Map<string, Json>()): Json {
+  const cached = seen.get(agent.policy);
+  if (cached) return cached;
   const load = loadPolicy(agent.policy, configDir);
-  return load.kind === 'ok' ? { policy: agent.policy, policy_summary: summarizePolicy(load.policy) } : { policy: agent.policy, policy_error: describePolicyProblem(load) };
+  const view = load.kind === 'ok' ? { policy: agent.policy, policy_summary: summarizePolicy(load.policy) } : { policy: agent.policy, policy_error: describePolicyProblem(load) };
+  seen.set(agent.policy, view);
+  return view;
 }
 
 function permissionView(agent: AgentConfig): Json {
@@ -35,25 +40,27 @@ function permissionView(agent: AgentConfig): Json {
 
 /** list_agents: one entry per agent, in config order. */
 export function listAgentsView(config: DispatchConfig, configDir: string = stateDir()): Json[] {
+  const policies = new Map<string, Json>();
   return Object.entries(config.agents).map(([name, agent]) => {
     const healthy = directoryHealth(agent.directory);
+    const listing = healthy === true ? new Listing(agent.directory) : undefined;
     const entry: Json = {
       name,
       directory: agent.directory,
       description: agent.description,
       healthy,
-      has_claude_md: healthy === true && exists(agent.directory, 'CLAUDE.md'),
-      has_mcp_config: healthy === true && exists(agent.directory, '.mcp.json'),
+      has_claude_md: listing?.has('CLAUDE.md') ?? false,
+      has_mcp_config: listing?.has('.mcp.json') ?? false,
     };
-    if (healthy === true) {
-      const servers = collectMcpServers(agent.directory);
-      const stacks = detectStacks(agent.directory);
-      const dbs = detectDbs(agent.directory);
+    if (listing) {
+      const servers = collectMcpServers(listing);
+      const stacks = detectStacks(listing);
+      const dbs = detectDbs(listing);
       if (servers.length > 0) entry['mcp_servers'] = servers;
       if (stacks.length > 0) entry['stacks'] = stacks;
       if (dbs.length > 0) entry['dbs'] = dbs;
     }
-    return { ...entry, ...permissionView(agent), ...policyView(agent, configDir) };
+    return { ...entry, ...permissionView(agent), ...policyView(agent, configDir, policies) };
   });
 }
 

@@ -1,11 +1,37 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
 /** Cheap, read-only project detection: never spawns anything, never throws on a malformed file. */
 
-export function collectMcpServers(dir: string): string[] {
+/** The top level of a project directory, read once (name → is a directory); empty when unreadable. */
+export class Listing {
+  private readonly entries = new Map<string, boolean>();
+
+  constructor(readonly dir: string) {
+    try {
+      for (const e of readdirSync(dir, { withFileTypes: true })) this.entries.set(e.name, e.isDirectory() || (e.isSymbolicLink() && isDir(join(dir, e.name))));
+    } catch {
+      // an unreadable or missing directory has no entries
+    }
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  hasDir(name: string): boolean {
+    return this.entries.get(name) === true;
+  }
+}
+
+const listingOf = (dir: string | Listing) => (typeof dir === 'string' ? new Listing(dir) : dir);
+
+export function collectMcpServers(dirOrListing: string | Listing): string[] {
+  const listing = listingOf(dirOrListing);
+  const dir = listing.dir;
   const names: string[] = [];
-  for (const file of ['.mcp.json', join('.claude', 'settings.local.json')]) {
+  const files = [...(listing.has('.mcp.json') ? ['.mcp.json'] : []), ...(listing.hasDir('.claude') ? [join('.claude', 'settings.local.json')] : [])];
+  for (const file of files) {
     const data = readJson(join(dir, file));
     if (!isObject(data) || !isObject(data['mcpServers'])) continue;
     for (const name of Object.keys(data['mcpServers'])) if (!names.includes(name)) names.push(name);
@@ -13,8 +39,9 @@ export function collectMcpServers(dir: string): string[] {
   return names;
 }
 
-export function detectStacks(dir: string): string[] {
-  const has = (f: string) => existsSync(join(dir, f));
+export function detectStacks(dirOrListing: string | Listing): string[] {
+  const listing = listingOf(dirOrListing);
+  const has = (f: string) => listing.has(f);
   const stacks: string[] = [];
   if (has('Dockerfile')) stacks.push('Docker');
   if (has('docker-compose.yaml') || has('docker-compose.yml')) stacks.push('Docker Compose');
@@ -25,16 +52,18 @@ export function detectStacks(dir: string): string[] {
   return stacks;
 }
 
-export function detectDbs(dir: string): string[] {
+export function detectDbs(dirOrListing: string | Listing): string[] {
+  const listing = listingOf(dirOrListing);
   const dbs: string[] = [];
-  if (isDir(join(dir, 'prisma')) || existsSync(join(dir, 'schema.prisma'))) dbs.push('Prisma');
-  if (isDir(join(dir, 'alembic')) || existsSync(join(dir, 'alembic.ini'))) dbs.push('Alembic');
-  if (isDir(join(dir, 'migrations'))) dbs.push('migrations');
+  if (listing.hasDir('prisma') || listing.has('schema.prisma')) dbs.push('Prisma');
+  if (listing.hasDir('alembic') || listing.has('alembic.ini')) dbs.push('Alembic');
+  if (listing.hasDir('migrations')) dbs.push('migrations');
   return dbs;
 }
 
 /** The original's auto-description: CLAUDE.md (else README), pyproject/package.json, MCP servers, stacks, DBs. */
 export function autoDescribe(dir: string): string {
+  const listing = new Listing(dir);
   const parts: string[] = [];
   const claudeMd = readText(join(dir, 'CLAUDE.md'));
   if (claudeMd !== undefined) {
@@ -66,11 +95,11 @@ export function autoDescribe(dir: string): string {
   }
   const pkg = readJson(join(dir, 'package.json'));
   if (isObject(pkg) && typeof pkg['description'] === 'string' && pkg['description'].trim()) parts.push(pkg['description'].trim());
-  const servers = collectMcpServers(dir);
+  const servers = collectMcpServers(listing);
   if (servers.length > 0) parts.push(`MCP: ${servers.join(', ')}`);
-  const stacks = detectStacks(dir);
+  const stacks = detectStacks(listing);
   if (stacks.length > 0) parts.push(`Stack: ${stacks.join(', ')}`);
-  const dbs = detectDbs(dir);
+  const dbs = detectDbs(listing);
   if (dbs.length > 0) parts.push(`DB: ${dbs.join(', ')}`);
   return parts.length > 0 ? parts.join(' | ') : `Agent in ${basename(dir)}`;
 }
