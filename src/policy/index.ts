@@ -9,3 +9,4 @@ export * from './lint.js';
 export * from './resolve.js';
 export * from './summary.js';
 export * as layout from './layout.js';
+export * from './redact.js';
