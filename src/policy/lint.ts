@@ -20,6 +20,59 @@ const SYSTEM_SUBTREES = ['/proc', '/sys', '/dev', '/boot', '/run', '/var/run', '
 const HOME_SECRETS = ['.ssh', '.aws', '.gnupg', '.kube', '.docker', '.azure', '.config/gcloud', '.config/gh', '.netrc', '.npmrc', '.pypirc', '.git-credentials', '.claude', '.claude.json', '.config/agent-dispatch'];
 const SECRET_NAME = /(KEY|TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|COOKIE|SESSION|AUTH)|^AWS_|^GH_|^GITHUB_|^NPM_/i;
 
+/** Whole-policy combinations, each a fixed finding. */
+const POLICY_RULES: { applies: (p: Policy) => boolean; finding: Finding }[] = [
+  {
+    applies: (p) => p.network.mode === 'open',
+    finding: {
+      severity: 'warning',
+      code: 'network-open',
+      message: 'network.mode is open: the container has a plain bridge network, with no allowlist and no egress gateway',
+      fix: 'Use network.mode: gateway with an explicit network.allow list.',
+    },
+  },
+  {
+    applies: (p) => p.network.mode === 'open' && p.credentials === 'inject',
+    finding: {
+      severity: 'error',
+      code: 'inject-without-gateway',
+      message: 'credentials: inject needs network.mode: gateway (the gateway is what adds the key); with mode open the agent could not authenticate',
+      fix: "Use network.mode: gateway, or say 'credentials: env' explicitly.",
+    },
+  },
+  {
+    applies: (p) => p.network.mode === 'open' && p.repo === 'rw',
+    finding: {
+      severity: 'warning',
+      code: 'rw-with-open-network',
+      message: 'repo: rw with network.mode: open lets the agent change the repo and send anything anywhere',
+      fix: 'Use repo: overlay, or network.mode: gateway.',
+    },
+  },
+  {
+    applies: (p) => p.credentials === 'env',
+    finding: {
+      severity: 'warning',
+      code: 'credentials-env',
+      message: 'credentials: env puts the Anthropic credential inside the container, where the agent can read it',
+      fix: 'Use credentials: inject (the gateway adds the key on the way out).',
+    },
+  },
+  {
+    applies: (p) => p.tools.permission_mode === 'bypassPermissions' && p.tools.allow === null,
+    finding: {
+      severity: 'warning',
+      code: 'bypass-without-allowlist',
+      message: 'tools.permission_mode: bypassPermissions with no tools.allow list lets the agent run every tool unprompted',
+      fix: 'Add a tools.allow list, or use permission_mode: default with explicit allowed tools.',
+    },
+  },
+  {
+    applies: (p) => p.repo === 'rw',
+    finding: { severity: 'info', code: 'repo-rw', message: 'repo: rw — the agent writes straight into the host repo', fix: 'repo: overlay returns changes as a patch instead.' },
+  },
+];
+
 export interface LintContext {
   /** The host user's home directory (mounts of it or above it are refused). */
   home?: string;
@@ -38,49 +91,12 @@ export function lintPolicy(policy: Policy, context: LintContext = {}): Finding[]
       findings.push({ severity: 'warning', code: 'mount-rw', message: `mounts: ${mount.source} is writable from the sandbox`, fix: 'Use mode: ro unless the agent must write there.' });
     }
   }
-  if (policy.network.mode === 'open') {
-    findings.push({
-      severity: 'warning',
-      code: 'network-open',
-      message: 'network.mode is open: the container has a plain bridge network, with no allowlist and no egress gateway',
-      fix: 'Use network.mode: gateway with an explicit network.allow list.',
-    });
-    if (policy.credentials === 'inject') {
-      findings.push({
-        severity: 'error',
-        code: 'inject-without-gateway',
-        message: "credentials: inject needs network.mode: gateway (the gateway is what adds the key); with mode open the agent could not authenticate",
-        fix: "Use network.mode: gateway, or say 'credentials: env' explicitly.",
-      });
-    }
-    if (policy.repo === 'rw') {
-      findings.push({ severity: 'warning', code: 'rw-with-open-network', message: 'repo: rw with network.mode: open lets the agent change the repo and send anything anywhere', fix: 'Use repo: overlay, or network.mode: gateway.' });
-    }
-  }
+  for (const rule of POLICY_RULES) if (rule.applies(policy)) findings.push(rule.finding);
   for (const pattern of policy.network.allow) findings.push(...lintAllowPattern(pattern));
-  if (policy.credentials === 'env') {
-    findings.push({
-      severity: 'warning',
-      code: 'credentials-env',
-      message: 'credentials: env puts the Anthropic credential inside the container, where the agent can read it',
-      fix: 'Use credentials: inject (the gateway adds the key on the way out).',
-    });
-  }
   for (const name of policy.env.pass) {
     if (SECRET_NAME.test(name)) {
       findings.push({ severity: 'warning', code: 'secret-env-pass', message: `env.pass: ${name} looks like a secret and will be readable by the agent`, fix: 'Pass only what the task needs; keep secrets out of env.pass.' });
     }
-  }
-  if (policy.tools.permission_mode === 'bypassPermissions' && policy.tools.allow === null) {
-    findings.push({
-      severity: 'warning',
-      code: 'bypass-without-allowlist',
-      message: 'tools.permission_mode: bypassPermissions with no tools.allow list lets the agent run every tool unprompted',
-      fix: 'Add a tools.allow list, or use permission_mode: default with explicit allowed tools.',
-    });
-  }
-  if (policy.repo === 'rw') {
-    findings.push({ severity: 'info', code: 'repo-rw', message: 'repo: rw — the agent writes straight into the host repo', fix: 'repo: overlay returns changes as a patch instead.' });
   }
   if (context.repo) findings.push(...lintRepo(normalize(context.repo), home));
   return findings;
