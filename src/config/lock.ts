@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../errors.js';
 import { ensurePrivateDir } from './atomic-write.js';
 import { dirname } from 'node:path';
+import { AsyncLocalStorage } from 'node:async_hooks';
 
 export interface LockOptions {
   /** How long to wait for another process before giving up (the original's bound). */
@@ -14,18 +15,22 @@ export interface LockOptions {
 
 const DEFAULTS = { timeoutMs: 10_000, pollMs: 20, staleMs: 60_000 };
 const inProcess = new Map<string, Promise<unknown>>();
+/** The lock paths held by the current async call chain, so a nested call re-enters instead of deadlocking. */
+const held = new AsyncLocalStorage<ReadonlySet<string>>();
 
 /**
  * Run `fn` while holding `<lockPath>` exclusively, across processes (an O_EXCL lock file naming its PID)
- * and within this process (a promise chain per path). Unlike the original, a lock that cannot be had within
+ * and within this process (a promise chain per path); re-entrant within one async call chain. Unlike the original, a lock that cannot be had within
  * the bound is an error, never a silent unlocked write; a lock whose owner died is taken over.
  */
 export async function withFileLock<T>(lockPath: string, fn: () => T | Promise<T>, options: LockOptions = {}): Promise<T> {
+  const holding = held.getStore() ?? new Set<string>();
+  if (holding.has(lockPath)) return fn();
   const previous = inProcess.get(lockPath) ?? Promise.resolve();
   const run = previous.catch(() => undefined).then(async () => {
     const release = await acquire(lockPath, { ...DEFAULTS, ...options });
     try {
-      return await fn();
+      return await held.run(new Set([...holding, lockPath]), fn);
     } finally {
       release();
     }

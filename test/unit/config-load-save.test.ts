@@ -561,3 +561,40 @@ describe('schema/serialisation agreement', () => {
     expect(configSchema.safeParse(parse(renderConfig(config))).success).toBe(true);
   });
 });
+
+describe('withFileLock re-entrancy', () => {
+  it('a nested lock on the same path in the same call chain re-enters instead of deadlocking', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ad-lock-'));
+    const lockPath = `${dir}/agents.yaml.lock`;
+    const order: string[] = [];
+    const result = await withFileLock(
+      lockPath,
+      async () => {
+        order.push('outer');
+        return withFileLock(lockPath, () => {
+          order.push('inner');
+          return 42;
+        }, { timeoutMs: 500 });
+      },
+      { timeoutMs: 500 },
+    );
+    expect(result).toBe(42);
+    expect(order).toEqual(['outer', 'inner']);
+  });
+
+  it('concurrent, unrelated callers still wait for each other', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ad-lock-'));
+    const lockPath = `${dir}/agents.yaml.lock`;
+    let inside = 0;
+    let peak = 0;
+    const work = () =>
+      withFileLock(lockPath, async () => {
+        inside++;
+        peak = Math.max(peak, inside);
+        await new Promise((r) => setTimeout(r, 20));
+        inside--;
+      });
+    await Promise.all([work(), work(), work()]);
+    expect(peak).toBe(1);
+  });
+});
