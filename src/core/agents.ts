@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { AppError, describeError } from '../errors.js';
-import { expandDirectory } from '../config/paths.js';
+import { configPath as defaultConfigPath, expandDirectory } from '../config/paths.js';
 import { mutateConfig } from '../config/store.js';
 import { agentSchema, permissionModeWarning, type AgentConfig, type DispatchConfig } from '../config/schema.js';
 import { describePolicyProblem, loadPolicy } from '../policy/load.js';
@@ -71,9 +72,12 @@ export function validateBudget(budget: number | undefined, label = 'max_budget_u
   }
 }
 
-/** A policy ref must load and validate before an agent may point at it. */
-export function validatePolicyRef(ref: string): void {
-  const load = loadPolicy(ref);
+/**
+ * A policy ref must load and validate before an agent may point at it. Refs resolve beside the config
+ * being edited (user policies, relative paths), exactly as list_agents / dispatch resolve them later.
+ */
+export function validatePolicyRef(ref: string, configPath: string = defaultConfigPath()): void {
+  const load = loadPolicy(ref, dirname(configPath));
   if (load.kind !== 'ok') throw new AppError('POLICY_INVALID', describePolicyProblem(load));
 }
 
@@ -82,7 +86,7 @@ export async function addAgent(input: NewAgent, configPath?: string): Promise<Ag
   const directory = resolveAgentDirectory(input.directory);
   validateTimeout(input.timeout);
   validateBudget(input.max_budget_usd);
-  if (input.policy) validatePolicyRef(input.policy);
+  if (input.policy) validatePolicyRef(input.policy, configPath);
   const description = input.description || autoDescribe(directory);
   const warning = permissionModeWarning(input.permission_mode);
   const agent = agentSchema.parse({
@@ -109,7 +113,7 @@ export async function addAgent(input: NewAgent, configPath?: string): Promise<Ag
 
 export async function updateAgent(name: string, patch: AgentPatch, configPath?: string): Promise<{ fields: string[]; warnings: string[] }> {
   validateTimeout(patch.timeout);
-  if (patch.policy !== undefined) validatePolicyRef(patch.policy);
+  if (patch.policy !== undefined) validatePolicyRef(patch.policy, configPath);
   const warnings: string[] = [];
   const fields = await mutateConfig((config) => {
     const agent = requireAgent(config, name, `Run 'agent-dispatch list' to see agents.`);
