@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync as exists, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
 /** Cheap, read-only project detection: never spawns anything, never throws on a malformed file. */
@@ -9,7 +9,10 @@ export class Listing {
 
   constructor(readonly dir: string) {
     try {
-      for (const e of readdirSync(dir, { withFileTypes: true })) this.entries.set(e.name, e.isDirectory() || (e.isSymbolicLink() && isDir(join(dir, e.name))));
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (!e.isSymbolicLink()) this.entries.set(e.name, e.isDirectory());
+        else if (exists(join(dir, e.name))) this.entries.set(e.name, isDir(join(dir, e.name))); // a broken link is absent, as with existsSync
+      }
     } catch {
       // an unreadable or missing directory has no entries
     }

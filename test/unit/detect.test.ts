@@ -245,3 +245,15 @@ describe('previewFile', () => {
     expect(previewFile(join(dir, 'missing.md'), 10)).toEqual({ text: '', truncated: false });
   });
 });
+
+describe('symlinks in the project top level', () => {
+  it('a broken symlink does not count as a present file; a link to a directory counts as a directory', () => {
+    symlinkSync(join(dir, 'nowhere'), join(dir, 'Dockerfile'));
+    mkdirSync(join(dir, 'real-migrations'));
+    symlinkSync(join(dir, 'real-migrations'), join(dir, 'migrations'));
+    const listing = new Listing(dir);
+    expect(listing.has('Dockerfile')).toBe(false);
+    expect(detectStacks(dir)).toEqual([]);
+    expect(detectDbs(dir)).toEqual(['migrations']);
+  });
+});
