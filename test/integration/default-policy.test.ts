@@ -25,26 +25,10 @@ import {
   testRunId,
   type RunResult,
 } from '../helpers/docker.js';
+import { namedVolumes, testContainerOptions } from '../helpers/compiled.js';
 
 const TIMEOUT = 60_000;
 const SECRET_NAME = 'AGENT_DISPATCH_TEST_SECRET';
-
-/** The compiled spec with only Image, Cmd and test labels changed. */
-function testContainerOptions(compiled: CompiledSandbox, cmd: string[], runId: string): Docker.ContainerCreateOptions {
-  const spec = structuredClone(compiled.container);
-  spec.Image = BUSYBOX_IMAGE;
-  spec.Cmd = cmd;
-  spec.Labels = { ...spec.Labels, [TEST_LABEL]: runId };
-  for (const m of spec.HostConfig.Mounts) {
-    if (m.Type === 'volume') m.VolumeOptions = { ...m.VolumeOptions, Labels: { ...m.VolumeOptions?.Labels, [TEST_LABEL]: runId } };
-  }
-  // ContainerSpec is the Engine API body; @types/dockerode's MountSettings wants every VolumeOptions field.
-  return spec as unknown as Docker.ContainerCreateOptions;
-}
-
-function namedVolumes(compiled: CompiledSandbox): string[] {
-  return compiled.container.HostConfig.Mounts.filter((m) => m.Type === 'volume').map((m) => m.Source!);
-}
 
 /** Split the probe's output into sections: lines `@@name` start a section. */
 function sections(stdout: string): Record<string, string> {
@@ -110,7 +94,7 @@ describe.skipIf(skipDocker)('default policy in a real container', () => {
     if (loaded.kind !== 'ok') throw new Error(`the default preset did not load: ${JSON.stringify(loaded)}`);
     expect(loaded.source.preset).toBe(true);
     compiled = compileSandbox(baseInput(agentName, repo, loaded.policy, loaded.hash));
-    options = testContainerOptions(compiled, ['/bin/sh', '-c', probeScript(repo)], runId);
+    options = testContainerOptions(compiled, BUSYBOX_IMAGE, ['/bin/sh', '-c', probeScript(repo)], runId);
     run = await runContainer(docker, options);
     probe = sections(run.stdout);
   }, TIMEOUT);
@@ -268,7 +252,7 @@ describe.skipIf(skipDocker)('repo: rw policy in a real container', () => {
         'echo "@@touch_root"; touch /x 2>&1; echo "rc=$?"',
         'echo "@@end"',
       ].join('\n');
-      const run = await runContainer(docker, testContainerOptions(compiled, ['/bin/sh', '-c', script], runId));
+      const run = await runContainer(docker, testContainerOptions(compiled, BUSYBOX_IMAGE, ['/bin/sh', '-c', script], runId));
       const probe = sections(run.stdout);
       expect(run.stderr, run.stderr).toBe('');
       expect(run.exitCode).toBe(0);
