@@ -19,7 +19,7 @@ export interface Parsed {
 export function parse(command: string, argv: string[], options: Options, positionals: { min: number; max: number; names: string }): Parsed {
   let parsed: Parsed;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true }) as Parsed;
+    parsed = parseArgs({ args: joinNegativeValues(argv, options), options, allowPositionals: true, strict: true }) as Parsed;
   } catch (error) {
     throw new UsageError(`${command}: ${(error as Error).message}. Run 'agent-dispatch ${command} --help'.`);
   }
@@ -28,6 +28,30 @@ export function parse(command: string, argv: string[], options: Options, positio
     throw new UsageError(`usage: agent-dispatch ${command} ${positionals.names}`);
   }
   return parsed;
+}
+
+/**
+ * `--timeout -5`: util.parseArgs refuses a value that starts with '-' as ambiguous, but a negative number is
+ * a value (the original accepted it and answered with the range message), so it becomes `--timeout=-5`.
+ */
+function joinNegativeValues(argv: string[], options: Options): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      joined.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    const name = arg.startsWith('--') && !arg.includes('=') ? arg.slice(2) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\.?\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  return joined;
 }
 
 export function str(parsed: Parsed, key: string): string | undefined {

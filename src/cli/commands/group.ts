@@ -85,6 +85,8 @@ async function groupUpdate(argv: string[]): Promise<number> {
 async function groupRemove(argv: string[]): Promise<number> {
   const p = parse('group remove', argv, {}, { min: 1, max: 1, names: 'NAME' });
   const name = p.positionals[0]!;
+  // The CLI's own not-found message (the original's), pointing at `group list`, before the locked remove.
+  requireGroup(readConfig(), name, `Run 'agent-dispatch group list' to see groups.`);
   await removeGroup(name);
   out(`Removed group '${name}'.`);
   return 0;

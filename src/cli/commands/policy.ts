@@ -66,7 +66,15 @@ async function policyCheck(argv: string[]): Promise<number> {
   const p = parse('policy check', argv, { agent: { type: 'string' }, json: { type: 'boolean' } }, { min: 0, max: Infinity, names: '[PATH...] [--agent NAME] [--json]' });
   const agent = str(p, 'agent');
   const results: CheckResult[] = p.positionals.map(checkFile);
-  if (agent !== undefined || p.positionals.length === 0) results.push(...checkAgents(requireUsableConfig(), agent));
+  if (agent !== undefined || p.positionals.length === 0) {
+    try {
+      results.push(...checkAgents(requireUsableConfig(), agent));
+    } catch (error) {
+      // CI gates on the exit code: an unknown agent or a broken config is unusable input (2), not findings (1).
+      if (error instanceof AppError) throw new UsageError(error.message);
+      throw error;
+    }
+  }
   const unusable = results.filter((r) => r.load.kind !== 'ok');
   const errors = results.flatMap((r) => r.findings).filter((f) => f.severity === 'error');
   const warnings = results.flatMap((r) => r.findings).filter((f) => f.severity === 'warning');

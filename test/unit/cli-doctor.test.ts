@@ -1,0 +1,303 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { doctorCommand } from '../../src/cli/commands/doctor.js';
+import { AppError } from '../../src/errors.js';
+import { createEngine, type Engine } from '../../src/sandbox/engine.js';
+import { dockerAvailable } from '../helpers/docker.js';
+import { capture, cp1251Config, fakeAgentDispatch, fakeClaude, run, setupEnv, STACK_LINE, type Env } from './cli-harness.js';
+
+const REGISTERED = 'Checking MCP server health...\n\nagent-dispatch: /x/agent-dispatch serve - ✔ Connected\n';
+
+/**
+ * Test double for Docker availability only: `info()` answers or throws as a down engine does, and
+ * `imageExists()` says which images are present.
+ */
+function fakeEngine(options: { down?: boolean; images?: string[] } = {}): Engine & { asked: string[] } {
+  const asked: string[] = [];
+  return {
+    asked,
+    async info() {
+      if (options.down) {
+        throw new AppError('DOCKER_UNAVAILABLE', 'Docker engine not reachable: connect ENOENT /var/run/docker.sock');
+      }
+      return { version: '27.0.0', apiVersion: '1.46' };
+    },
+    async imageExists(image) {
+      asked.push(image);
+      return (options.images ?? ['agent-dispatch/agent:latest']).includes(image);
+    },
+  };
+}
+
+let env: Env;
+
+beforeEach(() => {
+  env = setupEnv();
+});
+
+afterEach(() => {
+  env.cleanup();
+});
+
+function doctor(engine: Engine = fakeEngine()) {
+  return capture(() => doctorCommand([], engine));
+}
+
+/** claude (registered) and agent-dispatch on PATH, one healthy agent: the all-green starting point. */
+function healthy(extra: Record<string, unknown> = {}): string {
+  fakeClaude(env.binDir, { mcpList: REGISTERED });
+  fakeAgentDispatch(env.binDir);
+  const dir = env.project('api', { 'CLAUDE.md': '# api\n', '.mcp.json': '{"mcpServers": {}}' });
+  env.writeConfig({ agents: { api: { directory: dir } }, ...extra });
+  return dir;
+}
+
+describe('doctor (TestDoctor)', () => {
+  it('all OK: All checks passed, no FAIL, exit 0', async () => {
+    const dir = healthy();
+    const r = await doctor();
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`[OK] claude CLI: ${env.binDir}/claude`);
+    expect(r.stdout).toContain('[OK] Docker engine reachable: server 27.0.0 (API 1.46)');
+    expect(r.stdout).toContain(`[OK] Config: ${env.configPath} (1 agent)`);
+    expect(r.stdout).toContain('[OK] agent-dispatch is registered with Claude Code');
+    expect(r.stdout).toContain(`[OK] api: ${dir} [CLAUDE.md, .mcp.json]`);
+    expect(r.stdout).toContain("[OK] api: policy 'default' valid");
+    expect(r.stdout).toContain('[OK] agent-dispatch/agent:latest present');
+    expect(r.stdout).toContain('[OK] No groups configured');
+    expect(r.stdout).toContain('All checks passed.');
+    expect(r.stdout).not.toContain('[FAIL]');
+    expect(r.stdout).not.toContain('[WARN]');
+  });
+
+  it('asks claude mcp list, by the path it found', async () => {
+    healthy();
+    const claude = fakeClaude(env.binDir, { mcpList: REGISTERED });
+    await doctor();
+    expect(claude.calls()).toEqual([['mcp', 'list']]);
+  });
+
+  it('claude missing: FAIL and a non-zero exit', async () => {
+    fakeAgentDispatch(env.binDir);
+    env.writeConfig({ agents: { api: { directory: env.project('api') } } });
+    const r = await doctor();
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toContain('[FAIL] claude CLI not found on PATH');
+    expect(r.stdout).toContain('[WARN] Skipped (claude CLI missing)');
+  });
+
+  it('agent-dispatch not on PATH: WARN only', async () => {
+    healthy();
+    rmSync(join(env.binDir, 'agent-dispatch'));
+    const r = await doctor();
+    expect(r.stdout).toContain('[WARN] agent-dispatch not on PATH (MCP server still works via absolute path)');
+    expect(r.stdout).toContain('0 issues, 1 warning');
+    expect(r.code).toBe(0);
+  });
+
+  it('config missing: WARN with the init hint, exit 0 when nothing else fails', async () => {
+    fakeClaude(env.binDir, { mcpList: REGISTERED });
+    fakeAgentDispatch(env.binDir);
+    const r = await doctor();
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`[WARN] Config not found: ${env.configPath}`);
+    expect(r.stdout).toContain('Run: agent-dispatch init');
+    expect(r.stdout).toContain('[WARN] Skipped (no usable config)');
+    expect(r.stdout).not.toContain('[FAIL]');
+  });
+
+  it.each([
+    ['bad YAML', () => 'agents: [unclosed\n', 'Config not valid YAML'],
+    ['a bad schema', () => 'agents:\n  api:\n    directory: 123\n', 'Config schema invalid'],
+    ['cp1251 bytes', () => cp1251Config('/tmp'), 'Config is not valid UTF-8'],
+  ])('%s: FAIL, diagnosed without a crash', async (_label, bytes, title) => {
+    fakeClaude(env.binDir, { mcpList: REGISTERED });
+    fakeAgentDispatch(env.binDir);
+    env.writeConfigText(bytes());
+    const r = await doctor();
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`[FAIL] ${title}`);
+    expect(r.stdout).toContain(`Config at ${env.configPath}`);
+    expect(r.all).not.toMatch(STACK_LINE);
+  });
+
+  it('a non-UTF-8 config says to re-save it as UTF-8', async () => {
+    fakeClaude(env.binDir, { mcpList: REGISTERED });
+    env.writeConfigText(cp1251Config('/tmp'));
+    const r = await doctor();
+    expect(r.stdout).toContain('not valid UTF-8');
+    expect(r.stdout).toContain('Re-save the file as UTF-8.');
+  });
+
+  it('an unreadable config is diagnosed as such', async () => {
+    fakeClaude(env.binDir, { mcpList: REGISTERED });
+    mkdirSync(env.configPath, { recursive: true }); // a directory where the file should be: EISDIR
+    const r = await doctor();
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('[FAIL] Config could not be read');
+  });
+
+  it('not registered: WARN with the init hint, exit 0', async () => {
+    healthy();
+    fakeClaude(env.binDir, { mcpList: 'github: npx -y @modelcontextprotocol/server-github - ✔ Connected\n' });
+    const r = await doctor();
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('[WARN] agent-dispatch is not registered with Claude Code');
+    expect(r.stdout).toContain('Run: agent-dispatch init');
+    expect(r.stdout).toContain('0 issues, 1 warning');
+  });
+
+  it('agent-dispatch inside another server’s path is not a false positive', async () => {
+    healthy();
+    fakeClaude(env.binDir, { mcpList: 'other: /opt/agent-dispatch/bin/other serve - ✔ Connected\nmy-agent-dispatch: x - ✔ Connected\n' });
+    const r = await doctor();
+    expect(r.stdout).toContain('[WARN] agent-dispatch is not registered with Claude Code');
+  });
+
+  it('a failing claude mcp list counts as not registered', async () => {
+    healthy();
+    fakeClaude(env.binDir, { mcpList: REGISTERED, mcpListExit: 1 });
+    const r = await doctor();
+    expect(r.stdout).toContain('[WARN] agent-dispatch is not registered with Claude Code');
+  });
+
+  it('a missing agent directory: FAIL directory missing', async () => {
+    healthy();
+    const gone = join(env.root, 'gone');
+    env.writeConfig({ agents: { api: { directory: gone } } });
+    const r = await doctor();
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`[FAIL] api: directory missing - ${gone}`);
+  });
+
+  it('an unstatable agent directory: FAIL directory unreadable', async () => {
+    healthy();
+    env.writeConfig({ agents: { api: { directory: env.loopPath() } } });
+    const r = await doctor();
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('[FAIL] api: directory unreadable');
+  });
+
+  it('no agents: WARN, exit 0', async () => {
+    healthy();
+    env.writeConfig({ agents: {} });
+    const r = await doctor();
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('[WARN] No agents configured. Add one: agent-dispatch add <name> <directory>');
+  });
+
+  it('a healthy group passes', async () => {
+    healthy({ groups: { product: { members: [{ agent: 'api' }] } } });
+    const r = await doctor();
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('[OK] product: 1 member');
+    expect(r.stdout).toContain('All checks passed.');
+  });
+
+  it('a dangling group member: FAIL with the recreate command', async () => {
+    healthy({ groups: { product: { members: [{ agent: 'api' }, { agent: 'removed_gateway' }] } } });
+    const r = await doctor();
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('[FAIL] product: unknown member(s): removed_gateway');
+    expect(r.stdout).toContain(
+      'Fix by recreating: agent-dispatch group remove product && agent-dispatch group add product --member ... (or edit agents.yaml)',
+    );
+  });
+
+  it('an empty group: WARN, "1 warning", exit 0', async () => {
+    healthy({ groups: { product: { description: 'nothing yet' } } });
+    const r = await doctor();
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('[WARN] product: no members configured');
+    expect(r.stdout).toContain('0 issues, 1 warning');
+    expect(r.stdout).not.toContain('1 warnings');
+  });
+
+  it('summary is singular for one issue and plural for more', async () => {
+    healthy({ groups: { product: { members: [{ agent: 'ghost' }] } } });
+    const one = await doctor();
+    expect(one.stdout).toContain('1 issue, 0 warnings');
+    expect(one.stdout).not.toContain('1 issues');
+
+    env.writeConfig({ agents: { api: { directory: join(env.root, 'gone') } }, groups: { product: { members: [{ agent: 'ghost' }] } } });
+    const two = await doctor();
+    expect(two.stdout).toContain('2 issues, 0 warnings');
+  });
+
+  it('Docker unreachable: FAIL, images skipped, non-zero exit', async () => {
+    healthy();
+    const engine = fakeEngine({ down: true });
+    const r = await doctor(engine);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('[FAIL] Docker engine not reachable: connect ENOENT /var/run/docker.sock');
+    expect(r.stdout).toContain('Start the Docker engine (or set DOCKER_HOST)');
+    expect(r.stdout).toContain('[WARN] Skipped (Docker engine not reachable)');
+    expect(engine.asked).toEqual([]);
+  });
+
+  it('an agent image that is not present locally: FAIL', async () => {
+    healthy();
+    const r = await doctor(fakeEngine({ images: [] }));
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('[FAIL] agent-dispatch/agent:latest is not present locally (agent-dispatch never pulls images)');
+    expect(r.stdout).toContain('1 issue, 0 warnings');
+  });
+
+  it('each distinct image is checked once', async () => {
+    healthy();
+    env.writeConfig({
+      agents: {
+        a: { directory: env.project('a') },
+        b: { directory: env.project('b'), policy: 'builder' },
+        c: { directory: env.project('c'), policy: 'readonly-inspector' },
+      },
+    });
+    const engine = fakeEngine();
+    const r = await doctor(engine);
+    expect(r.code).toBe(0);
+    expect(engine.asked).toEqual(['agent-dispatch/agent:latest']);
+  });
+
+  it('an agent whose policy ref is not a usable policy: FAIL', async () => {
+    healthy();
+    env.writeConfig({ agents: { api: { directory: env.project('api'), policy: 'no-such-policy' } } });
+    const r = await doctor();
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("[FAIL] api: policy 'no-such-policy' unusable");
+    expect(r.stdout).toContain("Policy 'no-such-policy' not found");
+    expect(r.stdout).toContain('[WARN] No agent with a valid policy, so no image to check');
+  });
+
+  it('an agent whose policy has error findings: FAIL naming the codes', async () => {
+    healthy();
+    mkdirSync(join(env.stateDir, 'policies'), { recursive: true });
+    writeFileSync(join(env.stateDir, 'policies', 'socket.yaml'), 'version: 1\nmounts:\n  - source: /var/run/docker.sock\n');
+    env.writeConfig({ agents: { api: { directory: env.project('api'), policy: 'socket' } } });
+    const r = await doctor();
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("[FAIL] api: policy 'socket' has 1 error: mount-docker-socket");
+    expect(r.stdout).toContain('Run: agent-dispatch policy check --agent api');
+  });
+
+  it('an unknown option is a usage error (exit 2)', async () => {
+    const r = await run('doctor', '--bogus');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("Unknown option '--bogus'");
+  });
+});
+
+describe.skipIf(!dockerAvailable() && !process.env['CI'])('doctor against the real Docker engine', () => {
+  it('reports the engine reachable and checks images for real', async () => {
+    fakeClaude(env.binDir, { mcpList: REGISTERED });
+    fakeAgentDispatch(env.binDir);
+    mkdirSync(join(env.stateDir, 'policies'), { recursive: true });
+    const image = 'agent-dispatch-test/never-built:absent';
+    writeFileSync(join(env.stateDir, 'policies', 'absent.yaml'), `version: 1\nimage: ${image}\n`);
+    env.writeConfig({ agents: { api: { directory: env.project('api'), policy: 'absent' } } });
+    const r = await capture(() => doctorCommand([], createEngine()));
+    expect(r.stdout).toMatch(/\[OK\] Docker engine reachable: server \S+ \(API \S+\)/);
+    expect(r.stdout).toContain(`[FAIL] ${image} is not present locally`);
+    expect(r.code).toBe(1);
+  });
+});

@@ -1,0 +1,115 @@
+import { readFileSync, statSync } from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { fakeAgentDispatch, fakeClaude, run, setupEnv, type Env } from './cli-harness.js';
+
+let env: Env;
+
+beforeEach(() => {
+  env = setupEnv();
+});
+
+afterEach(() => {
+  env.cleanup();
+});
+
+describe('init (TestInit)', () => {
+  it('creates the config with the full settings block', async () => {
+    const r = await run('init', '--no-register');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`Created config: ${env.configPath}`);
+    expect(env.config()).toEqual({
+      agents: {},
+      settings: {
+        default_timeout: 300,
+        default_allowed_tools: [],
+        default_disallowed_tools: [],
+        max_dispatch_depth: 3,
+        max_concurrency: 5,
+        cache: { enabled: true, ttl: 300, max_size: 1000 },
+        job_retention_days: 0,
+      },
+    });
+    expect(statSync(env.configPath).mode & 0o777).toBe(0o600);
+    expect(statSync(env.stateDir).mode & 0o777).toBe(0o700);
+  });
+
+  it('leaves an existing config alone', async () => {
+    env.writeConfigText('agents:\n  api:\n    directory: /tmp\n# my comment\n');
+    const before = readFileSync(env.configPath, 'utf8');
+    const r = await run('init', '--no-register');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`Config already exists: ${env.configPath}`);
+    expect(readFileSync(env.configPath, 'utf8')).toBe(before);
+  });
+
+  it('without claude on PATH: warns, prints the manual claude mcp add-json command, exits 0', async () => {
+    const bin = fakeAgentDispatch(env.binDir);
+    const r = await run('init');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Warning: claude CLI not found.');
+    const spec = JSON.stringify({ type: 'stdio', command: bin, args: ['serve'] });
+    expect(r.stdout).toContain(`  claude mcp add-json agent-dispatch '${spec}' --scope user`);
+    expect(env.configExists()).toBe(true);
+  });
+
+  it('registers with claude mcp add-json agent-dispatch <json> --scope user', async () => {
+    const claude = fakeClaude(env.binDir);
+    const bin = fakeAgentDispatch(env.binDir);
+    const r = await run('init');
+    expect(r.code).toBe(0);
+    expect(claude.calls()).toEqual([
+      ['mcp', 'add-json', 'agent-dispatch', JSON.stringify({ type: 'stdio', command: bin, args: ['serve'] }), '--scope', 'user'],
+    ]);
+    expect(r.stdout).toContain('Registered MCP server with Claude Code (user scope).');
+    expect(r.stdout).toContain('Next steps:');
+    expect(r.stdout).toContain('  agent-dispatch add <name> <directory>');
+  });
+
+  it('without agent-dispatch on PATH, registers node + the CLI script', async () => {
+    const claude = fakeClaude(env.binDir);
+    const r = await run('init');
+    expect(r.code).toBe(0);
+    const [call] = claude.calls();
+    const spec = JSON.parse(call![3]!) as { type: string; command: string; args: string[] };
+    expect(spec.type).toBe('stdio');
+    expect(spec.command).toBe(process.execPath);
+    expect(spec.args).toHaveLength(2);
+    expect(spec.args[0]).toMatch(/cli\.js$/);
+    expect(spec.args[1]).toBe('serve');
+  });
+
+  it('a failed registration prints claude’s error and the manual command, exit 0', async () => {
+    const claude = fakeClaude(env.binDir, { exitCode: 1, stderr: 'boom\n' });
+    fakeAgentDispatch(env.binDir);
+    const r = await run('init');
+    expect(r.code).toBe(0);
+    expect(claude.calls()).toHaveLength(1);
+    expect(r.stdout).toContain('Failed to register MCP server: boom');
+    expect(r.stdout).toContain("  claude mcp add-json agent-dispatch '");
+    expect(r.stdout).not.toContain('Registered MCP server');
+  });
+
+  it('an existing registration is reported as such, not as a failure', async () => {
+    fakeClaude(env.binDir, { exitCode: 1, stderr: 'MCP server agent-dispatch already exists in user config\n' });
+    fakeAgentDispatch(env.binDir);
+    const r = await run('init');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('agent-dispatch is already registered with Claude Code (user scope).');
+    expect(r.stdout).not.toContain('Failed to register');
+    expect(r.stdout).toContain('Next steps:');
+  });
+
+  it('--no-register never calls claude', async () => {
+    const claude = fakeClaude(env.binDir);
+    const r = await run('init', '--no-register');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Skipped MCP registration (--no-register).');
+    expect(claude.calls()).toEqual([]);
+  });
+
+  it('takes no positional arguments', async () => {
+    const r = await run('init', 'extra');
+    expect(r.code).toBe(2);
+    expect(env.configExists()).toBe(false);
+  });
+});
