@@ -1,6 +1,6 @@
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AppError } from '../errors.js';
+import { AppError, describeError } from '../errors.js';
 import { ensurePrivateDir } from './atomic-write.js';
 import { dirname } from 'node:path';
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -44,8 +44,12 @@ export async function withFileLock<T>(lockPath: string, fn: () => T | Promise<T>
 }
 
 async function acquire(lockPath: string, options: Required<LockOptions>): Promise<() => void> {
-  ensurePrivateDir(dirname(lockPath));
   const deadline = Date.now() + options.timeoutMs;
+  try {
+    ensurePrivateDir(dirname(lockPath));
+  } catch (error) {
+    throw lockFileError(lockPath, error);
+  }
   for (;;) {
     try {
       const fd = openSync(lockPath, 'wx', 0o600);
@@ -59,14 +63,15 @@ async function acquire(lockPath: string, options: Required<LockOptions>): Promis
         }
       };
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw lockFileError(lockPath, error);
     }
     const owner = readOwner(lockPath);
     if (isAbandoned(lockPath, owner, options.staleMs)) {
       try {
         unlinkSync(lockPath);
-      } catch {
-        // another process took it over first
+      } catch (error) {
+        // ENOENT: another process took it over first; anything else would spin forever
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw lockFileError(lockPath, error);
       }
       continue;
     }
@@ -77,6 +82,13 @@ async function acquire(lockPath: string, options: Required<LockOptions>): Promis
     }
     await sleep(options.pollMs);
   }
+}
+
+function lockFileError(lockPath: string, error: unknown): AppError {
+  return new AppError('CONFIG_WRITE_FAILED', `could not create the lock file ${lockPath}: ${describeError(error)}`, {
+    hint: 'Nothing was changed. Check that the config directory exists (or can be created) and is writable by you.',
+    cause: error,
+  });
 }
 
 function readOwner(lockPath: string): number | undefined {

@@ -104,7 +104,7 @@ export async function addAgent(input: NewAgent, configPath?: string): Promise<Ag
   });
   await mutateConfig((config) => {
     if (input.name in config.agents) {
-      throw new AppError('AGENT_EXISTS', `Agent '${input.name}' already exists. Remove it first (agent-dispatch remove ${input.name}).`);
+      throw new AppError('AGENT_EXISTS', `Agent '${input.name}' already exists. Use 'agent-dispatch remove ${input.name}' first.`);
     }
     config.agents[input.name] = agent;
   }, configPath);

@@ -11,6 +11,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -596,5 +597,31 @@ describe('withFileLock re-entrancy', () => {
       });
     await Promise.all([work(), work(), work()]);
     expect(peak).toBe(1);
+  });
+});
+
+describe('a config directory that cannot exist', () => {
+  it('mutateConfig reports CONFIG_WRITE_FAILED in one line (no stack), and writes nothing', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'ad-nodir-'));
+    writeFileSync(join(base, 'blocker'), 'a file where the config directory should be');
+    const path = join(base, 'blocker', 'agents.yaml');
+    const error = await mutateConfig(() => undefined, path).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).code).toBe('CONFIG_WRITE_FAILED');
+    expect((error as AppError).message).toContain(`${path}.lock`);
+    expect((error as AppError).hint).toContain('Nothing was changed');
+    expect(readFileSync(join(base, 'blocker'), 'utf8')).toBe('a file where the config directory should be');
+  });
+});
+
+describe('a lock path that is not a file', () => {
+  it('a directory squatting on the lock path is an error, not an endless loop', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'ad-lockdir-'));
+    const path = join(base, 'agents.yaml');
+    mkdirSync(`${path}.lock`);
+    const old = new Date(Date.now() - 3_600_000);
+    utimesSync(`${path}.lock`, old, old);
+    const error = await mutateConfig(() => undefined, path).catch((e: unknown) => e);
+    expect((error as AppError).code).toBe('CONFIG_WRITE_FAILED');
   });
 });
