@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fakeAgentDispatch, fakeClaude, run, setupEnv, type Env } from './cli-harness.js';
+import { ORIGINAL_DEFAULT_SETTINGS } from '../helpers/fixtures.js';
 
 let env: Env;
 
@@ -19,15 +20,7 @@ describe('init (TestInit)', () => {
     expect(r.stdout).toContain(`Created config: ${env.configPath}`);
     expect(env.config()).toEqual({
       agents: {},
-      settings: {
-        default_timeout: 300,
-        default_allowed_tools: [],
-        default_disallowed_tools: [],
-        max_dispatch_depth: 3,
-        max_concurrency: 5,
-        cache: { enabled: true, ttl: 300, max_size: 1000 },
-        job_retention_days: 0,
-      },
+      settings: ORIGINAL_DEFAULT_SETTINGS,
     });
     expect(statSync(env.configPath).mode & 0o777).toBe(0o600);
     expect(statSync(env.stateDir).mode & 0o777).toBe(0o700);

@@ -25,6 +25,7 @@ import { renderConfig, saveConfig } from '../../src/config/save.js';
 import { mutateConfig, readConfig } from '../../src/config/store.js';
 import { withFileLock } from '../../src/config/lock.js';
 import { configSchema, emptyConfig, parseAgent, type DispatchConfig } from '../../src/config/schema.js';
+import { ORIGINAL_DEFAULT_SETTINGS } from '../helpers/fixtures.js';
 
 let dir: string;
 let cfg: string;
@@ -217,15 +218,7 @@ describe('saveConfig', () => {
     saveConfig(emptyConfig(), cfg);
     expect(parse(readFileSync(cfg, 'utf8'))).toEqual({
       agents: {},
-      settings: {
-        default_timeout: 300,
-        default_allowed_tools: [],
-        default_disallowed_tools: [],
-        max_dispatch_depth: 3,
-        max_concurrency: 5,
-        cache: { enabled: true, ttl: 300, max_size: 1000 },
-        job_retention_days: 0,
-      },
+      settings: ORIGINAL_DEFAULT_SETTINGS,
     });
   });
 

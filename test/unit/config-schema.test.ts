@@ -16,6 +16,7 @@ import {
   settingsSchema,
   unknownGroupMembers,
 } from '../../src/config/schema.js';
+import { ORIGINAL_DEFAULT_SETTINGS } from '../helpers/fixtures.js';
 
 /** All issue messages and paths of a failed parse, as one searchable string. */
 function failure(result: { success: boolean; error?: { issues: readonly unknown[] } }): string {
@@ -168,15 +169,7 @@ describe('permission mode warnings', () => {
 describe('settings', () => {
   it('has the original defaults', () => {
     const settings = settingsSchema.parse({});
-    expect(settings).toEqual({
-      default_timeout: 300,
-      default_allowed_tools: [],
-      default_disallowed_tools: [],
-      max_dispatch_depth: 3,
-      max_concurrency: 5,
-      cache: { enabled: true, ttl: 300, max_size: 1000 },
-      job_retention_days: 0,
-    });
+    expect(settings).toEqual(ORIGINAL_DEFAULT_SETTINGS);
     expect(settings.default_max_budget_usd).toBeUndefined();
     expect(settings.default_permission_mode).toBeUndefined();
   });
