@@ -61,7 +61,13 @@ export function loadConfig(path: string = configPath()): ConfigLoad {
 
 /** One line naming the file, what is wrong and the fix. */
 export function describeConfigProblem(load: Extract<ConfigLoad, { kind: 'invalid' }>): string {
-  return `Config at ${load.path} ${PROBLEM_TEXT[load.problem]}: ${load.detail}. ${FIX_TEXT[load.problem]}.`;
+  return `Config at ${load.path} ${PROBLEM_TEXT[load.problem]}: ${sentence(load.detail)} ${FIX_TEXT[load.problem]}.`;
+}
+
+/** End a detail as a sentence without doubling its punctuation ('…allowed_tools'?' stays as is). */
+export function sentence(detail: string): string {
+  const trimmed = detail.trim().replace(/[:,;]+$/, '');
+  return /[.?!]$/.test(trimmed) ? trimmed : `${trimmed}.`;
 }
 
 /** The config, or an AppError whose message is the one-line description. */
@@ -79,18 +85,28 @@ export function parseYaml(text: string): { ok: true; value: unknown } | { ok: fa
   return { ok: true, value: doc.toJS() };
 }
 
-function firstBadByte(bytes: Buffer): string {
-  const decoder = new TextDecoder('utf-8', { fatal: true });
+/** Where the first invalid UTF-8 sequence starts (its lead byte and line), for a message the user can act on. */
+export function firstBadByte(bytes: Uint8Array): string {
   let line = 1;
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i] === 0x0a) line++;
-    try {
-      decoder.decode(bytes.subarray(i, i + 1), { stream: true });
-    } catch {
-      return `byte 0x${bytes[i]!.toString(16)} on line ${line}`;
-    }
+  for (let i = 0; i < bytes.length; ) {
+    const lead = bytes[i]!;
+    const length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    const sequence = bytes.subarray(i, i + Math.max(length, 1));
+    const valid = length > 0 && sequence.length === length && isValidSequence(sequence);
+    if (!valid) return `byte 0x${lead.toString(16)} on line ${line}`;
+    if (lead === 0x0a) line++;
+    i += length;
   }
-  return 'an incomplete character at the end of the file';
+  return 'an invalid byte sequence';
+}
+
+function isValidSequence(sequence: Uint8Array): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(sequence);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function keysOf(schema: { shape: Record<string, unknown> }): string[] {

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatIssues, PARSE_OPTIONS } from '../config/issues.js';
-import { parseYaml } from '../config/load.js';
+import { parseYaml, sentence } from '../config/load.js';
 import { expandHome, stateDir } from '../config/paths.js';
 import { describeError } from '../errors.js';
 import { policyKeysAt, policySchema, type Policy } from './schema.js';
@@ -91,7 +91,7 @@ export function describePolicyProblem(load: Exclude<PolicyLoad, { kind: 'ok' }>)
   if (load.kind === 'not-found') {
     return `Policy '${load.ref}' not found (looked in ${load.searched.join(', ')}). Use a preset (${presetNames().join(', ')}) or a path to a policy file.`;
   }
-  return `Policy '${load.source.ref}' at ${load.source.path} is invalid: ${load.detail}. Fix it, then run 'agent-dispatch policy check ${load.source.path}'.`;
+  return `Policy '${load.source.ref}' at ${load.source.path} is invalid: ${sentence(load.detail)} Fix it, then run 'agent-dispatch policy check ${load.source.path}'.`;
 }
 
 export function presetNames(): string[] {

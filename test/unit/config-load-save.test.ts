@@ -20,7 +20,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parse } from 'yaml';
 import { AppError } from '../../src/errors.js';
 import { configPath, jobsDir, stateDir } from '../../src/config/paths.js';
-import { describeConfigProblem, loadConfig, requireConfig, type ConfigLoad } from '../../src/config/load.js';
+import { describeConfigProblem, firstBadByte, loadConfig, requireConfig, sentence, type ConfigLoad } from '../../src/config/load.js';
 import { renderConfig, saveConfig } from '../../src/config/save.js';
 import { mutateConfig, readConfig } from '../../src/config/store.js';
 import { withFileLock } from '../../src/config/lock.js';
@@ -616,5 +616,19 @@ describe('a lock path that is not a file', () => {
     utimesSync(`${path}.lock`, old, old);
     const error = await mutateConfig(() => undefined, path).catch((e: unknown) => e);
     expect((error as AppError).code).toBe('CONFIG_WRITE_FAILED');
+  });
+});
+
+describe('one-line problem messages', () => {
+  it('names the lead byte of the first invalid UTF-8 sequence and its line, not the byte after it', () => {
+    expect(firstBadByte(Buffer.from([0x61, 0x0a, 0x62, 0xe9, 0x74, 0xe9]))).toBe('byte 0xe9 on line 2');
+    expect(firstBadByte(Buffer.from('ok é\n', 'utf8').subarray(0, 4))).toBe('byte 0xc3 on line 1');
+    expect(firstBadByte(Buffer.from([0xc3, 0xa9, 0x0a, 0xff]))).toBe('byte 0xff on line 2');
+  });
+
+  it('does not double punctuation after a detail that already ends a sentence', () => {
+    expect(sentence("did you mean 'allowed_tools'?")).toBe("did you mean 'allowed_tools'?");
+    expect(sentence('at line 4, column 1:')).toBe('at line 4, column 1.');
+    expect(sentence('expected number')).toBe('expected number.');
   });
 });
