@@ -178,3 +178,10 @@ export function worstSeverity(findings: Finding[]): Severity | undefined {
   if (findings.some((f) => f.severity === 'warning')) return 'warning';
   return findings.length > 0 ? 'info' : undefined;
 }
+
+const SEVERITY_ORDER: Record<Severity, number> = { error: 0, warning: 1, info: 2 };
+
+/** Most severe first; the order within a severity is kept. */
+export function bySeverity(findings: Finding[]): Finding[] {
+  return [...findings].sort((a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity]);
+}

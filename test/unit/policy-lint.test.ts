@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { lintCompiled, lintPolicy, worstSeverity, type Finding } from '../../src/policy/lint.js';
+import { bySeverity, lintCompiled, lintPolicy, worstSeverity, type Finding } from '../../src/policy/lint.js';
 import { loadPolicy, presetNames } from '../../src/policy/load.js';
 import { policySchema, type Policy, type PolicyInput } from '../../src/policy/schema.js';
 import type { CompiledSandbox } from '../../src/policy/compile.js';
@@ -189,5 +189,13 @@ describe('lintCompiled and worstSeverity', () => {
     expect(worstSeverity([f('info')])).toBe('info');
     expect(worstSeverity([f('info'), f('warning')])).toBe('warning');
     expect(worstSeverity([f('warning'), f('error'), f('info')])).toBe('error');
+  });
+});
+
+describe('bySeverity', () => {
+  it('orders errors, then warnings, then info, keeping the order within each', () => {
+    const f = (severity: 'error' | 'warning' | 'info', code: string) => ({ severity, code, message: code });
+    const sorted = bySeverity([f('info', 'i1'), f('warning', 'w1'), f('error', 'e1'), f('warning', 'w2'), f('error', 'e2')]);
+    expect(sorted.map((x) => x.code)).toEqual(['e1', 'e2', 'w1', 'w2', 'i1']);
   });
 });

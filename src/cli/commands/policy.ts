@@ -6,6 +6,7 @@ import { agentSchema, type DispatchConfig } from '../../config/schema.js';
 import {
   compileSandbox,
   describePolicyProblem,
+  bySeverity,
   formatRule,
   lintPolicy,
   loadPolicy,
@@ -144,7 +145,7 @@ function printResult(r: CheckResult): void {
   );
   const res = policy.resources;
   out(`  resources:   memory ${res.memory}, cpus ${res.cpus}, pids ${res.pids}, nofile ${res.nofile}, timeout ${r.compiled?.timeoutSeconds ?? res.timeout}s, image ${policy.image}`);
-  for (const f of r.findings) printFinding(f);
+  for (const f of bySeverity(r.findings)) printFinding(f);
   out();
 }
 
