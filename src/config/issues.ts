@@ -21,19 +21,28 @@ function formatIssue(issue: z.core.$ZodIssue, knownKeys: (path: PropertyKey[]) =
     return `${where}: ${issue.issues.map((inner) => inner.message).join('; ') || issue.message}`;
   }
   if (issue.code === 'invalid_type') {
-    const got = describeInput(issue.input);
+    const got = describeInput(issue.input, issue.path.length === 0);
     return `${where}: expected ${issue.expected}, got ${got}`;
   }
   return `${where}: ${issue.message}`;
 }
 
-function describeInput(input: unknown): string {
+/**
+ * What arrived instead, without echoing file contents: a file that is not YAML mappings at all (say a .env or a
+ * key pointed at by mistake) parses as one string, and error messages end up in MCP replies and CI logs.
+ * Short values of a key are shown; long strings and whole-document scalars only by type and length.
+ */
+function describeInput(input: unknown, wholeDocument: boolean): string {
   if (input === undefined) return 'nothing (the key is missing)';
   if (input === null) return 'null';
   if (Array.isArray(input)) return 'a list';
   if (typeof input === 'object') return 'a mapping';
+  if (typeof input === 'string' && (wholeDocument || input.length > SHOWN_VALUE_CHARS)) return `a string of ${input.length} characters`;
+  if (wholeDocument) return `a ${typeof input}`;
   return `${typeof input} ${JSON.stringify(input)}`;
 }
+
+const SHOWN_VALUE_CHARS = 20;
 
 /** Parse options for user files: issues carry their input, so "got string \"abc\"" can be said. */
 export const PARSE_OPTIONS = { reportInput: true } as const;

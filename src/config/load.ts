@@ -78,11 +78,19 @@ export function requireConfig(load: ConfigLoad): DispatchConfig {
   return load.config;
 }
 
+/**
+ * YAML 1.1 with merge keys, as PyYAML's SafeLoader read the original's files (`yes` is a boolean, `<<: *base`
+ * merges). Any warning (an unknown tag such as `!!python/object`) is an error, and so is an alias bomb.
+ */
 export function parseYaml(text: string): { ok: true; value: unknown } | { ok: false; detail: string } {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, schema: 'core' });
+  const doc = parseDocument(text, { version: '1.1', merge: true, uniqueKeys: true, prettyErrors: true });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) return { ok: false, detail: problem.message.split('\n')[0] ?? problem.message };
-  return { ok: true, value: doc.toJS() };
+  try {
+    return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };
+  } catch (error) {
+    return { ok: false, detail: describeError(error) };
+  }
 }
 
 /** Where the first invalid UTF-8 sequence starts (its lead byte and line), for a message the user can act on. */

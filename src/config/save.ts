@@ -12,7 +12,8 @@ export function renderConfig(config: DispatchConfig): string {
   const groups = Object.entries(config.groups);
   if (groups.length > 0) data['groups'] = Object.fromEntries(groups.map(([name, g]) => [name, renderGroup(g)]));
   data['settings'] = dropNullish({ ...config.settings, cache: { ...config.settings.cache } });
-  return stringify(data, { lineWidth: 0 });
+  // YAML 1.1 output quotes strings such as 'yes' or 'on' that a 1.1 reader (PyYAML, and our loader) would take as booleans.
+  return stringify(data, { lineWidth: 0, version: '1.1' });
 }
 
 function renderAgent(agent: AgentConfig): Record<string, unknown> {

@@ -87,10 +87,18 @@ export const settingsSchema = z
   })
   .strict();
 
+/**
+ * Agents and groups are looked up by user-given names; in a plain object `toString` or `constructor` would
+ * find Object.prototype members. A null-prototype record answers only for names that are really there.
+ */
+function ownKeysOnly<T>(record: Record<string, T> | null): Record<string, T> {
+  return Object.assign(Object.create(null) as Record<string, T>, record ?? {});
+}
+
 export const configSchema = z
   .object({
-    agents: z.record(agentNameSchema, agentSchema).nullable().default({}).transform((v) => v ?? {}),
-    groups: z.record(agentNameSchema, groupSchema).nullable().default({}).transform((v) => v ?? {}),
+    agents: z.record(agentNameSchema, agentSchema).nullable().default({}).transform(ownKeysOnly),
+    groups: z.record(agentNameSchema, groupSchema).nullable().default({}).transform(ownKeysOnly),
     settings: settingsSchema.nullable().default(() => settingsSchema.parse({})).transform((v) => v ?? settingsSchema.parse({})),
   })
   .strict();

@@ -632,3 +632,45 @@ describe('one-line problem messages', () => {
     expect(sentence('expected number')).toBe('expected number.');
   });
 });
+
+describe('error messages never echo file contents', () => {
+  it('a file that is one long string (a .env, a key) is described by type and length only', () => {
+    const secret = 'DB_PASSWORD=hunter2 API_TOKEN=abc123 PRIVATE_KEY=abcdefghijklmnop';
+    writeFileSync(cfg, secret);
+    const load = loadConfig(cfg);
+    expect(load.kind).toBe('invalid');
+    const line = describeConfigProblem(load as Extract<ConfigLoad, { kind: 'invalid' }>);
+    expect(line).not.toContain('hunter2');
+    expect(line).toContain(`a string of ${secret.length} characters`);
+  });
+
+  it('a long string value under a key is not echoed either', () => {
+    writeFileSync(cfg, `agents:\n  api:\n    directory: /tmp\n    timeout: "sk-ant-this-is-a-long-secret-value"\n`);
+    const line = describeConfigProblem(loadConfig(cfg) as Extract<ConfigLoad, { kind: 'invalid' }>);
+    expect(line).toContain('agents.api.timeout: expected number, got a string of 34 characters');
+    expect(line).not.toContain('sk-ant');
+  });
+});
+
+describe('YAML as the original read it (PyYAML SafeLoader, YAML 1.1)', () => {
+  it('reads yes/no booleans and << merge keys', () => {
+    writeFileSync(cfg, 'agents:\n  api: &api\n    directory: /tmp\n    timeout: 60\n  web:\n    <<: *api\n    description: merged\nsettings:\n  cache: {enabled: no}\n');
+    const config = requireConfig(loadConfig(cfg));
+    expect(config.agents['web']).toMatchObject({ directory: '/tmp', timeout: 60, description: 'merged' });
+    expect(config.settings.cache.enabled).toBe(false);
+  });
+
+  it('writes strings that a 1.1 reader would take for booleans with quotes, so they survive a round trip', () => {
+    const config = emptyConfig();
+    config.agents['api'] = parseAgent({ directory: '/tmp', description: 'yes' });
+    saveConfig(config, cfg);
+    expect(readFileSync(cfg, 'utf8')).toContain('description: "yes"');
+    expect(requireConfig(loadConfig(cfg)).agents['api']!.description).toBe('yes');
+  });
+
+  it('an alias bomb is a YAML problem in one line, not a stack trace', () => {
+    writeFileSync(cfg, 'a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n');
+    const load = loadConfig(cfg);
+    expect(load).toMatchObject({ kind: 'invalid', problem: 'yaml' });
+  });
+});
