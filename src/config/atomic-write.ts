@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 
@@ -31,12 +31,19 @@ export function writeFileAtomic(path: string, text: string): void {
   }
 }
 
+/**
+ * Create `dir` owner-only. An existing directory is tightened to 0700 only when it is ours and not a shared
+ * (sticky, e.g. /tmp) directory: pointing the config at a shared place must not change it for everyone.
+ */
 export function ensurePrivateDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   try {
-    chmodSync(dir, 0o700);
+    const st = statSync(dir);
+    const ours = typeof process.getuid !== 'function' || st.uid === process.getuid();
+    const shared = (st.mode & 0o1000) !== 0;
+    if (ours && !shared && (st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
   } catch {
-    // best effort: a directory we do not own keeps its mode
+    // best effort: a directory we cannot inspect keeps its mode
   }
 }
 

@@ -1,5 +1,6 @@
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { randomBytes } from 'node:crypto';
 import { AppError, describeError } from '../errors.js';
 import { ensurePrivateDir } from './atomic-write.js';
 import { dirname } from 'node:path';
@@ -50,29 +51,22 @@ async function acquire(lockPath: string, options: Required<LockOptions>): Promis
   } catch (error) {
     throw lockFileError(lockPath, error);
   }
+  // The token makes the file ours: release and takeover only ever remove the exact file they looked at.
+  const mine = `${process.pid} ${randomBytes(8).toString('hex')}\n`;
   for (;;) {
     try {
       const fd = openSync(lockPath, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
+      writeSync(fd, mine);
       closeSync(fd);
-      return () => {
-        try {
-          unlinkSync(lockPath);
-        } catch {
-          // already removed by a stale-lock takeover; nothing to release
-        }
-      };
+      return () => removeIfContent(lockPath, mine);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw lockFileError(lockPath, error);
     }
-    const owner = readOwner(lockPath);
+    const seen = readContent(lockPath);
+    const owner = ownerOf(seen);
     if (isAbandoned(lockPath, owner, options.staleMs)) {
-      try {
-        unlinkSync(lockPath);
-      } catch (error) {
-        // ENOENT: another process took it over first; anything else would spin forever
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw lockFileError(lockPath, error);
-      }
+      // Another waiter may have taken over between our read and now: only remove the file we judged stale.
+      if (seen === undefined || readContent(lockPath) === seen) removeStale(lockPath);
       continue;
     }
     if (Date.now() >= deadline) {
@@ -84,6 +78,24 @@ async function acquire(lockPath: string, options: Required<LockOptions>): Promis
   }
 }
 
+function removeIfContent(lockPath: string, content: string): void {
+  if (readContent(lockPath) !== content) return; // taken over after we were judged stale: not ours to remove
+  try {
+    unlinkSync(lockPath);
+  } catch {
+    // already gone
+  }
+}
+
+function removeStale(lockPath: string): void {
+  try {
+    unlinkSync(lockPath);
+  } catch (error) {
+    // ENOENT: another process took it over first; anything else would spin forever
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw lockFileError(lockPath, error);
+  }
+}
+
 function lockFileError(lockPath: string, error: unknown): AppError {
   return new AppError('CONFIG_WRITE_FAILED', `could not create the lock file ${lockPath}: ${describeError(error)}`, {
     hint: 'Nothing was changed. Check that the config directory exists (or can be created) and is writable by you.',
@@ -91,13 +103,17 @@ function lockFileError(lockPath: string, error: unknown): AppError {
   });
 }
 
-function readOwner(lockPath: string): number | undefined {
+function readContent(lockPath: string): string | undefined {
   try {
-    const pid = Number.parseInt(readFileSync(lockPath, 'utf8').trim(), 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    return readFileSync(lockPath, 'utf8');
   } catch {
     return undefined;
   }
+}
+
+function ownerOf(content: string | undefined): number | undefined {
+  const pid = Number.parseInt((content ?? '').trim().split(/\s+/)[0] ?? '', 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
 }
 
 function isAbandoned(lockPath: string, owner: number | undefined, staleMs: number): boolean {

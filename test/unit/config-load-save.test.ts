@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import {
+  chmodSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -450,7 +451,7 @@ describe('withFileLock', () => {
   it('runs fn, returns its value, and removes the lock file; the lock file is 0600 while held', async () => {
     const lock = join(dir, 'x.lock');
     const value = await withFileLock(lock, () => {
-      expect(readFileSync(lock, 'utf8').trim()).toBe(String(process.pid));
+      expect(readFileSync(lock, 'utf8').split(' ')[0]).toBe(String(process.pid));
       expect(statSync(lock).mode & 0o777).toBe(0o600);
       return 42;
     });
@@ -509,7 +510,7 @@ describe('withFileLock', () => {
     const ran = await withFileLock(
       lock,
       () => {
-        expect(readFileSync(lock, 'utf8').trim()).toBe(String(process.pid));
+        expect(readFileSync(lock, 'utf8').split(' ')[0]).toBe(String(process.pid));
         return Date.now() - started;
       },
       { timeoutMs: 10_000, pollMs: 20 },
@@ -672,5 +673,42 @@ describe('YAML as the original read it (PyYAML SafeLoader, YAML 1.1)', () => {
     writeFileSync(cfg, 'a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n');
     const load = loadConfig(cfg);
     expect(load).toMatchObject({ kind: 'invalid', problem: 'yaml' });
+  });
+});
+
+describe('lock ownership', () => {
+  it('release never removes a lock file that another process now owns', async () => {
+    const lockPath = join(dir, 'own.lock');
+    await withFileLock(lockPath, () => {
+      // Simulate a takeover while we held it (we were judged stale): the file now belongs to someone else.
+      writeFileSync(lockPath, '424242 someone-else\n');
+    });
+    expect(readFileSync(lockPath, 'utf8')).toBe('424242 someone-else\n');
+  });
+
+  it('the lock file names the owner pid first (what a waiter reports)', async () => {
+    const lockPath = join(dir, 'pid.lock');
+    await withFileLock(lockPath, () => {
+      expect(readFileSync(lockPath, 'utf8').split(' ')[0]).toBe(String(process.pid));
+    });
+    expect(existsSync(lockPath)).toBe(false);
+  });
+});
+
+describe('private directories', () => {
+  it('a shared sticky directory (like /tmp) is never tightened', () => {
+    const shared = join(dir, 'shared');
+    mkdirSync(shared);
+    chmodSync(shared, 0o1777);
+    saveConfig(emptyConfig(), join(shared, 'agents.yaml'));
+    expect(statSync(shared).mode & 0o7777).toBe(0o1777);
+  });
+
+  it('an existing directory of ours is tightened to 0700', () => {
+    const mine = join(dir, 'mine');
+    mkdirSync(mine);
+    chmodSync(mine, 0o755);
+    saveConfig(emptyConfig(), join(mine, 'agents.yaml'));
+    expect(statSync(mine).mode & 0o777).toBe(0o700);
   });
 });
