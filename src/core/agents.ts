@@ -5,6 +5,7 @@ import { configPath as defaultConfigPath, expandDirectory } from '../config/path
 import { mutateConfig } from '../config/store.js';
 import { agentSchema, permissionModeWarning, type AgentConfig, type DispatchConfig } from '../config/schema.js';
 import { describePolicyProblem, loadPolicy } from '../policy/load.js';
+import { lintPolicy } from '../policy/lint.js';
 import { autoDescribe } from '../project/detect.js';
 import { validateName } from './validate.js';
 
@@ -73,12 +74,19 @@ export function validateBudget(budget: number | undefined, label = 'max_budget_u
 }
 
 /**
- * A policy ref must load and validate before an agent may point at it. Refs resolve beside the config
- * being edited (user policies, relative paths), exactly as list_agents / dispatch resolve them later.
+ * A policy must load, validate and have no error findings for this agent's directory before an agent may point
+ * at it (so MCP's add_agent / update_agent cannot attach a policy that mounts the Docker socket, say). Refs
+ * resolve beside the config being edited, exactly as list_agents and dispatch resolve them later.
  */
-export function validatePolicyRef(ref: string, configPath: string = defaultConfigPath()): void {
+export function validatePolicyFor(ref: string, directory: string, configPath: string = defaultConfigPath()): void {
   const load = loadPolicy(ref, dirname(configPath));
   if (load.kind !== 'ok') throw new AppError('POLICY_INVALID', describePolicyProblem(load));
+  const errors = lintPolicy(load.policy, { repo: directory }).filter((f) => f.severity === 'error');
+  if (errors.length > 0) {
+    throw new AppError('POLICY_INVALID', `Policy '${ref}' cannot be used for ${directory}: ${errors.map((e) => `${e.code}: ${e.message}`).join('; ')}`, {
+      hint: `Fix the policy or choose another one; 'agent-dispatch policy check ${load.source.path}' explains each finding.`,
+    });
+  }
 }
 
 export async function addAgent(input: NewAgent, configPath?: string): Promise<AgentChange> {
@@ -86,7 +94,7 @@ export async function addAgent(input: NewAgent, configPath?: string): Promise<Ag
   const directory = resolveAgentDirectory(input.directory);
   validateTimeout(input.timeout);
   validateBudget(input.max_budget_usd);
-  if (input.policy) validatePolicyRef(input.policy, configPath);
+  validatePolicyFor(input.policy || 'default', directory, configPath);
   const description = input.description || autoDescribe(directory);
   const warning = permissionModeWarning(input.permission_mode);
   const agent = agentSchema.parse({
@@ -113,10 +121,10 @@ export async function addAgent(input: NewAgent, configPath?: string): Promise<Ag
 
 export async function updateAgent(name: string, patch: AgentPatch, configPath?: string): Promise<{ fields: string[]; warnings: string[] }> {
   validateTimeout(patch.timeout);
-  if (patch.policy !== undefined) validatePolicyRef(patch.policy, configPath);
   const warnings: string[] = [];
   const fields = await mutateConfig((config) => {
     const agent = requireAgent(config, name, `Run 'agent-dispatch list' to see agents.`);
+    if (patch.policy !== undefined) validatePolicyFor(patch.policy, agent.directory, configPath);
     const changed: string[] = [];
     const set = <K extends keyof AgentConfig>(key: K, value: AgentConfig[K] | undefined) => {
       if (value === undefined) return;

@@ -124,7 +124,11 @@ describe('policy check with agents in the config', () => {
 
   it('a user policy that mounts the Docker socket exits 1', async () => {
     userPolicy('socket', SOCKET);
-    await addAgent('api', '--policy', 'socket');
+    // `add --policy socket` refuses it; a hand-edited agents.yaml can still point at it, and check must say so.
+    const refused = await run('add', 'api', env.project('api'), '--policy', 'socket');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("Policy 'socket' cannot be used");
+    env.writeConfig({ agents: { api: { directory: env.project('api'), policy: 'socket' } } });
     const r = await run('policy', 'check', '--agent', 'api');
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('  ERROR   mount-docker-socket: mounts: /var/run/docker.sock exposes a container engine socket');

@@ -317,6 +317,21 @@ describe('update_agent (TestUpdateAgent)', () => {
     expect(h.configBytes()).toEqual(before);
   });
 
+  it('policy: a policy with error findings (Docker socket mount) cannot be attached; the file is untouched', async () => {
+    mkdirSync(join(h.configDir, 'policies'), { recursive: true });
+    writeFileSync(join(h.configDir, 'policies', 'socket.yaml'), 'version: 1\nmounts:\n  - {source: /var/run/docker.sock, mode: rw}\n');
+    const before = h.configBytes();
+    const { json, isError } = await h.call('update_agent', { name: 'api', policy: 'socket' });
+    expect(isError).toBe(true);
+    expect(json.error).toContain("Policy 'socket' cannot be used");
+    expect(json.error).toContain('mount-docker-socket');
+    expect(json.hint).toContain('agent-dispatch policy check');
+    expect(h.configBytes()).toEqual(before);
+    const added = await h.call('add_agent', { name: 'other', directory: h.project('other'), policy: 'socket' });
+    expect(added.isError).toBe(true);
+    expect(h.configBytes()).toEqual(before);
+  });
+
   it("policy: a user policy beside the server's own config (injected env) is accepted", async () => {
     mkdirSync(join(h.configDir, 'policies'), { recursive: true });
     copyFileSync(join(PRESETS_DIR, 'readonly-inspector.yaml'), join(h.configDir, 'policies', 'team-policy.yaml'));
