@@ -3,7 +3,7 @@
  * on its own: `npm run build && npx vitest run test/unit/cli-bin.test.ts`.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,5 +105,16 @@ describe('node dist/cli.js', () => {
     const spec = JSON.parse(call![3]!) as { type: string; command: string; args: string[] };
     expect(spec).toEqual({ type: 'stdio', command: process.execPath, args: [CLI, 'serve'] });
     expect(existsSync(join(root, 'init', 'agents.yaml'))).toBe(true);
+  });
+
+  it('init registers the agent-dispatch on PATH when it is this program (an npm link / global install symlink)', () => {
+    const binDir = join(root, 'bin-linked');
+    mkdirSync(binDir, { recursive: true });
+    symlinkSync(CLI, join(binDir, 'agent-dispatch'));
+    const claude = fakeClaude(binDir);
+    const r = bin(['init'], { PATH: binDir, AGENT_DISPATCH_CONFIG: join(root, 'init-linked', 'agents.yaml') });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const spec = JSON.parse(claude.calls()[0]![3]!) as { command: string; args: string[] };
+    expect(spec).toEqual({ type: 'stdio', command: join(binDir, 'agent-dispatch'), args: ['serve'] });
   });
 });

@@ -36,23 +36,23 @@ describe('init (TestInit)', () => {
   });
 
   it('without claude on PATH: warns, prints the manual claude mcp add-json command, exits 0', async () => {
-    const bin = fakeAgentDispatch(env.binDir);
     const r = await run('init');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Warning: claude CLI not found.');
-    const spec = JSON.stringify({ type: 'stdio', command: bin, args: ['serve'] });
-    expect(r.stdout).toContain(`  claude mcp add-json agent-dispatch '${spec}' --scope user`);
+    expect(r.stdout).toMatch(/ {2}claude mcp add-json agent-dispatch '\{"type":"stdio","command":"[^"]+","args":\["[^"]+cli\.js","serve"\]\}' --scope user/);
     expect(env.configExists()).toBe(true);
   });
 
-  it('registers with claude mcp add-json agent-dispatch <json> --scope user', async () => {
+  it('registers with claude mcp add-json agent-dispatch <json> --scope user — never a different agent-dispatch on PATH', async () => {
     const claude = fakeClaude(env.binDir);
-    const bin = fakeAgentDispatch(env.binDir);
+    fakeAgentDispatch(env.binDir); // e.g. the unsandboxed Python original
     const r = await run('init');
     expect(r.code).toBe(0);
-    expect(claude.calls()).toEqual([
-      ['mcp', 'add-json', 'agent-dispatch', JSON.stringify({ type: 'stdio', command: bin, args: ['serve'] }), '--scope', 'user'],
-    ]);
+    const calls = claude.calls();
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.slice(0, 3)).toEqual(['mcp', 'add-json', 'agent-dispatch']);
+    expect(calls[0]!.slice(4)).toEqual(['--scope', 'user']);
+    expect(JSON.parse(calls[0]![3]!)).toMatchObject({ type: 'stdio', command: process.execPath, args: [expect.stringMatching(/cli\.js$/), 'serve'] });
     expect(r.stdout).toContain('Registered MCP server with Claude Code (user scope).');
     expect(r.stdout).toContain('Next steps:');
     expect(r.stdout).toContain('  agent-dispatch add <name> <directory>');

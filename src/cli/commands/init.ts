@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { configPath } from '../../config/paths.js';
 import { loadConfig } from '../../config/load.js';
@@ -8,11 +9,23 @@ import { parse } from '../args.js';
 import { which } from '../which.js';
 import { out, style, warn } from '../output.js';
 
-/** How Claude Code should start this server: the installed bin if on PATH, else node + this very script. */
+/**
+ * How Claude Code should start this server: the `agent-dispatch` on PATH only if it is this very program
+ * (for users moving over it is often the unsandboxed Python original), else node + this script.
+ */
 export function serverCommand(): { command: string; args: string[] } {
+  const script = fileURLToPath(new URL('../../cli.js', import.meta.url));
   const bin = which('agent-dispatch');
-  if (bin) return { command: bin, args: ['serve'] };
-  return { command: process.execPath, args: [fileURLToPath(new URL('../../cli.js', import.meta.url)), 'serve'] };
+  if (bin && sameFile(bin, script)) return { command: bin, args: ['serve'] };
+  return { command: process.execPath, args: [script, 'serve'] };
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
 }
 
 export function initCommand(argv: string[]): number {
