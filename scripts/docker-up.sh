@@ -15,7 +15,12 @@ now() { date +%s.%N; }
 t0=$(now)
 # busybox must be the static build: base-images.sh copies it alone into an image (Debian's dynamic
 # busybox, often present through initramfs-tools, would not run there).
-busybox_static() { [ -x /bin/busybox ] && LC_ALL=C ldd /bin/busybox 2>&1 | grep -q 'not a dynamic executable'; }
+busybox_static() {
+  [ -x /bin/busybox ] || return 1
+  local out
+  out=$(LC_ALL=C ldd /bin/busybox 2>&1 || true)   # ldd exits 1 for a static binary
+  [[ $out == *"not a dynamic executable"* ]]
+}
 if [ ! -x "$DOCKERD" ] || [ ! -x "$DOCKER" ] || ! busybox_static; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "docker-up: docker.io/busybox-static are missing and installing them needs root" >&2
