@@ -272,6 +272,19 @@ describe('inspect_agent (TestInspectAgent)', () => {
     expect(json.readme_truncated).toBe(true);
   });
 
+  it('preview_lines is taken like the original int(): "3" and 3.9 both mean 3', async () => {
+    const dir = h.project('coerce', { 'README.md': 'l1\nl2\nl3\nl4\nl5\n' });
+    h.writeConfig(configYaml({ agents: { coerce: { directory: dir } } }));
+    for (const value of ['3', 3.9]) {
+      const { json, isError } = await h.call('inspect_agent', { name: 'coerce', preview_lines: value });
+      expect(isError).toBe(false);
+      expect(json.readme_preview).toBe('l1\nl2\nl3');
+    }
+    const bad = await h.call('inspect_agent', { name: 'coerce', preview_lines: 'many' });
+    expect(bad.isError).toBe(true);
+    expect(bad.json).toHaveProperty('error');
+  });
+
   it('truncates by characters too: max(200, lines*200)', async () => {
     const dir = h.project('wide', { 'CLAUDE.md': `${'x'.repeat(500)}\n` });
     h.writeConfig(configYaml({ agents: { wide: { directory: dir } } }));

@@ -31,7 +31,8 @@ export function registerAgentReadTools(server: McpServer, ctx: ServerContext): v
         'Detailed, cheap lookup of one agent (no subprocess): config, sandbox policy, health, MCP servers, stacks, databases, and previews of CLAUDE.md and README.md.',
       inputSchema: {
         name: z.string().describe('Agent name'),
-        preview_lines: z.number().int().default(40).describe('Lines of CLAUDE.md / README.md to preview (0-200; 0 = none)'),
+        // Coerced and truncated like the original's int(): "40" and 40.7 both mean 40.
+        preview_lines: z.coerce.number().transform(Math.trunc).default(40).describe('Lines of CLAUDE.md / README.md to preview (0-200; 0 = none)'),
       },
     },
     ({ name, preview_lines }) =>
