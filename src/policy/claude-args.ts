@@ -16,7 +16,8 @@ export function claudeFlags(agent: AgentConfig, settings: Settings, tools: Effec
   const budget = effectiveBudget(agent, settings);
   if (budget !== undefined) args.push('--max-budget-usd', String(budget));
   if (agent.model) args.push('--model', checked('model', agent.model));
-  if (tools.permissionMode) args.push('--permission-mode', checked('permission_mode', tools.permissionMode));
+  // Always passed (also 'default'): with no flag, a repo's .claude/settings.json defaultMode would decide.
+  args.push('--permission-mode', checked('permission_mode', tools.permissionMode));
   for (const tool of tools.allowedTools) args.push('--allowedTools', checked('allowed tool', tool));
   for (const tool of tools.disallowedTools) args.push('--disallowedTools', checked('disallowed tool', tool));
   return args;

@@ -1,7 +1,7 @@
 import type { AgentConfig, Settings } from '../config/schema.js';
-import { expandHome } from '../config/paths.js';
 import { claudeFlags } from './claude-args.js';
 import { parseSize, type ContainerSpec, type MountSpec } from './container-spec.js';
+import { containerPath, hostPathForms, type RealpathFn } from './host-path.js';
 import * as layout from './layout.js';
 import { compileNetwork, type NetworkSpec } from './network-spec.js';
 import { effectiveTools, type EffectiveTools } from './permissions.js';
@@ -20,6 +20,8 @@ export interface CompileInput {
   depth: number;
   /** Host owner of the repo, used as the container user for `repo: rw` (never root). */
   repoOwner?: { uid: number; gid: number };
+  /** Symlink resolver for extra-mount sources (default: the real file system). */
+  realpath?: RealpathFn;
 }
 
 export interface EffectiveMount {
@@ -135,8 +137,10 @@ function effectiveMounts(input: CompileInput): EffectiveMount[] {
     mounts.push({ kind: 'bind', source: dir, target: dir, mode: input.policy.repo, what: 'repo' });
   }
   for (const m of input.policy.mounts) {
-    const source = expandHome(m.source);
-    mounts.push({ kind: 'bind', source, target: m.target ?? source, mode: m.mode, what: 'extra mount' });
+    // Docker follows symlinks in a bind source; binding the canonical path makes the effective mount honest.
+    // With no target the mount appears at the path as written (made absolute), as `policy check` lints it.
+    const { resolved, canonical } = hostPathForms(m.source, input.realpath ? { realpath: input.realpath } : {});
+    mounts.push({ kind: 'bind', source: canonical, target: m.target !== undefined ? containerPath(m.target) : resolved, mode: m.mode, what: 'extra mount' });
   }
   mounts.push({
     kind: 'volume',

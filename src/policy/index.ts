@@ -10,3 +10,5 @@ export * from './resolve.js';
 export * from './summary.js';
 export * as layout from './layout.js';
 export * from './redact.js';
+export * from './tool-pattern.js';
+export { canonicalHostPath, hostPathForms, type HostPathForms, type HostPathOptions, type RealpathFn } from './host-path.js';

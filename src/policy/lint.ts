@@ -1,6 +1,8 @@
 import { homedir } from 'node:os';
-import { expandHome } from '../config/paths.js';
+import { dirname } from 'node:path';
 import type { CompiledSandbox } from './compile.js';
+import { containerPath, hostPathForms, isUnder, overlaps, type HostPathForms, type HostPathOptions, type RealpathFn } from './host-path.js';
+import * as layout from './layout.js';
 import { parseAllowPattern } from './network-spec.js';
 import type { Policy } from './schema.js';
 
@@ -74,19 +76,53 @@ const POLICY_RULES: { applies: (p: Policy) => boolean; finding: Finding }[] = [
 ];
 
 export interface LintContext {
-  /** The host user's home directory (mounts of it or above it are refused). */
+  /** The host user's home directory (mounts of it or above it are refused); `~` means this. */
   home?: string;
   /** The agent's repo directory, when linting an agent (not a standalone policy file). */
   repo?: string;
+  /** Symlink resolver for host paths (default: the real file system); tests inject a fake. */
+  realpath?: RealpathFn;
 }
 
-/** Risky or refused combinations in a policy alone. */
+/** Paths inside the container that the sandbox itself uses: an extra mount may not land on, in or above them. */
+const RESERVED_TARGETS = [
+  layout.CONTAINER_HOME,
+  dirname(layout.MANAGED_SETTINGS_PATH),
+  layout.GATEWAY_SOCKET_DIR,
+  layout.OVERLAY_LOWER_DIR,
+  '/usr/local/bin',
+  '/etc',
+  '/usr',
+  '/bin',
+  '/sbin',
+  '/lib',
+  '/lib64',
+  '/proc',
+  '/sys',
+  '/dev',
+  '/tmp',
+  '/run',
+  '/var/run',
+  '/opt',
+];
+
+/** Risky or refused combinations in a policy alone (plus the agent's repo, when the context names one). */
 export function lintPolicy(policy: Policy, context: LintContext = {}): Finding[] {
-  const home = normalize(context.home ?? homedir());
+  const paths: HostPathOptions = { home: context.home ?? homedir(), ...(context.realpath ? { realpath: context.realpath } : {}) };
+  const home = hostPathForms(paths.home!, paths);
+  const homes = [...new Set([home.resolved, home.canonical])];
+  const repo = context.repo ? safeForms(context.repo, paths) : undefined;
   const findings: Finding[] = [];
   for (const mount of policy.mounts) {
-    findings.push(...lintPath(normalize(safeExpand(mount.source, home)), home, `mounts: ${mount.source}`));
-    if (mount.target && SOCKET.test(mount.target)) findings.push(socketFinding(`mounts: target ${mount.target}`));
+    const source = safeForms(mount.source, paths);
+    if (!source) {
+      findings.push({ severity: 'error', code: 'mount-unresolvable', message: `mounts: ${mount.source} cannot be resolved (unknown user?)`, fix: 'Use an absolute path or ~/...' });
+      continue;
+    }
+    const sourceFindings = lintHostPath(source, homes, `mounts: ${mount.source}`, paths);
+    findings.push(...sourceFindings);
+    // With no target the mount lands at the source path, which the source findings have already judged.
+    if (mount.target !== undefined || sourceFindings.length === 0) findings.push(...lintTarget(mount.target, source, repo));
     if (mount.mode === 'rw') {
       findings.push({ severity: 'warning', code: 'mount-rw', message: `mounts: ${mount.source} is writable from the sandbox`, fix: 'Use mode: ro unless the agent must write there.' });
     }
@@ -98,7 +134,7 @@ export function lintPolicy(policy: Policy, context: LintContext = {}): Finding[]
       findings.push({ severity: 'warning', code: 'secret-env-pass', message: `env.pass: ${name} looks like a secret and will be readable by the agent`, fix: 'Pass only what the task needs; keep secrets out of env.pass.' });
     }
   }
-  if (context.repo) findings.push(...lintRepo(normalize(context.repo), home));
+  if (context.repo) findings.push(...lintRepo(context.repo, repo, homes, paths));
   return findings;
 }
 
@@ -111,23 +147,92 @@ export function lintCompiled(compiled: CompiledSandbox): Finding[] {
   return findings;
 }
 
-function lintRepo(repo: string, home: string): Finding[] {
-  const found = lintPath(repo, home, `agent directory ${repo}`);
-  return found.map((f) => ({ ...f, code: `repo-${f.code}`, fix: 'Point the agent at a project directory, not a home or system directory.' }));
+function safeForms(path: string, options: HostPathOptions): HostPathForms | undefined {
+  try {
+    return hostPathForms(path, options);
+  } catch {
+    return undefined;
+  }
 }
 
-function lintPath(source: string, home: string, label: string): Finding[] {
+function lintRepo(raw: string, repo: HostPathForms | undefined, homes: string[], options: HostPathOptions): Finding[] {
+  const fix = 'Point the agent at a project directory, not a home or system directory.';
+  if (!repo) return [{ severity: 'error', code: 'repo-unresolvable', message: `agent directory ${raw} cannot be resolved`, fix }];
+  const found = lintHostPath(repo, homes, `agent directory ${raw}`, options);
+  return found.map((f) => ({ ...f, code: `repo-${f.code}`, fix }));
+}
+
+/**
+ * The path as written (made absolute) is checked first; when that is clean, its canonical form (symlinks
+ * resolved: what Docker really mounts) is checked too, and a finding then says what the path resolves to.
+ */
+function lintHostPath(path: HostPathForms, homes: string[], label: string, options: HostPathOptions): Finding[] {
+  const plain = lintPath(path.resolved, homes, label, options);
+  if (plain.length > 0 || path.canonical === path.resolved) return plain;
+  return lintPath(path.canonical, homes, `${label} (resolves to ${path.canonical})`, options);
+}
+
+/** `/root`, `/home/<name>` and `/Users/<name>`: some user's home, whoever runs the check. */
+const USER_HOME = /^(\/root|\/home\/[^/]+|\/Users\/[^/]+)(\/|$)/;
+
+function lintPath(source: string, homes: string[], label: string, options: HostPathOptions): Finding[] {
   if (SOCKET.test(source) || SOCKET_DIRS.includes(source)) return [socketFinding(label)];
   if (source === '/') return [{ severity: 'error', code: 'mount-root', message: `${label} mounts the whole host filesystem`, fix: 'Mount only the directories the agent needs.' }];
-  if (source === home || isAncestor(source, home)) {
-    return [{ severity: 'error', code: 'mount-home', message: `${label} mounts your home directory (${home}) or a parent of it`, fix: 'Mount a specific project directory instead.' }];
+  const homeFix = 'Mount a specific project directory instead.';
+  const home = homes.find((h) => source === h || isUnder(h, source));
+  if (home) {
+    return [{ severity: 'error', code: 'mount-home', message: `${label} mounts your home directory (${homes[0]}) or a parent of it`, fix: homeFix }];
   }
-  const secret = HOME_SECRETS.find((s) => source === `${home}/${s}` || source.startsWith(`${home}/${s}/`));
+  const userHome = USER_HOME.exec(source)?.[1];
+  if (userHome === source) {
+    return [{ severity: 'error', code: 'mount-home', message: `${label} mounts a user's home directory (${source})`, fix: homeFix }];
+  }
+  const secret = secretOverlap(source, userHome && !homes.includes(userHome) ? [...homes, userHome] : homes, homes[0]!, options);
   if (secret) {
-    return [{ severity: 'error', code: 'mount-credentials', message: `${label} exposes ~/${secret}, which holds credentials`, fix: 'Never mount credential stores into a sandbox.' }];
+    const message = secret.inside
+      ? `${label} exposes ${secret.name}, which holds credentials`
+      : `${label} contains ${secret.name}, which holds credentials`;
+    return [{ severity: 'error', code: 'mount-credentials', message, fix: 'Never mount credential stores into a sandbox, nor a directory that contains one.' }];
   }
-  if (SYSTEM_EXACT.includes(source) || SYSTEM_SUBTREES.some((d) => source === d || source.startsWith(`${d}/`))) {
+  if (
+    SYSTEM_EXACT.includes(source) ||
+    SYSTEM_SUBTREES.some((d) => source === d || isUnder(source, d) || isUnder(d, source)) ||
+    SOCKET_DIRS.some((d) => isUnder(d, source))
+  ) {
     return [{ severity: 'error', code: 'mount-system', message: `${label} is a system directory`, fix: 'Mount only project directories.' }];
+  }
+  return [];
+}
+
+/** A credential store the source is, is inside, or contains (as written under each home, and with symlinks resolved). */
+function secretOverlap(source: string, homes: string[], yourHome: string, options: HostPathOptions): { name: string; inside: boolean } | undefined {
+  for (const home of homes) {
+    for (const s of HOME_SECRETS) {
+      const written = `${home}/${s}`;
+      const name = home === yourHome ? `~/${s}` : written;
+      const candidates = new Set([written, safeForms(written, options)?.canonical ?? written]);
+      for (const c of candidates) {
+        if (source === c || isUnder(source, c)) return { name, inside: true };
+        if (isUnder(c, source)) return { name, inside: false };
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Where the mount lands in the container: never on, in or above what the sandbox uses, nor over the repo. */
+function lintTarget(target: string | undefined, source: HostPathForms, repo: HostPathForms | undefined): Finding[] {
+  const path = target === undefined ? source.resolved : containerPath(target);
+  const label = target === undefined ? `mounts: ${source.resolved} (no target: mounted at the same path)` : `mounts: target ${target}`;
+  if (SOCKET.test(path)) return [socketFinding(label)];
+  const fix = 'Give the mount a target of its own, such as /data/<name> or /mnt/<name>.';
+  const reserved = path === '/' ? '/' : RESERVED_TARGETS.find((r) => overlaps(path, r));
+  if (reserved) {
+    return [{ severity: 'error', code: 'mount-target-reserved', message: `${label} overlaps ${reserved}, which the sandbox itself uses`, fix }];
+  }
+  const repoPath = repo ? [repo.resolved, repo.canonical].find((r) => overlaps(path, r)) : undefined;
+  if (repoPath) {
+    return [{ severity: 'error', code: 'mount-target-repo', message: `${label} would shadow or re-mount the agent's repo (${repoPath})`, fix }];
   }
   return [];
 }
@@ -153,24 +258,6 @@ function lintAllowPattern(pattern: string): Finding[] {
     return [{ severity: 'warning', code: 'network-any-port', message: `network.allow: '${pattern}' allows every port`, fix: 'Name the port (443 is the default).' }];
   }
   return [];
-}
-
-function isAncestor(dir: string, path: string): boolean {
-  return path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
-}
-
-function normalize(path: string): string {
-  return path.length > 1 ? path.replace(/\/+$/, '') : path;
-}
-
-/** `~` and `~/...` are the linted user's home (the context's, so a check run for another home is consistent). */
-function safeExpand(path: string, home: string): string {
-  if (path === '~' || path.startsWith('~/')) return home + path.slice(1);
-  try {
-    return expandHome(path);
-  } catch {
-    return path;
-  }
 }
 
 export function worstSeverity(findings: Finding[]): Severity | undefined {

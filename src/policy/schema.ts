@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { parseSize } from './container-spec.js';
+import { TOOL_PATTERN, toolPatternProblem } from './tool-pattern.js';
 
 /**
  * Sandbox policy, version 1. One YAML document per policy; presets ship in `policies/`.
@@ -78,25 +80,41 @@ export const envSchema = z
 export const PERMISSION_MODES = ['plan', 'dontAsk', 'default', 'acceptEdits', 'auto', 'bypassPermissions'] as const;
 export type PermissionMode = (typeof PERMISSION_MODES)[number];
 
+/** One tool per entry (see TOOL_PATTERN): claude would split `Read(*) Bash` into two tools. */
+const toolPattern = z
+  .string()
+  .regex(TOOL_PATTERN, { error: (i) => toolPatternProblem(String(i.input)) ?? 'not a tool pattern' })
+  .describe('One tool name, optionally with one parenthesised specifier: Read, mcp__server__tool, Bash(git diff:*)');
+
 export const toolsSchema = z
   .object({
     permission_mode: z.enum(PERMISSION_MODES).default('default').describe('The most permissive mode an agent may use'),
     allow: z
-      .array(z.string().min(1))
+      .array(toolPattern)
       .nullable()
       .default(null)
       .describe('Tools an agent may pre-approve (null = no limit); agent allowed_tools are narrowed to this'),
-    deny: z.array(z.string().min(1)).default([]).describe('Tools removed always; enforced by managed settings the repo cannot override'),
+    deny: z.array(toolPattern).default([]).describe('Tools removed always; enforced by managed settings the repo cannot override'),
   })
   .strict();
 
 const MEMORY = /^\d+(\.\d+)?[kmg]?$/i;
+/** Docker refuses a memory limit under 6 MiB; 0 would mean no limit at all. */
+const MIN_MEMORY = 6 * 1024 ** 2;
+/** 0 would mean an unlimited tmpfs (bounded only by host memory). */
+const MIN_TMP_SIZE = 1024 ** 2;
+
+/** At least `min` bytes; a malformed size is left to the format check. */
+function atLeast(min: number): (v: string) => boolean {
+  return (v) => !MEMORY.test(v) || parseSize(v) >= min;
+}
 
 export const resourcesSchema = z
   .object({
     memory: z
       .string()
       .refine((v) => MEMORY.test(v), { error: "memory is a size such as '2g' or '512m'" })
+      .refine(atLeast(MIN_MEMORY), { error: (i) => `memory must be at least 6m, Docker's minimum (got '${String(i.input)}'; 0 would mean no memory limit at all)` })
       .default('2g'),
     cpus: z.number().positive().max(64).default(1),
     pids: z.number().int().min(16).max(32768).default(512),
@@ -104,6 +122,7 @@ export const resourcesSchema = z
     tmp_size: z
       .string()
       .refine((v) => MEMORY.test(v), { error: "tmp_size is a size such as '256m'" })
+      .refine(atLeast(MIN_TMP_SIZE), { error: (i) => `tmp_size must be at least 1m (got '${String(i.input)}'; 0 would make /tmp and $HOME tmpfs mounts with no size limit)` })
       .default('256m')
       .describe('Size of each tmpfs (/tmp, $HOME)'),
     timeout: z.number().int().min(10).max(7200).default(3600).describe('Upper bound on any dispatch wall-clock time, seconds'),

@@ -2,8 +2,10 @@
  * The compiled managed settings, proven against the real Claude Code binary inside a container built from
  * the compiled spec: the policy's deny list removes tools even when the repo's own .claude/settings.json
  * allows them and the command line pre-approves them, and bypassPermissions cannot be switched on when the
- * policy caps the mode below it. No API is reachable (network none), so only claude's `system/init`
- * message is read: it lists the tools and the permission mode the session really has.
+ * policy caps the mode below it. The compiled claude flags always carry `--permission-mode` (also
+ * `default`), so a repo's `defaultMode` cannot raise the session's mode above the policy's cap. No API is
+ * reachable (network none), so only claude's `system/init` message is read: it lists the tools and the
+ * permission mode the session really has.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -44,15 +46,18 @@ describe.skipIf(skipDocker)('managed settings in a real container, read by the r
   const docker = dockerClient();
   const runId = testRunId();
   const root = mkdtempSync(join('/tmp', 'agent-dispatch-itest-managed-'));
+  /** A hostile repo: its project settings allow tools the policy denies and ask for bypassPermissions. */
   const repo = join(root, 'repo');
+  /** A repo whose project settings ask for acceptEdits, above the default policy's cap. */
+  const acceptEditsRepo = join(root, 'repo-accept-edits');
   const compiledList: CompiledSandbox[] = [];
 
-  function compileFor(policyName: string, agentFields: Record<string, unknown>, suffix: string): CompiledSandbox {
+  function compileFor(policyName: string, agentFields: Record<string, unknown>, suffix: string, directory = repo): CompiledSandbox {
     const loaded = loadPolicy(policyName, join(root, 'no-user-policies'));
     if (loaded.kind !== 'ok') throw new Error(`preset ${policyName} did not load`);
     const compiled = compileSandbox({
       agentName: `itest-${runId}-${suffix}`,
-      agent: agentSchema.parse({ directory: repo, policy: policyName, ...agentFields }),
+      agent: agentSchema.parse({ directory, policy: policyName, ...agentFields }),
       settings: settingsSchema.parse({}),
       policy: loaded.policy,
       policyRef: policyName,
@@ -65,8 +70,9 @@ describe.skipIf(skipDocker)('managed settings in a real container, read by the r
   }
 
   /**
-   * Run claude in the compiled container with only the given, deliberately widening, flags — not the
-   * compiled claude flags — so whatever holds is held by the managed settings file alone.
+   * Run claude in the compiled container with the managed settings file and exactly the given flags (after
+   * `-p hello --output-format stream-json --verbose`): deliberately widening ones, to show what the managed
+   * settings alone hold, or the compiled `claudeArgs`, to show what a dispatch really gets.
    */
   async function initOf(compiled: CompiledSandbox, widening: string[], withManagedSettings = true): Promise<Init> {
     const mounts: MountSpec[] = [{ Type: 'bind', Source: claudeBinary(), Target: '/usr/local/bin/claude', ReadOnly: true }];
@@ -86,8 +92,11 @@ describe.skipIf(skipDocker)('managed settings in a real container, read by the r
     mkdirSync(join(repo, '.claude'), { recursive: true });
     // A hostile repo tries to widen the tool rules through its own project settings.
     writeFileSync(join(repo, '.claude', 'settings.json'), JSON.stringify({ permissions: { allow: ['Bash', 'Write', 'WebFetch'], defaultMode: 'bypassPermissions' } }));
+    mkdirSync(join(acceptEditsRepo, '.claude'), { recursive: true });
+    writeFileSync(join(acceptEditsRepo, '.claude', 'settings.json'), JSON.stringify({ permissions: { defaultMode: 'acceptEdits' } }));
     chmodSync(root, 0o755);
     chmodSync(repo, 0o755);
+    chmodSync(acceptEditsRepo, 0o755);
   }, TIMEOUT);
 
   afterAll(async () => {
@@ -127,6 +136,30 @@ describe.skipIf(skipDocker)('managed settings in a real container, read by the r
     async () => {
       const init = await initOf(compileFor('default', {}, 'control'), ['--permission-mode', 'bypassPermissions'], false);
       expect(init.permissionMode).toBe('bypassPermissions');
+    },
+    TIMEOUT,
+  );
+
+  it(
+    "default: the compiled flags keep the session at 'default' although the repo's settings ask for acceptEdits",
+    async () => {
+      const compiled = compileFor('default', {}, 'accept-edits', acceptEditsRepo);
+      expect(compiled.tools.permissionMode).toBe('default');
+      expect(compiled.claudeArgs).toEqual(['--permission-mode', 'default']);
+      const init = await initOf(compiled, compiled.claudeArgs);
+      expect(init.permissionMode).toBe('default');
+    },
+    TIMEOUT,
+  );
+
+  it(
+    "control: without --permission-mode the repo's defaultMode acceptEdits raises the session's mode (the test above can fail)",
+    async () => {
+      const compiled = compileFor('default', {}, 'accept-edits-control', acceptEditsRepo);
+      const withoutMode = compiled.claudeArgs.filter((arg, i, all) => arg !== '--permission-mode' && all[i - 1] !== '--permission-mode');
+      expect(withoutMode).toEqual([]);
+      const init = await initOf(compiled, withoutMode);
+      expect(init.permissionMode).toBe('acceptEdits');
     },
     TIMEOUT,
   );

@@ -1,15 +1,17 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.js';
-import { parseAgent, settingsSchema, type AgentInput, type Settings } from '../../src/config/schema.js';
+import { configSchema, parseAgent, settingsSchema, type AgentInput, type Settings } from '../../src/config/schema.js';
 import { checked, claudeFlags, effectiveBudget } from '../../src/policy/claude-args.js';
 import { compileSandbox, type CompileInput, type CompiledSandbox } from '../../src/policy/compile.js';
 import { parseSize } from '../../src/policy/container-spec.js';
 import * as layout from '../../src/policy/layout.js';
 import { loadPolicy } from '../../src/policy/load.js';
+import { resolveAgentPolicy } from '../../src/policy/resolve.js';
 import { effectiveTools, permissionRank } from '../../src/policy/permissions.js';
+import { isValidToolPattern, toolPatternProblem } from '../../src/policy/tool-pattern.js';
 import { policySchema, type Policy, type PolicyInput } from '../../src/policy/schema.js';
 
 const REAL_KEY = 'sk-ant-api03-REAL-HOST-KEY-must-never-leak-0123456789';
@@ -308,7 +310,7 @@ describe('resources and timeout', () => {
 
   it.each([
     [{ memory: '512m', cpus: 1.5, pids: 64, nofile: 1024 }, 512 * 1024 ** 2, 1.5e9, 64, 1024],
-    [{ memory: '1024', cpus: 0.25, pids: 16, nofile: 64 }, 1024, 2.5e8, 16, 64],
+    [{ memory: '6291456', cpus: 0.25, pids: 16, nofile: 64 }, 6 * 1024 ** 2, 2.5e8, 16, 64],
     [{ memory: '1.5g', cpus: 4, pids: 4096, nofile: 65536 }, 1.5 * 1024 ** 3, 4e9, 4096, 65536],
   ])('maps %j', (resources, memory, nanoCpus, pids, nofile) => {
     const host = compile({ policy: policy({ resources: { ...defaultPolicy.resources, ...resources } }) }).container.HostConfig;
@@ -349,11 +351,14 @@ describe('tool narrowing (effectiveTools)', () => {
     expect(tools({ permission_mode: ' dontAsk ' }).permissionMode).toBe('dontAsk');
   });
 
-  it('leaves the mode unset when neither agent nor settings ask, unless the policy cap is narrower than default', () => {
-    expect(tools({}).permissionMode).toBeUndefined();
+  it("uses 'default' when neither agent nor settings ask (never unset), or the policy cap when it is narrower", () => {
+    expect(tools({}).permissionMode).toBe('default');
+    expect(tools({ permission_mode: '  ' }).permissionMode).toBe('default');
     expect(tools({}, policy({ tools: { permission_mode: 'plan', allow: null, deny: [] } })).permissionMode).toBe('plan');
-    expect(tools({}, policy({ tools: { permission_mode: 'bypassPermissions', allow: ['Read'], deny: [] } })).permissionMode).toBeUndefined();
-    expect(tools({}, policy({ tools: { permission_mode: 'acceptEdits', allow: null, deny: [] } })).permissionMode).toBeUndefined();
+    expect(tools({}, policy({ tools: { permission_mode: 'dontAsk', allow: null, deny: [] } })).permissionMode).toBe('dontAsk');
+    expect(tools({}, policy({ tools: { permission_mode: 'bypassPermissions', allow: ['Read'], deny: [] } })).permissionMode).toBe('default');
+    expect(tools({}, policy({ tools: { permission_mode: 'acceptEdits', allow: null, deny: [] } })).permissionMode).toBe('default');
+    expect(tools({}).notes).toEqual([]);
   });
 
   it('inherits settings.default_permission_mode, also narrowed', () => {
@@ -362,16 +367,29 @@ describe('tool narrowing (effectiveTools)', () => {
     expect(tools({}, policy({ tools: { permission_mode: 'acceptEdits', allow: null, deny: [] } }), s).permissionMode).toBe('acceptEdits');
   });
 
-  it("treats manual as default, and an unknown mode as the policy's, with a note", () => {
+  it('treats manual as default', () => {
     expect(tools({ permission_mode: 'manual' }).permissionMode).toBe('default');
-    const unknown = tools({ permission_mode: 'yolo' });
-    expect(unknown.permissionMode).toBe('default');
-    expect(unknown.notes.join()).toContain("'yolo' is unknown");
+  });
+
+  it.each([
+    ['yolo', 'default'],
+    ['Plan', 'default'],
+    ['BYPASSPERMISSIONS', 'bypassPermissions'],
+    ['acceptedits', 'acceptEdits'],
+    ['Default', 'plan'],
+  ] as const)("an unknown mode (%j) gets the least permissive mode 'plan', whatever the policy's cap (%s), with a note", (mode, cap) => {
+    const t = tools({ permission_mode: mode }, policy({ tools: { permission_mode: cap, allow: ['Read'], deny: [] } }));
+    expect(t.permissionMode).toBe('plan');
+    expect(t.notes.join()).toContain(`'${mode}' is unknown; the least permissive mode 'plan' is used`);
+  });
+
+  it('an unknown settings default mode also gets plan', () => {
+    expect(tools({}, defaultPolicy, settingsSchema.parse({ default_permission_mode: 'Auto' })).permissionMode).toBe('plan');
   });
 
   it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])('treats the object-prototype name %j as unknown', (mode) => {
     const t = tools({ permission_mode: mode });
-    expect(t.permissionMode).toBe('default');
+    expect(t.permissionMode).toBe('plan');
     expect(t.notes.join()).toContain('is unknown');
     expect(permissionRank(mode)).toBeUndefined();
   });
@@ -444,6 +462,8 @@ describe('claude args', () => {
       '0.5',
       '--model',
       'sonnet',
+      '--permission-mode',
+      'default',
       '--allowedTools',
       'Read',
       '--allowedTools',
@@ -451,8 +471,21 @@ describe('claude args', () => {
     ]);
   });
 
-  it('nothing for a bare agent under the default policy', () => {
-    expect(compile().claudeArgs).toEqual([]);
+  it("only --permission-mode default for a bare agent under the default policy (always passed, so a repo's defaultMode cannot raise it)", () => {
+    expect(compile().claudeArgs).toEqual(['--permission-mode', 'default']);
+  });
+
+  it('--permission-mode is passed whatever the policy cap', () => {
+    for (const [cap, expected] of [
+      ['plan', 'plan'],
+      ['dontAsk', 'dontAsk'],
+      ['default', 'default'],
+      ['acceptEdits', 'default'],
+      ['bypassPermissions', 'default'],
+    ] as const) {
+      const args = compile({ policy: policy({ tools: { permission_mode: cap, allow: ['Read'], deny: [] } }) }).claudeArgs;
+      expect(args.slice(0, 2)).toEqual(['--permission-mode', expected]);
+    }
   });
 
   it('inherits settings defaults', () => {
@@ -496,7 +529,7 @@ describe('claude args', () => {
 
   it('a policy deny list becomes --disallowedTools', () => {
     const args = compile({ policy: policy({ tools: { permission_mode: 'default', allow: null, deny: ['WebFetch', 'WebSearch'] } }) }).claudeArgs;
-    expect(args).toEqual(['--disallowedTools', 'WebFetch', '--disallowedTools', 'WebSearch']);
+    expect(args).toEqual(['--permission-mode', 'default', '--disallowedTools', 'WebFetch', '--disallowedTools', 'WebSearch']);
   });
 
   it('refuses a model that starts with -', () => {
@@ -518,15 +551,127 @@ describe('claude args', () => {
     expect(error.hint).toContain('agents.yaml');
   });
 
-  it('an agent permission_mode starting with - never reaches argv: it is unknown, so the policy mode is used', () => {
+  it('an agent permission_mode starting with - never reaches argv: it is unknown, so plan is used', () => {
     const compiled = compile({ agent: { permission_mode: '--dangerously-skip-permissions' } });
-    expect(compiled.claudeArgs).toEqual(['--permission-mode', 'default']);
+    expect(compiled.claudeArgs).toEqual(['--permission-mode', 'plan']);
     expect(compiled.notes.join()).toContain('is unknown');
+  });
+
+  it.each<[string, Parameters<typeof compile>[0], string]>([
+    ['allowed_tools', { agent: { allowed_tools: ['Read', 'Read(*) Bash'] } }, 'Read(*) Bash'],
+    ['allowed_tools', { agent: { allowed_tools: ['Grep(x),WebFetch'] } }, 'Grep(x),WebFetch'],
+    ['allowed_tools', { agent: { allowed_tools: ['Read Bash'] } }, 'Read Bash'],
+    ['allowed_tools', { agent: { allowed_tools: [' Read'] } }, ' Read'],
+    ['allowed_tools', { agent: { allowed_tools: ['Bash(a)(b)'] } }, 'Bash(a)(b)'],
+    ['allowed_tools', { agent: { allowed_tools: [''] } }, "''"],
+    ['disallowed_tools', { agent: { disallowed_tools: ['WebFetch,WebSearch'] } }, 'WebFetch,WebSearch'],
+    ['settings.default_allowed_tools', { settings: { default_allowed_tools: ['Read,Write'] } }, 'Read,Write'],
+    ['settings.default_disallowed_tools', { settings: { default_disallowed_tools: ['Bash(x) Edit'] } }, 'Bash(x) Edit'],
+  ])('refuses a %s entry that is not one tool pattern (%j)', (label, options, entry) => {
+    let caught: unknown;
+    try {
+      compile(options);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(AppError);
+    expect((caught as AppError).code).toBe('INVALID_INPUT');
+    expect((caught as AppError).message).toContain(`${label} entry '`);
+    expect((caught as AppError).message).toContain(entry);
+    expect((caught as AppError).message).toContain('not a single tool pattern');
+  });
+
+  it("a smuggling entry is refused even when the policy's allow list would cover its first name", () => {
+    // before: toolName('Read(*) Bash') is 'Read', so it was kept and claude split it into Read(*) and Bash
+    const p = policy({ tools: { permission_mode: 'default', allow: ['Read', 'Grep'], deny: [] } });
+    expect(() => compile({ policy: p, agent: { allowed_tools: ['Read(*) Bash'] } })).toThrow(/not a single tool pattern/);
+    expect(() => compile({ policy: p, agent: { allowed_tools: ['Grep(x),WebFetch'] } })).toThrow(/not a single tool pattern/);
+  });
+
+  it('an unused settings default is not checked when the agent has its own list', () => {
+    expect(() => compile({ agent: { allowed_tools: ['Read'] }, settings: { default_allowed_tools: ['Read Bash'] } })).not.toThrow();
+  });
+
+  it('valid patterns pass, including MCP names and specifiers with spaces, colons and commas', () => {
+    const allowed = ['mcp__server__tool', 'mcp__srv__*', 'mcp__srv', 'Bash(git diff:*)', 'Bash(git diff *)', 'Bash(npm run test, lint)', 'WebFetch(domain:example.com)', 'Read(~/x/**)', 'Edit(src/*.ts)'];
+    expect(compile({ agent: { allowed_tools: allowed } }).claudeArgs.filter((_, i, a) => a[i - 1] === '--allowedTools')).toEqual(allowed);
   });
 
   it('checked passes ordinary values through', () => {
     expect(checked('model', 'claude-sonnet-4-5')).toBe('claude-sonnet-4-5');
     expect(checked('tool', 'Bash(git log --oneline)')).toBe('Bash(git log --oneline)');
+  });
+});
+
+describe('resolveAgentPolicy', () => {
+  it('an agent tool entry that is not one tool pattern is a compile-failed error naming it', () => {
+    const config = configSchema.parse({ agents: { api: { directory: repo, allowed_tools: ['Read', 'Read(*) Bash'] } } });
+    const report = resolveAgentPolicy(config, 'api', { configDir: join(repo, 'no-config-here'), home: '/home/tester', hostEnv: {} });
+    expect(report.compiled).toBeUndefined();
+    expect(report.findings).toContainEqual(
+      expect.objectContaining({ severity: 'error', code: 'compile-failed', message: expect.stringContaining("allowed_tools entry 'Read(*) Bash'") }),
+    );
+  });
+
+  it('a valid agent compiles with --permission-mode always set', () => {
+    const config = configSchema.parse({ agents: { api: { directory: repo } } });
+    const report = resolveAgentPolicy(config, 'api', { configDir: join(repo, 'no-config-here'), home: '/home/tester', hostEnv: {} });
+    expect(report.findings.filter((f) => f.severity === 'error')).toEqual([]);
+    expect(report.compiled?.claudeArgs).toEqual(['--permission-mode', 'default']);
+  });
+});
+
+describe('isValidToolPattern', () => {
+  it.each(['Read', 'Bash', 'mcp__server__tool', 'mcp__my-server__do_thing', 'mcp__srv__*', 'Bash(git diff:*)', 'Bash(git diff *)', 'Bash(echo a,b)', 'Bash()', 'NotebookEdit', 'Task.v2'])(
+    '%j is one tool pattern',
+    (entry) => {
+      expect(isValidToolPattern(entry)).toBe(true);
+      expect(toolPatternProblem(entry)).toBeUndefined();
+    },
+  );
+
+  it.each(['', ' ', 'Read Bash', 'Read,Bash', 'Read(*) Bash', 'Grep(x),WebFetch', 'Bash(x)Edit', 'Bash(a(b))', 'Bash(x', 'Bash)', '(x)', 'Read\tBash', 'Read\nBash', 'Bash(a\nb)', '-x', '--dangerously-skip-permissions', 'Read;Bash', 'Read|Bash'])(
+    '%j is not',
+    (entry) => {
+      expect(isValidToolPattern(entry)).toBe(false);
+      expect(toolPatternProblem(entry)).toContain(entry);
+    },
+  );
+});
+
+describe('extra mounts are bound at their canonical path', () => {
+  const withMounts = (mounts: PolicyInput['mounts'], realpath?: (p: string) => string) => {
+    const input: CompileInput = {
+      agentName: 'api',
+      agent: parseAgent({ directory: repo }),
+      settings: settingsSchema.parse({}),
+      policy: policy({ mounts }),
+      policyRef: 'default',
+      policyHash: 'abcdef0123456789',
+      hostEnv: {},
+      depth: 0,
+      ...(realpath ? { realpath } : {}),
+    };
+    return compileSandbox(input).container.HostConfig.Mounts.filter((m) => m.Type === 'bind').slice(1);
+  };
+
+  it('a symlinked source is bound at its target; with no target it appears at the path as written', () => {
+    const realpath = (p: string) => (p === '/srv/link' ? '/srv/real' : p.startsWith('/srv/link/') ? `/srv/real${p.slice(9)}` : p);
+    expect(withMounts([{ source: '/srv/link' }, { source: '/srv/link/sub/', target: '/data/' }], realpath)).toEqual([
+      expect.objectContaining({ Source: '/srv/real', Target: '/srv/link' }),
+      expect.objectContaining({ Source: '/srv/real/sub', Target: '/data' }),
+    ]);
+  });
+
+  it('dot segments are resolved (real file system)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ad-mount-'));
+    try {
+      mkdirSync(join(dir, 'real'));
+      symlinkSync(join(dir, 'real'), join(dir, 'link'));
+      expect(withMounts([{ source: `${dir}/x/../link`, target: '/data' }])).toEqual([expect.objectContaining({ Source: realpathSync(join(dir, 'real')), Target: '/data' })]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

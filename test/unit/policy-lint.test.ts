@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,8 +15,19 @@ function policy(overrides: Partial<PolicyInput> = {}): Policy {
   return policySchema.parse({ version: 1, ...overrides });
 }
 
-function lint(overrides: Partial<PolicyInput> = {}, repo?: string): Finding[] {
-  return lintPolicy(policy(overrides), { home: HOME, ...(repo ? { repo } : {}) });
+/** A fake file system's symlinks: a path whose prefix is a link resolves through it; nothing else moves. */
+function fakeRealpath(links: Record<string, string> = {}): (p: string) => string {
+  return (p) => {
+    for (const [link, target] of Object.entries(links)) {
+      if (p === link) return target;
+      if (p.startsWith(`${link}/`)) return target + p.slice(link.length);
+    }
+    return p;
+  };
+}
+
+function lint(overrides: Partial<PolicyInput> = {}, repo?: string, links: Record<string, string> = {}): Finding[] {
+  return lintPolicy(policy(overrides), { home: HOME, realpath: fakeRealpath(links), ...(repo ? { repo } : {}) });
 }
 
 function codes(findings: Finding[], severity?: Finding['severity']): string[] {
@@ -62,7 +73,22 @@ describe('mounts', () => {
     ['~/.config/agent-dispatch', 'mount-credentials'],
     ['/etc', 'mount-system'],
     ['/usr', 'mount-system'],
-    ['/root', 'mount-system'],
+    ['/root', 'mount-home'],
+    ['/home/bob', 'mount-home'],
+    ['/home/bob/', 'mount-home'],
+    ['/Users/carol', 'mount-home'],
+    ['/root/.ssh', 'mount-credentials'],
+    ['/home/bob/.aws/credentials', 'mount-credentials'],
+    ['/etc/..', 'mount-root'],
+    ['/usr/../root', 'mount-home'],
+    ['~/..', 'mount-home'],
+    [`${HOME}/projects/../..`, 'mount-home'],
+    ['~/projects/../.ssh', 'mount-credentials'],
+    ['~/.config', 'mount-credentials'],
+    ['~/.config/', 'mount-credentials'],
+    ['/home/bob/.config', 'mount-credentials'],
+    ['/var/lib', 'mount-system'],
+    ['/var/run/../run/docker.sock', 'mount-docker-socket'],
     ['/proc/1/root', 'mount-system'],
     ['/sys', 'mount-system'],
     ['/dev', 'mount-system'],
@@ -74,12 +100,23 @@ describe('mounts', () => {
     expect(findings.find((f) => f.code === code)!.fix).toBeTruthy();
   });
 
-  it.each([`${HOME}/projects/data`, '/srv/datasets', '/opt/models/llama', '/etc/ssl/certs', '~/projects/shared-lib', `${HOME}/.sshx`])(
-    '%s is fine read-only',
-    (source) => {
-      expect(lint(mount(source))).toEqual([]);
-    },
-  );
+  it.each([
+    [`${HOME}/projects/data`, undefined],
+    ['/srv/datasets', undefined],
+    ['/opt/models/llama', '/models/llama'],
+    ['/etc/ssl/certs', '/data/certs'],
+    ['~/projects/shared-lib', undefined],
+    [`${HOME}/.sshx`, undefined],
+    [`${HOME}/.config-backup`, undefined],
+    ['/home/bob/projects/x', undefined],
+  ])('%s (target %s) is fine read-only', (source, target) => {
+    expect(lint(mount(source, target ? { target } : {}))).toEqual([]);
+  });
+
+  it('names the credential store a mounted directory contains', () => {
+    const [finding] = lint(mount('~/.config'));
+    expect(finding).toMatchObject({ severity: 'error', code: 'mount-credentials', message: expect.stringMatching(/~\/\.config contains ~\/\.config\/(gcloud|gh)/) });
+  });
 
   it('flags a docker socket as a mount target too', () => {
     expect(codes(lint(mount('/srv/empty', { target: '/var/run/docker.sock' })), 'error')).toEqual(['mount-docker-socket']);
@@ -89,9 +126,133 @@ describe('mounts', () => {
     expect(lint(mount('/srv/cache', { mode: 'rw' }))).toEqual([expect.objectContaining({ severity: 'warning', code: 'mount-rw' })]);
   });
 
+  it('mount-home names the user home for /home/<name>, and your home for ~/..', () => {
+    expect(lint(mount('/home/bob'))[0]!.message).toContain("a user's home directory (/home/bob)");
+    expect(lint(mount('~/..'))[0]!.message).toContain(`your home directory (${HOME})`);
+  });
+
+  it('an unknown ~user is an error, not a path relative to the working directory', () => {
+    expect(codes(lint(mount('~no-such-user-x9/data')), 'error')).toEqual(['mount-unresolvable']);
+  });
+
   it('expands ~ against the context home, not the real one', () => {
     const other = lintPolicy(policy(mount('~/.ssh')), { home: '/Users/someone' });
     expect(other).toContainEqual(expect.objectContaining({ code: 'mount-credentials', message: expect.stringContaining('~/.ssh') }));
+  });
+});
+
+describe('mount sources are canonicalised (symlinks resolved)', () => {
+  it.each([
+    ['/tmp/x', { '/tmp/x': '/run/docker.sock' }, 'mount-docker-socket', '/run/docker.sock'],
+    ['/srv/link', { '/srv/link': HOME }, 'mount-home', HOME],
+    ['/srv/link', { '/srv/link': '/' }, 'mount-root', '/'],
+    ['/srv/link/sub', { '/srv/link': '/proc' }, 'mount-system', '/proc/sub'],
+    ['/srv/keys', { '/srv/keys': `${HOME}/.ssh` }, 'mount-credentials', `${HOME}/.ssh`],
+    ['/srv/etc', { '/srv/etc': '/etc' }, 'mount-system', '/etc'],
+  ])('%s resolving via %j → %s', (source, links, code, canonical) => {
+    const findings = lint(mount(source, { target: '/data' }), undefined, links);
+    expect(findings).toEqual([expect.objectContaining({ severity: 'error', code })]);
+    expect(findings[0]!.message).toContain(source);
+    expect(findings[0]!.message).toContain(`resolves to ${canonical}`);
+  });
+
+  it('a credential store that is itself a symlink is found at its real location', () => {
+    // ~/.ssh -> /srv/dotfiles/ssh: mounting /srv/dotfiles (or the store itself) exposes the keys
+    const links = { [`${HOME}/.ssh`]: '/srv/dotfiles/ssh' };
+    expect(codes(lint(mount('/srv/dotfiles', { target: '/data' }), undefined, links), 'error')).toEqual(['mount-credentials']);
+    expect(codes(lint(mount('/srv/dotfiles/ssh', { target: '/data' }), undefined, links), 'error')).toEqual(['mount-credentials']);
+    expect(lint(mount('/srv/dotfiles/vimrc', { target: '/data' }), undefined, links)).toEqual([]);
+  });
+
+  it('a home that is a symlink is protected at both paths', () => {
+    const links = { [HOME]: '/data/users/tester' };
+    expect(codes(lint(mount('/data/users/tester', { target: '/data' }), undefined, links), 'error')).toEqual(['mount-home']);
+    expect(codes(lint(mount('/data/users', { target: '/data' }), undefined, links), 'error')).toEqual(['mount-home']);
+    expect(codes(lint(mount('/data/users/tester/.aws', { target: '/data' }), undefined, links), 'error')).toEqual(['mount-credentials']);
+  });
+
+  it('uses the real file system by default (a symlink in a temp dir to /dev)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ad-lint-link-'));
+    try {
+      symlinkSync('/dev', join(dir, 'devices'));
+      symlinkSync('/nonexistent-agent-dispatch/docker.sock', join(dir, 'dangling'));
+      const findings = lintPolicy(policy(mount(join(dir, 'devices'), { target: '/data' })), { home: HOME });
+      expect(findings).toEqual([expect.objectContaining({ severity: 'error', code: 'mount-system', message: expect.stringContaining('resolves to /dev') })]);
+      // a dangling link is judged by where it points: Docker would bind whatever appears there
+      const dangling = lintPolicy(policy(mount(join(dir, 'dangling'), { target: '/data' })), { home: HOME });
+      expect(codes(dangling, 'error')).toEqual(['mount-docker-socket']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('mount targets', () => {
+  it.each([
+    '/',
+    '/home/agent',
+    '/home/agent/.claude',
+    '/home/agent/work',
+    '/home',
+    '/etc/claude-code',
+    '/etc/claude-code/managed-settings.json',
+    '/etc',
+    '/etc/ssl/certs',
+    '/run/agent-dispatch',
+    '/run',
+    '/var/run/agent-dispatch',
+    '/opt/agent-dispatch/lower',
+    '/opt/agent-dispatch',
+    '/opt/tools',
+    '/usr/local/bin',
+    '/usr/local/bin/claude',
+    '/usr/local',
+    '/usr',
+    '/bin',
+    '/sbin',
+    '/lib',
+    '/lib64',
+    '/proc',
+    '/sys/fs',
+    '/dev/shm',
+    '/tmp',
+    '/tmp/cache',
+    '/data/../etc',
+    '/home/agent/',
+  ])('target %s is reserved by the sandbox', (target) => {
+    const findings = lint(mount('/srv/data', { target }));
+    expect(findings).toEqual([expect.objectContaining({ severity: 'error', code: 'mount-target-reserved', message: expect.stringContaining(target) })]);
+    expect(findings[0]!.fix).toBeTruthy();
+  });
+
+  it.each(['/data', '/mnt/cache', '/srv/x', '/home/other', '/workspace/lib', '/var/cache/x'])('target %s is fine', (target) => {
+    expect(lint(mount('/srv/data', { target }))).toEqual([]);
+  });
+
+  it('a mount with no target lands at its source path, which is checked as a target too', () => {
+    expect(codes(lint(mount('/opt/models')), 'error')).toEqual(['mount-target-reserved']);
+    expect(codes(lint(mount('/etc/ssl/certs')), 'error')).toEqual(['mount-target-reserved']);
+    expect(codes(lint(mount('/home/agent/data'), undefined), 'error')).toEqual(['mount-target-reserved']);
+    expect(lint(mount('/srv/datasets'))).toEqual([]);
+  });
+
+  it('with an agent, a target on, in or above the repo is refused (it would shadow or re-mount it)', () => {
+    const repo = `${HOME}/projects/app`;
+    for (const target of [repo, `${repo}/`, `${repo}/src`, `${HOME}/projects`]) {
+      const findings = lint(mount('/srv/data', { target, mode: 'rw' }), repo);
+      expect(codes(findings, 'error')).toEqual(['mount-target-repo']);
+      expect(findings.find((f) => f.code === 'mount-target-repo')!.message).toContain(repo);
+    }
+    // the repo itself, writable over a read-only repo mount, with no target
+    expect(codes(lint(mount(repo, { mode: 'rw' }), repo), 'error')).toEqual(['mount-target-repo']);
+    // without an agent there is no repo to collide with
+    expect(lint(mount('/srv/data', { target: `${repo}/src` }))).toEqual([]);
+    expect(lint(mount('/srv/data', { target: `${HOME}/projects/other` }), repo)).toEqual([]);
+  });
+
+  it('the repo is compared in its canonical form too', () => {
+    const findings = lint(mount('/srv/data', { target: '/real/app' }), '/srv/app-link', { '/srv/app-link': '/real/app' });
+    expect(codes(findings, 'error')).toEqual(['mount-target-repo']);
   });
 });
 
@@ -162,10 +323,20 @@ describe('agent repo', () => {
     ['/', 'repo-mount-root'],
     ['/etc', 'repo-mount-system'],
     [`${HOME}/.ssh`, 'repo-mount-credentials'],
+    [`${HOME}/.config`, 'repo-mount-credentials'],
+    [`${HOME}/..`, 'repo-mount-home'],
+    ['/usr/../root', 'repo-mount-home'],
+    ['/home/bob', 'repo-mount-home'],
+    ['/etc/..', 'repo-mount-root'],
   ])('an agent directory of %s is an error (%s)', (repo, code) => {
     const findings = lint({}, repo);
     expect(findings).toEqual([expect.objectContaining({ severity: 'error', code })]);
     expect(findings[0]!.fix).toContain('project directory');
+  });
+
+  it('a repo that is a symlink is judged where it points', () => {
+    const findings = lint({}, '/srv/app', { '/srv/app': '/etc' });
+    expect(findings).toEqual([expect.objectContaining({ severity: 'error', code: 'repo-mount-system', message: expect.stringContaining('resolves to /etc') })]);
   });
 
   it('a project directory is fine', () => {

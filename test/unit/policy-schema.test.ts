@@ -168,6 +168,57 @@ describe('policy schema', () => {
   });
 });
 
+describe('resource minimums', () => {
+  it.each([
+    ['memory', '0', 'memory must be at least 6m'],
+    ['memory', '0g', 'memory must be at least 6m'],
+    ['memory', '5m', 'memory must be at least 6m'],
+    ['memory', '6291455', 'memory must be at least 6m'],
+    ['tmp_size', '0', 'tmp_size must be at least 1m'],
+    ['tmp_size', '0m', 'tmp_size must be at least 1m'],
+    ['tmp_size', '1023k', 'tmp_size must be at least 1m'],
+  ])('refuses %s %j (0 would mean no limit)', (key, value, message) => {
+    const text = problems({ version: 1, resources: { [key]: value } });
+    expect(text).toContain(`resources.${key}: ${message}`);
+    expect(text).toContain(`'${value}'`);
+  });
+
+  it.each([
+    ['memory', '6m'],
+    ['memory', '6291456'],
+    ['memory', '0.5g'],
+    ['tmp_size', '1m'],
+    ['tmp_size', '1024k'],
+    ['tmp_size', '1048576'],
+  ])('accepts %s %j', (key, value) => {
+    expect(policySchema.safeParse({ version: 1, resources: { [key]: value } }).success).toBe(true);
+  });
+
+  it('a malformed size gets only the format message', () => {
+    expect(problems({ version: 1, resources: { memory: 'lots' } })).toBe("resources.memory: memory is a size such as '2g' or '512m'");
+  });
+});
+
+describe('tool patterns in tools.allow and tools.deny', () => {
+  it.each(['Read(*) Bash', 'Grep(x),WebFetch', 'Read Bash', '-x', 'Bash(a(b))', ''])('refuses %j, saying why', (entry) => {
+    expect(problems({ version: 1, tools: { allow: ['Read', entry] } })).toContain(`tools.allow.1: '${entry}'`);
+    expect(problems({ version: 1, tools: { deny: [entry] } })).toContain(`tools.deny.0: '${entry}'`);
+  });
+
+  it('explains that claude splits lists on commas and spaces', () => {
+    expect(problems({ version: 1, tools: { allow: ['Grep(x),WebFetch'] } })).toContain('claude splits tool lists on commas and spaces');
+  });
+
+  it('accepts names, MCP tools and specifiers with spaces', () => {
+    const tools = { allow: ['Read', 'mcp__server__tool', 'mcp__srv__*', 'Bash(git diff:*)', 'Bash(git diff *)'], deny: ['WebFetch', 'Bash(rm -rf *)'] };
+    expect(policySchema.safeParse({ version: 1, tools }).success).toBe(true);
+  });
+
+  it('every shipped preset passes', () => {
+    for (const name of presetNames()) expect(loadPolicy(name, configDir).kind).toBe('ok');
+  });
+});
+
 describe('loadPolicy', () => {
   it("reports a missing policy as kind 'not-found' with the searched paths", () => {
     const load = loadPolicy('nope', configDir);
