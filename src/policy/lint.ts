@@ -85,21 +85,25 @@ export interface LintContext {
 }
 
 /** Paths inside the container that the sandbox itself uses: an extra mount may not land on, in or above them. */
-const RESERVED_TARGETS = [
+const SANDBOX_OWNED = [
   layout.CONTAINER_HOME,
   dirname(layout.MANAGED_SETTINGS_PATH),
   layout.GATEWAY_SOCKET_DIR,
   layout.OVERLAY_LOWER_DIR,
   '/usr/local/bin',
+  '/proc',
+  '/sys',
+  '/dev',
+];
+
+const RESERVED_TARGETS = [
+  ...SANDBOX_OWNED,
   '/etc',
   '/usr',
   '/bin',
   '/sbin',
   '/lib',
   '/lib64',
-  '/proc',
-  '/sys',
-  '/dev',
   '/tmp',
   '/run',
   '/var/run',
@@ -158,8 +162,13 @@ function safeForms(path: string, options: HostPathOptions): HostPathForms | unde
 function lintRepo(raw: string, repo: HostPathForms | undefined, homes: string[], options: HostPathOptions): Finding[] {
   const fix = 'Point the agent at a project directory, not a home or system directory.';
   if (!repo) return [{ severity: 'error', code: 'repo-unresolvable', message: `agent directory ${raw} cannot be resolved`, fix }];
-  const found = lintHostPath(repo, homes, `agent directory ${raw}`, options);
-  return found.map((f) => ({ ...f, code: `repo-${f.code}`, fix }));
+  const found = lintHostPath(repo, homes, `agent directory ${raw}`, options).map((f) => ({ ...f, code: `repo-${f.code}`, fix }));
+  // The repo is mounted at its host path inside the container: it must not land on what the sandbox uses.
+  const owned = found.length > 0 ? undefined : SANDBOX_OWNED.find((r) => overlaps(repo.resolved, r));
+  if (owned) {
+    found.push({ severity: 'error', code: 'repo-target-reserved', message: `agent directory ${raw} would be mounted over ${owned}, which the sandbox itself uses`, fix: 'Move or copy the project elsewhere (the repo is mounted at its own path inside the container).' });
+  }
+  return found;
 }
 
 /**

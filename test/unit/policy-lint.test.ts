@@ -370,3 +370,23 @@ describe('bySeverity', () => {
     expect(sorted.map((x) => x.code)).toEqual(['e1', 'e2', 'w1', 'w2', 'i1']);
   });
 });
+
+describe('agent repo inside the container', () => {
+  it.each(['/home/agent/project', '/usr/local/bin', '/etc/claude-code', '/opt/agent-dispatch/lower/x', '/opt/agent-dispatch'])(
+    'a repo at %s is refused (it would be mounted over what the sandbox uses)',
+    (repo) => {
+      const findings = lintPolicy(policySchema.parse({ version: 1 }), { home: '/home/tester', repo, realpath: (p: string) => p });
+      expect(findings).toContainEqual(expect.objectContaining({ severity: 'error', code: 'repo-target-reserved' }));
+    },
+  );
+
+  it('a repo that is already an error (a system path) gets one finding, not two', () => {
+    const findings = lintPolicy(policySchema.parse({ version: 1 }), { home: '/home/tester', repo: '/run/agent-dispatch', realpath: (p: string) => p });
+    expect(findings.filter((f) => f.severity === 'error').map((f) => f.code)).toEqual(['repo-mount-system']);
+  });
+
+  it.each(['/tmp/work/api', '/srv/code/api', '/opt/projects/api'])('a repo at %s is fine', (repo) => {
+    const findings = lintPolicy(policySchema.parse({ version: 1 }), { home: '/home/tester', repo, realpath: (p: string) => p });
+    expect(findings.filter((f) => f.severity === 'error')).toEqual([]);
+  });
+});
