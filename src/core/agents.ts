@@ -6,6 +6,7 @@ import { mutateConfig } from '../config/store.js';
 import { agentSchema, permissionModeWarning, type AgentConfig, type DispatchConfig } from '../config/schema.js';
 import { describePolicyProblem, loadPolicy } from '../policy/load.js';
 import { lintPolicy } from '../policy/lint.js';
+import { toolPatternProblem } from '../policy/tool-pattern.js';
 import { autoDescribe } from '../project/detect.js';
 import { validateName } from './validate.js';
 
@@ -89,8 +90,18 @@ export function validatePolicyFor(ref: string, directory: string, configPath: st
   }
 }
 
+/** Each entry must be one tool pattern: claude splits lists on commas and spaces (see policy/tool-pattern.ts). */
+export function validateToolList(field: string, tools: string[] | null | undefined): void {
+  for (const tool of tools ?? []) {
+    const problem = toolPatternProblem(tool);
+    if (problem) throw new AppError('INVALID_INPUT', `${field}: ${problem}`);
+  }
+}
+
 export async function addAgent(input: NewAgent, configPath?: string): Promise<AgentChange> {
   validateName(input.name);
+  validateToolList('allowed_tools', input.allowed_tools);
+  validateToolList('disallowed_tools', input.disallowed_tools);
   const directory = resolveAgentDirectory(input.directory);
   validateTimeout(input.timeout);
   validateBudget(input.max_budget_usd);
@@ -121,6 +132,8 @@ export async function addAgent(input: NewAgent, configPath?: string): Promise<Ag
 
 export async function updateAgent(name: string, patch: AgentPatch, configPath?: string): Promise<{ fields: string[]; warnings: string[] }> {
   validateTimeout(patch.timeout);
+  validateToolList('allowed_tools', patch.allowed_tools);
+  validateToolList('disallowed_tools', patch.disallowed_tools);
   const warnings: string[] = [];
   const fields = await mutateConfig((config) => {
     const agent = requireAgent(config, name, `Run 'agent-dispatch list' to see agents.`);

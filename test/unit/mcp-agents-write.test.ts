@@ -317,6 +317,16 @@ describe('update_agent (TestUpdateAgent)', () => {
     expect(h.configBytes()).toEqual(before);
   });
 
+  it('allowed_tools entries must each be one tool: a space-joined entry cannot smuggle a second tool', async () => {
+    const before = h.configBytes();
+    const { json, isError } = await h.call('update_agent', { name: 'api', allowed_tools: 'Read(*) Bash' });
+    expect(isError).toBe(true);
+    expect(json.error).toContain("allowed_tools: 'Read(*) Bash' is not a single tool pattern");
+    expect(h.configBytes()).toEqual(before);
+    expect((await h.call('update_agent', { name: 'api', allowed_tools: 'Bash(git diff *),Read' })).isError).toBe(false);
+    expect(agentOnDisk('api')?.allowed_tools).toEqual(['Bash(git diff *)', 'Read']);
+  });
+
   it('policy: a policy with error findings (Docker socket mount) cannot be attached; the file is untouched', async () => {
     mkdirSync(join(h.configDir, 'policies'), { recursive: true });
     writeFileSync(join(h.configDir, 'policies', 'socket.yaml'), 'version: 1\nmounts:\n  - {source: /var/run/docker.sock, mode: rw}\n');

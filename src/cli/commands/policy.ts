@@ -104,7 +104,7 @@ function effective(c: CompiledSandbox): Record<string, unknown> {
     mounts: c.mounts,
     env_names: c.envNames,
     network: { mode: c.network.mode, anthropic_api: true, allow: c.network.allow.map(formatRule) },
-    tools: { permission_mode: c.tools.permissionMode ?? 'default', allowed: c.tools.allowedTools, denied: c.tools.disallowedTools },
+    tools: { permission_mode: c.tools.permissionMode, allowed: c.tools.allowedTools, denied: c.tools.disallowedTools },
     resources: {
       memory_bytes: c.container.HostConfig.Memory,
       cpus: c.container.HostConfig.NanoCpus / 1e9,
