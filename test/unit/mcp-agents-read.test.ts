@@ -3,6 +3,19 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { configYaml, startHarness, type Harness } from './mcp-harness.js';
 
+/** Every optional agent field set: what agents.yaml holds and inspect_agent reports back. */
+const FULL_FIELDS = {
+  description: 'Full agent',
+  timeout: 900,
+  model: 'sonnet',
+  max_budget_usd: 2.5,
+  permission_mode: 'plan',
+  allowed_tools: ['Read'],
+  disallowed_tools: [],
+  capabilities: ['db'],
+  risky_capabilities: ['migrations'],
+};
+
 let h: Harness;
 
 beforeEach(async () => {
@@ -196,18 +209,7 @@ describe('inspect_agent (TestInspectAgent)', () => {
     h.writeConfig(
       configYaml({
         agents: {
-          full: {
-            directory: dir,
-            description: 'Full agent',
-            timeout: 900,
-            model: 'sonnet',
-            max_budget_usd: 2.5,
-            permission_mode: 'plan',
-            allowed_tools: ['Read'],
-            disallowed_tools: [],
-            capabilities: ['db'],
-            risky_capabilities: ['migrations'],
-          },
+          full: { directory: dir, ...FULL_FIELDS },
         },
       }),
     );
@@ -216,15 +218,7 @@ describe('inspect_agent (TestInspectAgent)', () => {
     expect(json).toMatchObject({
       name: 'full',
       directory: dir,
-      description: 'Full agent',
-      timeout: 900,
-      model: 'sonnet',
-      max_budget_usd: 2.5,
-      permission_mode: 'plan',
-      allowed_tools: ['Read'],
-      disallowed_tools: [],
-      capabilities: ['db'],
-      risky_capabilities: ['migrations'],
+      ...FULL_FIELDS,
       policy: 'default',
       healthy: true,
       mcp_servers: ['db'],
