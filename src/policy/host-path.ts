@@ -53,10 +53,6 @@ export function hostPathForms(path: string, options: HostPathOptions = {}): Host
   return { resolved, canonical: canonicalize(resolved, options.realpath ?? ((p) => defaultRealpath(p))) };
 }
 
-export function canonicalHostPath(path: string, options: HostPathOptions = {}): string {
-  return hostPathForms(path, options).canonical;
-}
-
 function canonicalize(absolute: string, realpath: RealpathFn): string {
   const rest: string[] = [];
   let current = absolute;

@@ -11,4 +11,4 @@ export * from './summary.js';
 export * as layout from './layout.js';
 export * from './redact.js';
 export * from './tool-pattern.js';
-export { canonicalHostPath, hostPathForms, type HostPathForms, type HostPathOptions, type RealpathFn } from './host-path.js';
+export { hostPathForms, type HostPathForms, type HostPathOptions, type RealpathFn } from './host-path.js';

@@ -24,15 +24,6 @@ export function compileNetwork(policy: Policy): NetworkSpec {
   return { mode: policy.network.mode, anthropicApi: true, allow: policy.network.allow.map(parseAllowPattern) };
 }
 
-/** Does a rule admit `host:port`? Used by the gateway and by `policy check` explanations alike. */
-export function ruleMatches(rule: AllowRule, host: string, port: number): boolean {
-  if (rule.port !== '*' && rule.port !== port) return false;
-  const name = host.toLowerCase().replace(/\.$/, '');
-  if (rule.host === '*') return true;
-  if (rule.host.startsWith('*.')) return name.endsWith(rule.host.slice(1));
-  return name === rule.host;
-}
-
 export function formatRule(rule: AllowRule): string {
   return `${rule.host}:${rule.port}`;
 }
