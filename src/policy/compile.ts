@@ -53,7 +53,7 @@ export function compileSandbox(input: CompileInput): CompiledSandbox {
   const { agent, policy, agentName } = input;
   const tools = effectiveTools(agent, input.settings, policy);
   const user = containerUser(input);
-  const mounts = effectiveMounts(input);
+  const mounts = effectiveMounts(input, user.uid);
   const { env, missing } = containerEnv(input);
   const network = compileNetwork(policy);
   const memory = parseSize(policy.resources.memory);
@@ -127,7 +127,7 @@ function containerUser(input: CompileInput): { uid: number; gid: number } {
   return { uid: layout.CONTAINER_UID, gid: layout.CONTAINER_GID };
 }
 
-function effectiveMounts(input: CompileInput): EffectiveMount[] {
+function effectiveMounts(input: CompileInput, uid: number): EffectiveMount[] {
   const dir = input.agent.directory;
   const mounts: EffectiveMount[] = [];
   if (input.policy.repo === 'overlay') {
@@ -144,7 +144,7 @@ function effectiveMounts(input: CompileInput): EffectiveMount[] {
   }
   mounts.push({
     kind: 'volume',
-    source: layout.claudeStateVolume(input.agentName),
+    source: layout.claudeStateVolume(input.agentName, uid),
     target: layout.CLAUDE_CONFIG_DIR,
     mode: 'rw',
     what: 'Claude session state',
@@ -164,7 +164,8 @@ function effectiveMounts(input: CompileInput): EffectiveMount[] {
 function toMountSpec(m: EffectiveMount, agentName: string): MountSpec {
   if (m.kind === 'volume') {
     const Labels = { [`${layout.LABEL_PREFIX}.agent`]: agentName };
-    return { Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.mode === 'ro', VolumeOptions: { Labels } };
+    // NoCopy: the image's directory must not be copied into (and re-own) the volume on every mount.
+    return { Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.mode === 'ro', VolumeOptions: { NoCopy: true, Labels } };
   }
   return { Type: 'bind', Source: m.source, Target: m.target, ReadOnly: m.mode === 'ro', BindOptions: { Propagation: 'rprivate' } };
 }

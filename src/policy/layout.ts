@@ -15,8 +15,9 @@ export const OVERLAY_LOWER_DIR = '/opt/agent-dispatch/lower';
 export const CREDENTIAL_PLACEHOLDER = 'agent-dispatch-placeholder-credential';
 export const LABEL_PREFIX = 'agent-dispatch';
 
-export function claudeStateVolume(agent: string): string {
-  return `agent-dispatch-claude-${agent}`;
+/** Per agent, and per container uid: a volume prepared for one uid is not writable by another. */
+export function claudeStateVolume(agent: string, uid: number = CONTAINER_UID): string {
+  return uid === CONTAINER_UID ? `agent-dispatch-claude-${agent}` : `agent-dispatch-claude-${agent}-uid${uid}`;
 }
 
 export function gatewayVolume(agent: string): string {

@@ -1,0 +1,217 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import type Docker from 'dockerode';
+import { AppError, describeError } from '../errors.js';
+import type { ContainerSpec } from '../policy/container-spec.js';
+import * as layout from '../policy/layout.js';
+import { logger } from '../log.js';
+import { LineCollector } from './lines.js';
+import { ownerLabels } from './owner.js';
+import { imageMissing, sandboxError } from './sandbox-error.js';
+import { prepareStateVolume } from './state-volume.js';
+
+export interface SandboxRun {
+  /** The compiled container spec; the runner adds Cmd, stdin, labels and the managed-settings mount. */
+  spec: ContainerSpec;
+  cmd: string[];
+  /** Written to the process's stdin, which is then closed (claude reads the prompt from it). */
+  stdin: string;
+  /** Bind-mounted read-only at the managed-settings path: tool rules the repo cannot override. */
+  managedSettings: unknown;
+  job: string;
+  timeoutMs: number;
+  onStdoutLine?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface SandboxOutcome {
+  exitCode: number | null;
+  stdoutLines: string[];
+  stderr: string;
+  timedOut: boolean;
+  cancelled: boolean;
+  containerId: string;
+  imageId: string;
+}
+
+export interface RunnerOptions {
+  /** Host directory for per-dispatch files (the managed settings); bind-mounted, so the engine must be local. */
+  runDir: string;
+  /** Added to every container and volume (e.g. a test run's cleanup label). */
+  extraLabels?: Record<string, string>;
+}
+
+const log = logger('sandbox');
+const STDERR_CAP = 64 * 1024;
+const STDOUT_CAP = 32 * 1024 * 1024;
+/** After the container exits, how long the attach stream may take to deliver its last bytes. */
+const DRAIN_MS = 2000;
+
+/**
+ * One fresh container per dispatch: create, attach, start, feed stdin, wait (with a wall-clock kill), remove.
+ * The container is removed on every path; a kill takes the whole process tree with it.
+ */
+export class SandboxRunner {
+  private readonly live = new Map<string, Docker.Container>();
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly options: RunnerOptions,
+  ) {}
+
+  async run(request: SandboxRun): Promise<SandboxOutcome> {
+    if (request.signal?.aborted) throw new AppError('SANDBOX_FAILED', 'The dispatch was cancelled before its container started.');
+    const image = await this.requireImage(request.spec.Image);
+    const labels = { ...this.options.extraLabels, ...ownerLabels(request.job, request.timeoutMs) };
+    const user = parseUser(request.spec.User);
+    await prepareStateVolume(this.docker, request.spec, user, labels);
+    const settingsDir = this.writeManagedSettings(request.job, request.managedSettings);
+    let container: Docker.Container | undefined;
+    try {
+      container = await this.create(request, labels, settingsDir);
+      this.live.set(container.id, container);
+      return await this.attachAndRun(container, request, image);
+    } finally {
+      if (container) {
+        this.live.delete(container.id);
+        await removeQuietly(container);
+      }
+      rmSync(settingsDir, { recursive: true, force: true });
+    }
+  }
+
+  /** Kill and remove every container this runner still has running (server shutdown). */
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.live.values()].map((c) => removeQuietly(c)));
+    this.live.clear();
+  }
+
+  private async requireImage(image: string): Promise<Docker.ImageInspectInfo> {
+    try {
+      return await this.docker.getImage(image).inspect();
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) throw imageMissing(image, error);
+      throw sandboxError(error, `inspect the image ${image}`, image);
+    }
+  }
+
+  private writeManagedSettings(job: string, settings: unknown): string {
+    mkdirSync(this.options.runDir, { recursive: true, mode: 0o700 });
+    const dir = mkdtempSync(join(this.options.runDir, `${job}-`));
+    // 0644: the container user (not the server's uid) must read it; it holds tool rules, no secret.
+    writeFileSync(join(dir, 'managed-settings.json'), JSON.stringify(settings), { mode: 0o644 });
+    return dir;
+  }
+
+  private async create(request: SandboxRun, labels: Record<string, string>, settingsDir: string): Promise<Docker.Container> {
+    const spec = structuredClone(request.spec);
+    const body = {
+      ...spec,
+      Cmd: request.cmd,
+      OpenStdin: true,
+      StdinOnce: true,
+      AttachStdin: true,
+      Labels: { ...spec.Labels, ...labels },
+      HostConfig: {
+        ...spec.HostConfig,
+        Mounts: [
+          ...spec.HostConfig.Mounts.map((m) =>
+            m.Type === 'volume' ? { ...m, VolumeOptions: { ...m.VolumeOptions, Labels: { ...m.VolumeOptions?.Labels, ...this.options.extraLabels } } } : m,
+          ),
+          { Type: 'bind', Source: join(settingsDir, 'managed-settings.json'), Target: layout.MANAGED_SETTINGS_PATH, ReadOnly: true },
+        ],
+      },
+    };
+    try {
+      return await this.docker.createContainer(body as unknown as Docker.ContainerCreateOptions);
+    } catch (error) {
+      throw sandboxError(error, 'create the container', spec.Image);
+    }
+  }
+
+  private async attachAndRun(container: Docker.Container, request: SandboxRun, image: Docker.ImageInspectInfo): Promise<SandboxOutcome> {
+    const stdout = new LineCollector(STDOUT_CAP, request.onStdoutLine);
+    const stderrOut = new PassThrough();
+    let stderr = '';
+    stderrOut.on('data', (chunk: Buffer) => {
+      if (stderr.length < STDERR_CAP) stderr += chunk.toString('utf8').slice(0, STDERR_CAP - stderr.length);
+    });
+    const stdoutOut = new PassThrough();
+    stdoutOut.on('data', (chunk: Buffer) => stdout.push(chunk));
+
+    let stream: NodeJS.ReadWriteStream;
+    try {
+      stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream;
+    } catch (error) {
+      throw sandboxError(error, 'attach to the container', request.spec.Image);
+    }
+    const ended = new Promise<void>((resolve) => {
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      stream.on('error', () => resolve());
+    });
+    this.docker.modem.demuxStream(stream, stdoutOut, stderrOut);
+    const exited = container.wait({ condition: 'next-exit' }) as Promise<{ StatusCode: number }>;
+
+    try {
+      await container.start();
+    } catch (error) {
+      stream.end();
+      throw sandboxError(error, 'start the container', request.spec.Image);
+    }
+    stream.write(request.stdin);
+    stream.end();
+
+    let timedOut = false;
+    let cancelled = false;
+    const kill = (): void => {
+      container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, request.timeoutMs);
+    const onAbort = (): void => {
+      cancelled = true;
+      kill();
+    };
+    request.signal?.addEventListener('abort', onAbort, { once: true });
+    let exitCode: number | null = null;
+    try {
+      const status = await exited;
+      exitCode = timedOut || cancelled ? null : status.StatusCode;
+    } catch (error) {
+      if (!timedOut && !cancelled) throw sandboxError(error, 'wait for the container', request.spec.Image);
+    } finally {
+      clearTimeout(timer);
+      request.signal?.removeEventListener('abort', onAbort);
+    }
+    await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, DRAIN_MS))]);
+    stdout.flush();
+    return {
+      exitCode,
+      stdoutLines: stdout.lines,
+      stderr,
+      timedOut,
+      cancelled,
+      containerId: container.id,
+      imageId: image.Id,
+    };
+  }
+}
+
+function parseUser(user: string): { uid: number; gid: number } {
+  const [uid, gid] = user.split(':').map(Number);
+  return { uid: uid ?? layout.CONTAINER_UID, gid: gid ?? uid ?? layout.CONTAINER_GID };
+}
+
+async function removeQuietly(container: Docker.Container): Promise<void> {
+  try {
+    await container.remove({ force: true, v: true });
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 404) return;
+    // A removal already in progress (409) finishes on its own; anything else is left for the reaper.
+    log.warn(`could not remove container ${container.id.slice(0, 12)}: ${describeError(error)}`);
+  }
+}

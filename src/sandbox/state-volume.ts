@@ -1,0 +1,58 @@
+import type Docker from 'dockerode';
+import type { ContainerSpec } from '../policy/container-spec.js';
+import { CLAUDE_CONFIG_DIR } from '../policy/layout.js';
+import { sandboxError } from './sandbox-error.js';
+
+const TARGET = '/state';
+
+/**
+ * Create the agent's Claude-state volume on first use and give it to the container user. A fresh volume
+ * would otherwise be owned by whatever the image has at that path (root, if the image lacks it), and a
+ * dispatch running as the repo owner's uid could not write its session transcripts.
+ * The chown runs once per new volume, in a throwaway container with only CAP_CHOWN and no network.
+ */
+export async function prepareStateVolume(
+  docker: Docker,
+  spec: ContainerSpec,
+  user: { uid: number; gid: number },
+  extraLabels: Record<string, string>,
+): Promise<void> {
+  const mount = spec.HostConfig.Mounts.find((m) => m.Type === 'volume' && m.Target === CLAUDE_CONFIG_DIR);
+  if (!mount?.Source) return;
+  const name = mount.Source;
+  try {
+    await docker.getVolume(name).inspect();
+    return;
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode !== 404) throw sandboxError(error, `inspect the volume ${name}`, spec.Image);
+  }
+  const labels = { ...mount.VolumeOptions?.Labels, ...extraLabels };
+  try {
+    await docker.createVolume({ Name: name, Labels: labels });
+    const container = await docker.createContainer({
+      Image: spec.Image,
+      User: '0:0',
+      Cmd: ['chown', `${user.uid}:${user.gid}`, TARGET],
+      Labels: labels,
+      NetworkDisabled: true,
+      HostConfig: {
+        NetworkMode: 'none',
+        ReadonlyRootfs: true,
+        CapDrop: ['ALL'],
+        CapAdd: ['CHOWN'],
+        SecurityOpt: ['no-new-privileges'],
+        Mounts: [{ Type: 'volume', Source: name, Target: TARGET, ReadOnly: false }],
+      },
+    });
+    try {
+      await container.start();
+      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      if (StatusCode !== 0) throw new Error(`chown of the session volume ${name} exited with ${StatusCode}`);
+    } finally {
+      await container.remove({ force: true }).catch(() => undefined);
+    }
+  } catch (error) {
+    await docker.getVolume(name).remove().catch(() => undefined);
+    throw sandboxError(error, `prepare the session volume ${name}`, spec.Image);
+  }
+}
