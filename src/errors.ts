@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'NOTHING_TO_UPDATE'
   | 'DOCKER_UNAVAILABLE'
   | 'IMAGE_NOT_FOUND'
+  | 'SANDBOX_FAILED'
   | 'CLAUDE_NOT_FOUND'
   | 'INTERNAL';
 

@@ -212,14 +212,14 @@ describe('repo mounts', () => {
         Source: 'agent-dispatch-claude-api',
         Target: layout.CLAUDE_CONFIG_DIR,
         ReadOnly: false,
-        VolumeOptions: { Labels: { 'agent-dispatch.agent': 'api' } },
+        VolumeOptions: { NoCopy: true, Labels: { 'agent-dispatch.agent': 'api' } },
       },
       {
         Type: 'volume',
         Source: 'agent-dispatch-gateway-api',
         Target: layout.GATEWAY_SOCKET_DIR,
         ReadOnly: true,
-        VolumeOptions: { Labels: { 'agent-dispatch.agent': 'api' } },
+        VolumeOptions: { NoCopy: true, Labels: { 'agent-dispatch.agent': 'api' } },
       },
     ]);
   });
