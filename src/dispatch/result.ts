@@ -1,0 +1,189 @@
+import { applyBudget, budgetStopHint, resumableSentence } from './budget.js';
+import { classifyError, cliErrorDetails, denialHint, extractDeniedTools, permissionHint } from './classify.js';
+import { parseStructuredResponse } from './structured.js';
+import { capText, finiteNumber, own, parseJsonObject, pyTruthy, toText } from './text.js';
+import { errorResult, makeResult, type DispatchResult } from './types.js';
+
+export { applyBudget } from './budget.js';
+export { classifyError, extractDeniedTools, permissionHint } from './classify.js';
+export { currentDepth, recursionResult } from './recursion.js';
+export { parseStructuredResponse } from './structured.js';
+export { errorResult } from './types.js';
+
+/** What the result of one run is judged against. */
+export interface ResultContext {
+  agent: string;
+  /** The id passed as --session-id (fresh) or --resume; the result falls back to it when claude reports none. */
+  sessionFallback?: string;
+  /** The effective spend cap (effectiveBudget()), for the budget hints and the post-hoc check. */
+  budget?: number;
+  responseFormat?: string;
+  timeoutSeconds: number;
+  /** The run continued an earlier session: claude's reported cost is then cumulative over the whole session. */
+  resumed: boolean;
+}
+
+/** What the runner observed: claude's stdout lines, its stderr, and how it ended. */
+export interface RunOutcome {
+  exitCode: number | null;
+  stdoutLines: string[];
+  stderr: string;
+  timedOut: boolean;
+}
+
+export const KILLED_AFTER_RESULT =
+  'The agent produced its final result but the process had not exited by the timeout and was killed. ' +
+  'The result is complete — only cleanup was cut short.';
+
+const CUMULATIVE_COST_NOTE =
+  "This run resumed a session, and claude reports the session's cumulative cost, earlier runs included.";
+
+const BUDGET_SUBTYPE = 'error_max_budget_usd';
+const BUDGET_TERMINAL_REASON = 'budget_exhausted';
+/** Longer ids are not claude's: fall back to the one we assigned. */
+const MAX_SESSION_ID_CHARS = 200;
+
+/**
+ * Turns one finished run into the DispatchResult. A `result` event beats everything else, the timeout included
+ * (the answer was paid for); without one, a timeout is a resumable `timeout`, and anything else — exit 0 too —
+ * is a failure explained by stderr, stray stdout text, or the exit code.
+ */
+export function resultFromRun(outcome: RunOutcome, ctx: ResultContext): DispatchResult {
+  const event = lastResultEvent(outcome.stdoutLines);
+  if (event) {
+    const result = pyTruthy(own(event, 'is_error'))
+      ? resultFromError(event, ctx, outcome.exitCode)
+      : resultFromSuccess(event, ctx, outcome.timedOut);
+    return ctx.resumed && result.budget_exceeded && result.error_type !== 'budget'
+      ? makeResult({ ...result, hint: `${result.hint ?? ''} ${CUMULATIVE_COST_NOTE}`.trim() })
+      : result;
+  }
+  if (outcome.timedOut) {
+    return errorResult(ctx.agent, 'timeout', timeoutMessage(ctx.agent, ctx.timeoutSeconds, ctx.sessionFallback), {
+      session_id: ctx.sessionFallback,
+    });
+  }
+  const text =
+    (typeof outcome.stderr === 'string' ? outcome.stderr.trim() : '') ||
+    strayStdout(outcome.stdoutLines) ||
+    `No result received (exit code ${outcome.exitCode ?? 'unknown'})`;
+  const error = capText(text);
+  const errorType = classifyError(error);
+  return errorResult(ctx.agent, errorType, errorType === 'permission' ? error + permissionHint(ctx.agent) : error, {
+    session_id: ctx.sessionFallback,
+  });
+}
+
+/** The timeout error, with how to run longer and, when the session id is known, how to resume. */
+export function timeoutMessage(agent: string, timeoutSeconds: number, sessionId: string | undefined): string {
+  return (
+    `Agent '${agent}' timed out after ${timeoutSeconds}s. Options: pass timeout_seconds= for a longer one-off run, ` +
+    'use dispatch_async for fire-and-forget, or raise the agent default ' +
+    `(agent-dispatch update ${agent} --timeout ${timeoutSeconds * 2}).` +
+    resumableSentence(agent, sessionId)
+  );
+}
+
+/** True when the lines hold a `result` event, judged exactly as resultFromRun judges it (e.g. before a retry). */
+export function hasResultEvent(lines: readonly string[]): boolean {
+  return lastResultEvent(lines) !== undefined;
+}
+
+function lastResultEvent(lines: readonly unknown[]): Record<string, unknown> | undefined {
+  if (!Array.isArray(lines)) return undefined;
+  for (let i = lines.length - 1; i >= 0; i -= 1) {
+    const data = parseJsonObject(lines[i]);
+    if (data && own(data, 'type') === 'result') return data;
+  }
+  return undefined;
+}
+
+/** Non-JSON stdout (e.g. a text-mode error message), joined and capped; '' when there is none. */
+function strayStdout(lines: readonly unknown[]): string {
+  if (!Array.isArray(lines)) return '';
+  const kept: string[] = [];
+  let size = 0;
+  for (const line of lines) {
+    if (size > 4000) break;
+    if (typeof line !== 'string' || !line.trim() || parseJsonObject(line)) continue;
+    kept.push(line.trim());
+    size += line.length;
+  }
+  return kept.join('\n');
+}
+
+function sessionIdFrom(event: Record<string, unknown>, fallback: string | undefined): string | undefined {
+  const reported = own(event, 'session_id');
+  return typeof reported === 'string' && reported.trim() && reported.length <= MAX_SESSION_ID_CHARS ? reported : fallback;
+}
+
+function resultText(event: Record<string, unknown>): string {
+  const raw = own(event, 'result');
+  return pyTruthy(raw) ? toText(raw) : '';
+}
+
+function metrics(event: Record<string, unknown>): Pick<DispatchResult, 'cost_usd' | 'duration_ms' | 'num_turns'> {
+  const duration = finiteNumber(own(event, 'duration_ms'));
+  const turns = finiteNumber(own(event, 'num_turns'));
+  return {
+    cost_usd: finiteNumber(own(event, 'total_cost_usd')),
+    duration_ms: duration === undefined ? undefined : Math.round(duration),
+    num_turns: turns === undefined ? undefined : Math.round(turns),
+  };
+}
+
+function resultFromSuccess(event: Record<string, unknown>, ctx: ResultContext, timedOut: boolean): DispatchResult {
+  const text = resultText(event);
+  const denied = extractDeniedTools(event);
+  const hint = [denied ? denialHint(ctx.agent, denied) : '', timedOut ? KILLED_AFTER_RESULT : ''].filter(Boolean).join(' ');
+  const result = makeResult({
+    agent: ctx.agent,
+    success: true,
+    result: text,
+    session_id: sessionIdFrom(event, ctx.sessionFallback),
+    ...metrics(event),
+    parsed_result: ctx.responseFormat === 'json' ? parseStructuredResponse(text) : undefined,
+    denied_tools: denied,
+    hint: hint || undefined,
+  });
+  return applyBudget(result, ctx.budget);
+}
+
+/** An `is_error` payload (original `_build_error_result`): precedence budget stop > denied tools > text. */
+function resultFromError(event: Record<string, unknown>, ctx: ResultContext, exitCode: number | null): DispatchResult {
+  const { agent } = ctx;
+  const text = resultText(event);
+  const detail = cliErrorDetails(event);
+  let error: string;
+  if (text) error = capText(text);
+  else if (detail) error = `Agent '${agent}' failed: ${detail}`;
+  else error = `Agent '${agent}' reported an error with no details${typeof exitCode === 'number' ? ` (exit code ${exitCode})` : ''}`;
+
+  const sessionId = sessionIdFrom(event, ctx.sessionFallback);
+  const denied = extractDeniedTools(event);
+  const budgetStop = own(event, 'subtype') === BUDGET_SUBTYPE || own(event, 'terminal_reason') === BUDGET_TERMINAL_REASON;
+  let errorType: DispatchResult['error_type'];
+  if (budgetStop) {
+    errorType = 'budget';
+    error += budgetStopHint(agent, ctx.budget, sessionId);
+  } else if (denied) {
+    errorType = 'permission';
+    error += permissionHint(agent);
+  } else {
+    errorType = classifyError(error);
+    if (errorType === 'permission') error += permissionHint(agent);
+  }
+  const result = makeResult({
+    agent,
+    success: false,
+    result: text,
+    session_id: sessionId,
+    ...metrics(event),
+    error,
+    error_type: errorType,
+    denied_tools: denied,
+    // The cap was hit by definition, even when the reported cost rounds to just under it.
+    budget_exceeded: budgetStop ? true : undefined,
+  });
+  return applyBudget(result, ctx.budget);
+}
