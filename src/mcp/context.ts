@@ -1,13 +1,27 @@
-import { configPath as defaultConfigPath, stateDir } from '../config/paths.js';
+import { configPath as defaultConfigPath, jobsDir, stateDir } from '../config/paths.js';
 import { loadConfig, requireConfig } from '../config/load.js';
 import type { DispatchConfig } from '../config/schema.js';
 import { DispatchCache } from '../core/cache.js';
+import type { Sandbox } from '../dispatch/dispatcher.js';
+import { JobStore } from '../dispatch/job-store.js';
+import { DispatchService } from '../dispatch/service.js';
 
 /** What the tool handlers share. Config is re-read on every call, so new agents appear without a restart. */
 export class ServerContext {
   private cache: DispatchCache | undefined;
+  readonly dispatcher: DispatchService;
 
-  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+  /** `sandbox` replaces the Docker runner (tests of the tool layer); the server always uses the real one. */
+  constructor(
+    private readonly env: NodeJS.ProcessEnv = process.env,
+    sandbox?: Sandbox,
+  ) {
+    this.dispatcher = new DispatchService(env, sandbox);
+  }
+
+  jobs(): JobStore {
+    return new JobStore(jobsDir(this.env));
+  }
 
   configPath(): string {
     return defaultConfigPath(this.env);

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import type Docker from 'dockerode';
+import Docker from 'dockerode';
 import { AppError, describeError } from '../errors.js';
 import type { ContainerSpec } from '../policy/container-spec.js';
 import * as layout from '../policy/layout.js';
@@ -9,6 +9,7 @@ import { logger } from '../log.js';
 import { LineCollector } from './lines.js';
 import { ownerLabels } from './owner.js';
 import { imageMissing, sandboxError } from './sandbox-error.js';
+import { reapOrphans } from './reaper.js';
 import { prepareStateVolume } from './state-volume.js';
 
 export interface SandboxRun {
@@ -79,6 +80,11 @@ export class SandboxRunner {
       }
       rmSync(settingsDir, { recursive: true, force: true });
     }
+  }
+
+  /** Remove dispatch containers left by a server that is gone (run once at server start). */
+  reapOrphans(): Promise<number> {
+    return reapOrphans(this.docker);
   }
 
   /** Kill and remove every container this runner still has running (server shutdown). */
@@ -199,6 +205,23 @@ export class SandboxRunner {
       imageId: image.Id,
     };
   }
+}
+
+/** A runner on the engine the environment's DOCKER_HOST names (default: the local socket). */
+export function createSandboxRunner(options: RunnerOptions, env: NodeJS.ProcessEnv = process.env): SandboxRunner {
+  return new SandboxRunner(new Docker(dockerOptions(env)), options);
+}
+
+/** unix:///path or tcp://host:port from DOCKER_HOST; anything else is left to docker-modem's defaults. */
+export function dockerOptions(env: NodeJS.ProcessEnv): Docker.DockerOptions {
+  const host = env['DOCKER_HOST'];
+  if (!host) return { socketPath: '/var/run/docker.sock' };
+  if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
+  if (host.startsWith('tcp://')) {
+    const url = new URL(host.replace(/^tcp:/, 'http:'));
+    return { host: url.hostname, port: Number(url.port || 2375) };
+  }
+  return {};
 }
 
 function parseUser(user: string): { uid: number; gid: number } {

@@ -2,14 +2,22 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { createServer } from '../../mcp/server.js';
 import { parse } from '../args.js';
 
+/**
+ * The stdio MCP server. At start it reaps dispatch containers left by a server that died; when the client
+ * goes away or a SIGTERM/SIGINT arrives, every container still running is killed and removed before exit.
+ */
 export async function serveCommand(argv: string[]): Promise<number> {
   parse('serve', argv, {}, { min: 0, max: 0, names: '' });
-  const { server } = createServer();
+  const { server, context } = createServer();
   await server.connect(new StdioServerTransport());
-  await new Promise<void>((resolve) => {
-    server.server.onclose = () => resolve();
-    process.stdin.once('end', () => resolve());
+  void context.dispatcher.startup();
+  const signal = await new Promise<NodeJS.Signals | undefined>((resolve) => {
+    server.server.onclose = () => resolve(undefined);
+    process.stdin.once('end', () => resolve(undefined));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
   });
+  await context.dispatcher.shutdown();
   await server.close();
-  return 0;
+  return signal ? 128 + (signal === 'SIGTERM' ? 15 : 2) : 0;
 }

@@ -1,0 +1,74 @@
+import { join } from 'node:path';
+import { stateDir } from '../config/paths.js';
+import type { DispatchConfig } from '../config/schema.js';
+import { describeError } from '../errors.js';
+import { logger } from '../log.js';
+import { LABEL_PREFIX } from '../policy/layout.js';
+import { LABELS } from '../sandbox/owner.js';
+import { createSandboxRunner, type SandboxRunner } from '../sandbox/runner.js';
+import { newJobId, runDispatch, type DispatchRequest, type Sandbox } from './dispatcher.js';
+import { Slots } from './slots.js';
+import type { DispatchResult } from './types.js';
+
+const log = logger('dispatch');
+
+/**
+ * What the MCP server and the CLI share for dispatching: one sandbox runner, the concurrency bound
+ * (settings.max_concurrency), orphan reaping at start and container cleanup at shutdown.
+ */
+export class DispatchService {
+  private runner: SandboxRunner | undefined;
+  private limit = 5;
+  private readonly slots = new Slots(() => this.limit);
+
+  constructor(
+    private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly sandboxOverride?: Sandbox,
+  ) {}
+
+  async dispatch(config: DispatchConfig, request: DispatchRequest, job: string = newJobId()): Promise<DispatchResult> {
+    this.limit = config.settings.max_concurrency;
+    return this.slots.with(() => runDispatch({ config, configDir: stateDir(this.env), env: this.env, sandbox: this.sandbox(), job }, request));
+  }
+
+  /** Best effort: a server must start even when the engine is down (dispatches then say why). */
+  async startup(): Promise<void> {
+    if (this.sandboxOverride) return;
+    try {
+      const reaped = await this.realRunner().reapOrphans();
+      if (reaped > 0) log.info(`removed ${reaped} dispatch container(s) left by a server that is gone`);
+    } catch (error) {
+      log.debug(`orphan reaping skipped: ${describeError(error)}`);
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    await this.runner?.shutdown();
+  }
+
+  get inFlight(): number {
+    return this.slots.inFlight;
+  }
+
+  private sandbox(): Sandbox {
+    return this.sandboxOverride ?? this.realRunner();
+  }
+
+  private realRunner(): SandboxRunner {
+    this.runner ??= createSandboxRunner({ runDir: join(stateDir(this.env), 'run'), extraLabels: containerLabels(this.env) }, this.env);
+    return this.runner;
+  }
+}
+
+const RESERVED = new Set<string>([...Object.values(LABELS), `${LABEL_PREFIX}.policy`, `${LABEL_PREFIX}.policy-hash`]);
+
+/** AGENT_DISPATCH_CONTAINER_LABELS="k=v,k2=v2": extra labels on every container and volume (e.g. for cleanup). */
+export function containerLabels(env: NodeJS.ProcessEnv): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of (env['AGENT_DISPATCH_CONTAINER_LABELS'] ?? '').split(',')) {
+    const eq = pair.indexOf('=');
+    const key = (eq === -1 ? pair : pair.slice(0, eq)).trim();
+    if (key && !RESERVED.has(key)) labels[key] = eq === -1 ? '' : pair.slice(eq + 1).trim();
+  }
+  return labels;
+}

@@ -1,0 +1,46 @@
+/**
+ * Before the suite: make sure the test agent image exists and matches images/agent. It is built from the
+ * local base (scripts/base-images.sh) with the devDependency's native claude binary: nothing is pulled.
+ * The image carries a hash of its build context, so an edited Dockerfile rebuilds it; an unchanged one is
+ * reused across runs (like the base images).
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import Docker from 'dockerode';
+import { AGENT_IMAGE_DIR, buildAgentImage } from '../src/sandbox/image.js';
+import { TEST_AGENT_IMAGE } from './helpers/dispatch-fixture.js';
+import { dockerAvailable, TEST_LABEL } from './helpers/docker.js';
+
+const HASH_LABEL = 'agent-dispatch.test.context-hash';
+
+function contextHash(binary: string): string {
+  const hash = createHash('sha256');
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else hash.update(path.slice(AGENT_IMAGE_DIR.length)).update(readFileSync(path));
+    }
+  };
+  walk(AGENT_IMAGE_DIR);
+  const st = statSync(binary);
+  return hash.update(`${binary}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16);
+}
+
+export default async function setup(): Promise<void> {
+  if (!dockerAvailable()) return;
+  const binary = join(dirname(createRequire(import.meta.url).resolve('@anthropic-ai/claude-code-linux-x64/package.json')), 'claude');
+  const wanted = contextHash(binary);
+  const docker = new Docker();
+  try {
+    const existing = await docker.getImage(TEST_AGENT_IMAGE).inspect();
+    if (existing.Config?.Labels?.[HASH_LABEL] === wanted) return;
+  } catch {
+    // not built yet
+  }
+  const started = Date.now();
+  await buildAgentImage({ tag: TEST_AGENT_IMAGE, claudeBinary: binary, labels: { [TEST_LABEL]: 'image', [HASH_LABEL]: wanted }, docker });
+  process.stderr.write(`[global-setup] built ${TEST_AGENT_IMAGE} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+}
