@@ -8,7 +8,7 @@ import { resolveAgentPolicy } from '../policy/resolve.js';
 import type { SandboxOutcome, SandboxRun } from '../sandbox/runner.js';
 import { claudeCommand, isSessionFlagRejection } from './command.js';
 import { buildPrompt } from './prompt.js';
-import { currentDepth, errorResult, recursionResult, resultFromRun } from './result.js';
+import { currentDepth, errorResult, hasResultEvent, recursionResult, resultFromRun } from './result.js';
 import { progressFromLine, type ProgressEvent } from './stream-events.js';
 import type { DispatchResult } from './types.js';
 
@@ -187,9 +187,8 @@ async function runInSandbox(deps: DispatchDeps, sandbox: CompiledSandbox, run: I
   }
 }
 
-/** claude writes its result event as compact JSON starting with the type (resultFromRun parses it properly). */
 function hasResult(outcome: SandboxOutcome): boolean {
-  return outcome.stdoutLines.some((line) => line.startsWith('{"type":"result"'));
+  return hasResultEvent(outcome.stdoutLines);
 }
 
 /** The image's init could not execute claude at all (exit 127): the image is not an agent image. */

@@ -47,6 +47,10 @@ const EXPECTED_PARAMS: Record<string, string[]> = {
   remove_agent: ['name'],
   cache_stats: [],
   cache_clear: [],
+  dispatch: ['agent', 'task', 'context', 'caller', 'goal', 'response_format', 'return_ref', 'summary_chars', 'timeout_seconds', 'group'],
+  dispatch_session: ['agent', 'task', 'session_id', 'context', 'caller', 'goal', 'response_format', 'timeout_seconds'],
+  dispatch_stream: ['agent', 'task', 'context', 'caller', 'goal', 'response_format', 'timeout_seconds'],
+  fetch_result: ['ref', 'max_chars'],
 };
 
 let root: string;
@@ -101,7 +105,7 @@ describe('agent-dispatch serve over stdio', () => {
     expect(startupMs, `stderr:\n${stderr}`).toBeLessThan(STARTUP_BUDGET_MS);
   });
 
-  it('lists exactly the 9 configuration tools with their parameter names', () => {
+  it('lists exactly the 13 tools with their parameter names', () => {
     const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
     expect(Object.keys(byName).sort()).toEqual(Object.keys(EXPECTED_PARAMS).sort());
     for (const [name, params] of Object.entries(EXPECTED_PARAMS)) {

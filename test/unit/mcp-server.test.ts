@@ -16,6 +16,10 @@ const TOOLS = [
   'add_agent',
   'cache_clear',
   'cache_stats',
+  'dispatch',
+  'dispatch_session',
+  'dispatch_stream',
+  'fetch_result',
   'inspect_agent',
   'inspect_group',
   'list_agents',
@@ -25,7 +29,7 @@ const TOOLS = [
 ];
 
 describe('registration', () => {
-  it('exactly the 9 configuration tools are registered', async () => {
+  it('exactly the 13 tools are registered (configuration, dispatch, fetch_result)', async () => {
     const { tools } = await h.client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual(TOOLS);
     for (const tool of tools) expect(tool.description?.length).toBeGreaterThan(10);
@@ -91,6 +95,9 @@ function callsFor(h: Harness): [string, Record<string, unknown>][] {
     ['remove_agent', { name: 'api' }],
     ['cache_stats', {}],
     ['cache_clear', {}],
+    ['dispatch', { agent: 'api', task: 'x' }],
+    ['dispatch_session', { agent: 'api', task: 'x' }],
+    ['dispatch_stream', { agent: 'api', task: 'x' }],
   ];
 }
 
@@ -106,7 +113,7 @@ const BROKEN: [string, () => string | Buffer, RegExp][] = [
 
 describe('a broken config: every tool answers the envelope and the file is untouched (TestBrokenConfigSurface, TestNonUtf8Config)', () => {
   describe.each(BROKEN)('%s', (_label, content, pattern) => {
-    it('all 9 tools', async () => {
+    it('every tool that reads the config', async () => {
       h.writeConfig(content());
       const before = h.configBytes();
       for (const [tool, args] of callsFor(h)) {
