@@ -7,7 +7,7 @@ import type { ContainerSpec } from '../policy/container-spec.js';
 import * as layout from '../policy/layout.js';
 import { logger } from '../log.js';
 import { LineCollector } from './lines.js';
-import { ownerLabels } from './owner.js';
+import { LABELS, ownerLabels } from './owner.js';
 import { imageMissing, sandboxError } from './sandbox-error.js';
 import { reapOrphans } from './reaper.js';
 import { prepareStateVolume } from './state-volume.js';
@@ -85,6 +85,31 @@ export class SandboxRunner {
   /** Remove dispatch containers left by a server that is gone (run once at server start). */
   reapOrphans(): Promise<number> {
     return reapOrphans(this.docker);
+  }
+
+  /** Remove an agent's Claude-state volumes (selftest cleanup; a removed agent's sessions). */
+  async removeAgentVolumes(agent: string): Promise<number> {
+    const { Volumes } = await this.docker.listVolumes({ filters: JSON.stringify({ label: [`${layout.LABEL_PREFIX}.agent=${agent}`] }) });
+    let removed = 0;
+    for (const volume of Volumes ?? []) {
+      await this.docker.getVolume(volume.Name).remove({ force: true }).then(() => (removed += 1), () => undefined);
+    }
+    return removed;
+  }
+
+  /** Containers this server started that are still there (a job label of ours); 0 after every dispatch. */
+  async leftoverContainers(job: string): Promise<number> {
+    return (await this.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABELS.job}=${job}`] }) })).length;
+  }
+
+  /** The host address of the default bridge: what a container on it reaches host services through. */
+  async bridgeAddress(): Promise<string | undefined> {
+    try {
+      const info = await this.docker.getNetwork('bridge').inspect();
+      return (info.IPAM?.Config ?? []).map((c: { Gateway?: string }) => c.Gateway).find(Boolean);
+    } catch (error) {
+      throw sandboxError(error, 'inspect the default bridge network', '');
+    }
   }
 
   /** Kill and remove every container this runner still has running (server shutdown). */

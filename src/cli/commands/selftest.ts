@@ -1,0 +1,27 @@
+import { runSelftest } from '../../selftest/selftest.js';
+import { parse } from '../args.js';
+import { err, out, style } from '../output.js';
+
+/** `agent-dispatch selftest [--image IMAGE] [--json]`: prove the sandbox here; exit 0 only if every check holds. */
+export async function selftestCommand(argv: string[]): Promise<number> {
+  const p = parse('selftest', argv, { image: { type: 'string' }, json: { type: 'boolean' } }, { min: 0, max: 0, names: '[--image IMAGE] [--json]' });
+  const json = p.values['json'] === true;
+  const report = await runSelftest({
+    ...(typeof p.values['image'] === 'string' ? { image: p.values['image'] } : {}),
+    ...(json ? {} : { onStep: (m: string) => err(style.cyan(`  -> ${m}`, process.stderr)) }),
+  });
+  if (json) {
+    out(JSON.stringify({ ok: report.ok, image: report.image, checks: report.checks, notes: report.notes, duration_ms: report.durationMs }, null, 2));
+    return report.ok ? 0 : 1;
+  }
+  const width = Math.max(...report.checks.map((c) => c.name.length));
+  out(style.bold(`agent-dispatch selftest — image ${report.image}`));
+  for (const check of report.checks) {
+    const mark = check.ok ? style.green('PASS') : style.red('FAIL');
+    out(`  ${mark}  ${check.name.padEnd(width)}  ${check.detail}`);
+  }
+  for (const note of report.notes) out(style.yellow(`  note: ${note}`));
+  const failed = report.checks.filter((c) => !c.ok).length;
+  out(failed === 0 ? style.green(`All ${report.checks.length} checks passed in ${(report.durationMs / 1000).toFixed(1)} s.`) : style.red(`${failed} of ${report.checks.length} checks failed.`));
+  return failed === 0 ? 0 : 1;
+}

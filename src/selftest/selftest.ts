@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { loadConfig, requireConfig } from '../config/load.js';
+import { newJobId } from '../dispatch/dispatcher.js';
+import { DispatchService, containerLabels } from '../dispatch/service.js';
+import type { DispatchResult } from '../dispatch/types.js';
+import { DEFAULT_AGENT_IMAGE } from '../sandbox/image.js';
+import { createSandboxRunner } from '../sandbox/runner.js';
+import { DIRECTIVE, startFakeModel } from './fake-model.js';
+import { probeScript, type ProbeFacts, parseProbe } from './probe.js';
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface SelftestReport {
+  ok: boolean;
+  image: string;
+  checks: Check[];
+  dispatch: DispatchResult;
+  /** What the selftest cannot prove yet, said plainly. */
+  notes: string[];
+  durationMs: number;
+}
+
+const NOTES = [
+  'network: this release has no egress gateway yet, so the selftest runs with network.mode open; policies that ask for the gateway (the presets) refuse to dispatch rather than run with more network than they allow.',
+];
+
+export interface SelftestOptions {
+  image?: string;
+  env?: NodeJS.ProcessEnv;
+  onStep?: (message: string) => void;
+}
+
+/**
+ * Until the egress gateway lands, the embedded policy is the `default` preset's sandbox with an open network
+ * (to reach the scripted model on this machine) and the selftest's own throwaway key passed in.
+ */
+function selftestPolicy(image: string): Record<string, unknown> {
+  return {
+    version: 1,
+    description: 'agent-dispatch selftest: the default sandbox, network open until the egress gateway exists',
+    repo: 'ro',
+    credentials: 'env',
+    network: { mode: 'open' },
+    env: { pass: [], set: { CLAUDE_CODE_MAX_RETRIES: '0' } },
+    tools: { permission_mode: 'default', allow: ['Bash'], deny: ['WebFetch', 'WebSearch'] },
+    resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 120 },
+    image,
+  };
+}
+
+/**
+ * A real sandboxed dispatch of the real claude binary against a scripted local model (no tokens, no
+ * internet): the model has Claude run a probe from inside the container, and every fact it reports is
+ * a check. Everything it creates (config, container, session volume) is removed before it returns.
+ */
+export async function runSelftest(options: SelftestOptions = {}): Promise<SelftestReport> {
+  const started = Date.now();
+  const image = options.image ?? DEFAULT_AGENT_IMAGE;
+  const step = options.onStep ?? (() => undefined);
+  const baseEnv = options.env ?? process.env;
+  const root = mkdtempSync(join(tmpdir(), 'agent-dispatch-selftest-'));
+  const agent = `selftest-${randomBytes(4).toString('hex')}`;
+  const canary = `selftest-canary-${randomBytes(8).toString('hex')}`;
+  const key = `sk-selftest-${randomBytes(8).toString('hex')}`;
+  const runner = createSandboxRunner({ runDir: join(root, 'run'), extraLabels: containerLabels(baseEnv) }, baseEnv);
+  const job = newJobId();
+  try {
+    const host = (await runner.bridgeAddress().catch(() => undefined)) ?? docker0Address() ?? '127.0.0.1';
+    step(`scripted model on ${host}`);
+    const model = await startFakeModel({ host });
+    try {
+      const repo = join(root, 'repo');
+      mkdirSync(repo);
+      writeFileSync(join(repo, 'selftest.txt'), 'readable\n');
+      // A sibling of the repo: the repo's parent directories exist in the container (mount points), files beside it must not.
+      writeFileSync(join(root, 'outside.txt'), 'outside\n');
+      const configPath = join(root, 'config', 'agents.yaml');
+      mkdirSync(join(root, 'config', 'policies'), { recursive: true });
+      writeFileSync(join(root, 'config', 'policies', 'selftest.yaml'), stringify(selftestPolicy(image)));
+      writeFileSync(configPath, stringify({ agents: { [agent]: { directory: repo, policy: 'selftest', description: 'selftest' } } }), { mode: 0o600 });
+      const env: NodeJS.ProcessEnv = {
+        ...baseEnv,
+        AGENT_DISPATCH_CONFIG: configPath,
+        AGENT_DISPATCH_DEPTH: '0',
+        ANTHROPIC_BASE_URL: model.url,
+        ANTHROPIC_API_KEY: key,
+        AGENT_DISPATCH_SELFTEST_CANARY: canary,
+      };
+      const service = new DispatchService(env, runner);
+      step(`dispatching to a sandboxed claude in ${image}`);
+      const config = requireConfig(loadConfig(configPath));
+      const result = await service.dispatch(config, { agent, task: DIRECTIVE.bash(probeScript({ repo, canary, hostPaths: [configPath, join(root, 'outside.txt'), baseEnv['HOME'] ? join(baseEnv['HOME'], '.config') : '/root/.config'] })) }, job);
+      const facts = result.success ? parseProbe(result.result) : undefined;
+      const keyArrived = model.requests.some((r) => r.apiKey === key);
+      const left = await runner.leftoverContainers(job).catch(() => -1);
+      const checks = judge(result, facts, { keyArrived, leftover: left });
+      return { ok: checks.every((c) => c.ok), image, checks, dispatch: result, notes: NOTES, durationMs: Date.now() - started };
+    } finally {
+      await model.close();
+    }
+  } finally {
+    await runner.removeAgentVolumes(agent).catch(() => undefined);
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+export function judge(result: DispatchResult, facts: ProbeFacts | undefined, seen: { keyArrived: boolean; leftover: number }): Check[] {
+  const failed = result.success ? 'the probe did not report this' : `the dispatch failed (${result.error_type}): ${result.error ?? ''}${result.hint ? ` — ${result.hint}` : ''}`;
+  const fact = (name: string, test: (f: ProbeFacts) => [boolean, string]): Check => {
+    if (!facts) return { name, ok: false, detail: failed };
+    const [ok, detail] = test(facts);
+    return { name, ok, detail };
+  };
+  return [
+    { name: 'claude ran in the sandbox and answered', ok: result.success && seen.keyArrived, detail: result.success ? `session ${result.session_id ?? '?'}; the scripted model saw the key` : failed },
+    fact('repo is readable', (f) => [f.repo_read === 'readable', `read: ${f.repo_read ?? '(nothing)'}`]),
+    fact('repo is read-only', (f) => [f.repo_write === 'refused', `write: ${f.repo_write ?? '?'}`]),
+    fact('root filesystem is read-only', (f) => [f.root_write === 'refused', `write to /: ${f.root_write ?? '?'}`]),
+    fact('not root', (f) => [f.uid !== undefined && f.uid !== '0', `uid ${f.uid ?? '?'}`]),
+    fact('no capabilities', (f) => [isZero(f.CapEff) && isZero(f.CapBnd), `CapEff ${f.CapEff ?? '?'}, CapBnd ${f.CapBnd ?? '?'}`]),
+    fact('no new privileges', (f) => [f.NoNewPrivs === '1', `NoNewPrivs ${f.NoNewPrivs ?? '?'}`]),
+    fact("server's secret not in the environment", (f) => [f.secret_env === '0' && f.secret_proc === '0', `env: ${f.secret_env ?? '?'}, /proc: ${f.secret_proc ?? '?'} occurrence(s)`]),
+    fact('host files outside the repo are absent', (f) => [f.host_paths === 'absent', `agents.yaml, a file beside the repo, ~/.config: ${f.host_paths ?? '?'}`]),
+    fact('no Docker socket', (f) => [f.docker_sock === 'absent', `/var/run/docker.sock: ${f.docker_sock ?? '?'}`]),
+    { name: 'container removed after the dispatch', ok: seen.leftover === 0, detail: seen.leftover < 0 ? 'could not ask the engine' : `${seen.leftover} left` },
+  ];
+}
+
+function isZero(mask: string | undefined): boolean {
+  return mask !== undefined && /^0+$/.test(mask);
+}
+
+function docker0Address(): string | undefined {
+  return networkInterfaces()['docker0']?.find((a) => a.family === 'IPv4')?.address;
+}

@@ -1,0 +1,84 @@
+/**
+ * `agent-dispatch selftest` as a user runs it (the built CLI), against the test agent image; and the
+ * judging of probe facts, so a weakened sandbox is shown to fail the checks it should.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseProbe, probeScript } from '../../src/selftest/probe.js';
+import { judge } from '../../src/selftest/selftest.js';
+import { TEST_AGENT_IMAGE } from '../helpers/dispatch-fixture.js';
+import { cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+
+const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
+const runId = testRunId();
+
+function selftest(...args: string[]) {
+  const run = spawnSync(process.execPath, [CLI, 'selftest', ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, AGENT_DISPATCH_CONTAINER_LABELS: `${TEST_LABEL}=${runId}` },
+  });
+  return { status: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+describe.skipIf(skipDocker)('agent-dispatch selftest on this machine', () => {
+  afterAll(async () => {
+    await cleanupTestResources(dockerClient(), runId);
+  });
+
+  it('passes every check with the agent image, and leaves nothing behind', async () => {
+    const run = selftest('--image', TEST_AGENT_IMAGE, '--json');
+    expect(run.status, run.stderr + run.stdout).toBe(0);
+    const report = JSON.parse(run.stdout) as { ok: boolean; checks: { name: string; ok: boolean }[] };
+    expect(report.ok).toBe(true);
+    expect(report.checks.map((c) => c.name)).toEqual(expect.arrayContaining(['repo is read-only', 'not root', 'no capabilities', "server's secret not in the environment"]));
+    const docker = dockerClient();
+    expect(await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=${runId}`] } })).toEqual([]);
+    expect((await docker.listVolumes({ filters: { label: [`${TEST_LABEL}=${runId}`] } })).Volumes ?? []).toEqual([]);
+  }, 120_000);
+
+  it('prints a table and exits 1 when the image is missing, naming the command that builds it', () => {
+    const run = selftest('--image', `agent-dispatch/missing-${runId}:latest`);
+    expect(run.status).toBe(1);
+    expect(run.stdout).toMatch(/FAIL\s+claude ran in the sandbox/);
+    expect(run.stdout).toContain('agent-dispatch image build');
+  }, 60_000);
+});
+
+describe('selftest judging', () => {
+  const good = parseProbe(
+    ['uid=1000', 'CapEff=0000000000000000', 'CapBnd=0000000000000000', 'NoNewPrivs=1', 'repo_read=readable', 'repo_write=refused', 'root_write=refused', 'secret_env=0', 'secret_proc=0', 'host_paths=absent', 'docker_sock=absent'].join('\n'),
+  );
+  const ok = { agent: 'a', success: true, result: '' };
+  const seen = { keyArrived: true, leftover: 0 };
+
+  it('a sound sandbox passes every check', () => {
+    expect(judge(ok, good, seen).filter((c) => !c.ok)).toEqual([]);
+  });
+
+  it.each([
+    ['repo is read-only', { repo_write: 'allowed' }],
+    ['root filesystem is read-only', { root_write: 'allowed' }],
+    ['not root', { uid: '0' }],
+    ['no capabilities', { CapEff: '00000000a80425fb' }],
+    ['no new privileges', { NoNewPrivs: '0' }],
+    ["server's secret not in the environment", { secret_proc: '1' }],
+    ['host files outside the repo are absent', { host_paths: 'present:/root/.config' }],
+    ['no Docker socket', { docker_sock: 'present' }],
+  ])('a sandbox that breaks "%s" fails exactly that check', (name, broken) => {
+    const failed = judge(ok, { ...good, ...broken }, seen).filter((c) => !c.ok);
+    expect(failed.map((c) => c.name)).toEqual([name]);
+  });
+
+  it('a leftover container and a failed dispatch fail their checks', () => {
+    expect(judge(ok, good, { keyArrived: true, leftover: 1 }).find((c) => !c.ok)?.name).toBe('container removed after the dispatch');
+    const failed = judge({ agent: 'a', success: false, result: '', error: 'boom', error_type: 'sandbox' }, undefined, seen);
+    expect(failed.every((c) => c.name === 'container removed after the dispatch' || !c.ok)).toBe(true);
+  });
+
+  it('the probe script quotes paths so a repo name cannot inject shell', () => {
+    const script = probeScript({ repo: "/tmp/x'; rm -rf /; '", canary: 'c', hostPaths: [] });
+    expect(script).toContain(`'/tmp/x'\\''; rm -rf /; '\\'''`);
+  });
+});
