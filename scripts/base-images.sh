@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
 # Build the local base images the tests run, with `docker import` only (nothing is ever pulled):
 #   agent-dispatch-base/busybox:1  busybox-static rootfs; users root, agent (1000, /home/agent), nobody
-#   agent-dispatch-base/node:20    the same + the host's /usr/bin/node and /bin/bash with their libraries
-# An image that already exists is kept unless FORCE=1. Both are smoke-tested as uid 1000 with no network.
-# Needs /bin/busybox (busybox-static) and /usr/bin/node; scripts/docker-up.sh installs the former.
+#   agent-dispatch-base/node:20    the same + the host's /usr/bin/node, /bin/bash and /usr/bin/git (with their
+#                                  libraries, git's helpers in /usr/lib/git-core and its templates) and the
+#                                  CA certificates in /etc/ssl/certs: a base images/agent/Dockerfile accepts
+# An image that already exists is kept unless FORCE=1, or unless it predates this script's content revision
+# (label agent-dispatch.base-rev). Both are smoke-tested as uid 1000 with no network.
+# Needs /bin/busybox (busybox-static), /usr/bin/node, /usr/bin/git and /etc/ssl/certs (ca-certificates);
+# scripts/docker-up.sh installs busybox-static.
 set -euo pipefail
 DOCKER=/usr/bin/docker
 BUSYBOX_IMAGE=agent-dispatch-base/busybox:1
 NODE_IMAGE=agent-dispatch-base/node:20
 LABEL='agent-dispatch.test=base'
+# Bump when an image's content changes: an existing image with another revision is rebuilt without FORCE=1.
+BUSYBOX_REV=1
+NODE_REV=2
 FORCE=${FORCE:-0}
 NODE_BIN=/usr/bin/node
+GIT_BIN=/usr/bin/git
+GIT_CORE=/usr/lib/git-core
+CA_DIR=/etc/ssl/certs
 
 die() { echo "base-images: ERROR: $*" >&2; exit 1; }
 [ -x /bin/busybox ] || die "/bin/busybox is missing (apt-get install busybox-static, or run scripts/docker-up.sh)"
 [ -x "$NODE_BIN" ] || die "$NODE_BIN is missing"
+[ -x "$GIT_BIN" ] && [ -d "$GIT_CORE" ] || die "$GIT_BIN or $GIT_CORE is missing (apt-get install git)"
+[ -s "$CA_DIR/ca-certificates.crt" ] || die "$CA_DIR/ca-certificates.crt is missing (apt-get install ca-certificates)"
 "$DOCKER" version >/dev/null 2>&1 || die "the Docker engine does not answer (run scripts/docker-up.sh)"
 
 node_major=$("$NODE_BIN" -p 'process.versions.node.split(".")[0]')
@@ -24,13 +36,18 @@ R=$(mktemp -d)
 trap 'rm -rf "$R"' EXIT
 
 exists() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
-want() { [ "$FORCE" = 1 ] || ! exists "$1"; }
+rev_of() { "$DOCKER" image inspect --format '{{index .Config.Labels "agent-dispatch.base-rev"}}' "$1" 2>/dev/null || true; }
+want() { # image rev
+  [ "$FORCE" = 1 ] || ! exists "$1" && return 0
+  [ "$(rev_of "$1")" = "$2" ] && return 1
+  echo "base-images: $1 is from an older revision of this script (base-rev '$(rev_of "$1")', want '$2'): rebuilding" >&2
+}
 
 # Label the image when this engine accepts LABEL in `docker import -c` (20.10 does); else import without it.
-import_dir() { # dir image cmd
-  local dir=$1 image=$2 cmd=$3 old new
+import_dir() { # dir image cmd rev
+  local dir=$1 image=$2 cmd=$3 rev=$4 old new
   old=$("$DOCKER" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
-  if ! tar -C "$dir" -c . | "$DOCKER" import -c "LABEL $LABEL" -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin' -c "CMD $cmd" - "$image" >/dev/null 2>"$R/import.err"; then
+  if ! tar -C "$dir" -c . | "$DOCKER" import -c "LABEL $LABEL agent-dispatch.base-rev=$rev" -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin' -c "CMD $cmd" - "$image" >/dev/null 2>"$R/import.err"; then
     echo "base-images: import with LABEL failed ($(head -c 300 "$R/import.err")); importing without the label" >&2
     tar -C "$dir" -c . | "$DOCKER" import -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin' -c "CMD $cmd" - "$image" >/dev/null
   fi
@@ -56,23 +73,47 @@ make_busybox_rootfs() { # dir
   chmod 0755 "$bb/home/agent"
 }
 
+# git: /usr/bin/git, and /usr/lib/git-core with `git` hard-linked to it (its builtins are symlinks to `git`),
+# its shell/perl scripts and the i18n helper. The other ELF helpers are left out: the http(s) remote
+# helpers need libcurl and ~30 more libraries, git-daemon/git-shell/scalar are not for an agent. So local
+# repositories (init, status, diff, commit, log, ...) work; fetching over https does not.
+add_git() { # rootfs
+  local root=$1 f
+  mkdir -p "$root/usr/lib" "$root/usr/share/git-core"
+  cp "$GIT_BIN" "$root/usr/bin/git"
+  cp -a "$GIT_CORE" "$root/usr/lib/git-core"
+  for f in "$root/usr/lib/git-core"/*; do
+    [ -f "$f" ] && [ ! -L "$f" ] || continue
+    [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ] || continue
+    case "${f##*/}" in git-sh-i18n--envsubst) ;; *) rm -f "$f" ;; esac
+  done
+  ln "$root/usr/bin/git" "$root/usr/lib/git-core/git"
+  find "$root/usr/lib/git-core" -xtype l -delete   # links to the helpers left out
+  [ -d /usr/share/git-core/templates ] && cp -a /usr/share/git-core/templates "$root/usr/share/git-core/templates"
+  return 0
+}
+
 t0=$(date +%s.%N)
 make_busybox_rootfs "$R/bb"
 
-if want "$BUSYBOX_IMAGE"; then
-  import_dir "$R/bb" "$BUSYBOX_IMAGE" '["/bin/sh"]'
+if want "$BUSYBOX_IMAGE" "$BUSYBOX_REV"; then
+  import_dir "$R/bb" "$BUSYBOX_IMAGE" '["/bin/sh"]' "$BUSYBOX_REV"
   echo "base-images: built $BUSYBOX_IMAGE"
 else
   echo "base-images: $BUSYBOX_IMAGE exists (FORCE=1 rebuilds it)"
 fi
 
-if want "$NODE_IMAGE"; then
+if want "$NODE_IMAGE" "$NODE_REV"; then
   cp -a "$R/bb" "$R/node"
   cp "$NODE_BIN" "$R/node/usr/bin/node"
   # Claude Code's Bash tool refuses busybox sh ("No suitable shell found"): it needs a real bash.
   rm -f "$R/node/bin/bash"
   cp /bin/bash "$R/node/bin/bash"
-  for lib in $(ldd "$NODE_BIN" /bin/bash ${EXTRA_LDD:-} | grep -o '/[^ :]*\.so[^ :]*' | sort -u); do
+  add_git "$R/node"
+  # CA certificates: the bundle and the hashed per-CA files, dereferenced (they link into /usr/share).
+  mkdir -p "$R/node/etc/ssl"
+  cp -rL "$CA_DIR" "$R/node/etc/ssl/certs"
+  for lib in $(ldd "$NODE_BIN" /bin/bash "$GIT_BIN" ${EXTRA_LDD:-} | grep -o '/[^ :]*\.so[^ :]*' | sort -u); do
     mkdir -p "$R/node$(dirname "$lib")"
     cp -L "$lib" "$R/node$lib"
   done
@@ -84,7 +125,7 @@ if want "$NODE_IMAGE"; then
       break
     fi
   done
-  import_dir "$R/node" "$NODE_IMAGE" '["/usr/bin/node"]'
+  import_dir "$R/node" "$NODE_IMAGE" '["/usr/bin/node"]' "$NODE_REV"
   echo "base-images: built $NODE_IMAGE"
 else
   echo "base-images: $NODE_IMAGE exists (FORCE=1 rebuilds it)"
@@ -97,5 +138,12 @@ echo "base-images: $BUSYBOX_IMAGE ok ($out)"
 out=$("$DOCKER" run --rm --network none -u 1000:1000 "$NODE_IMAGE" node -e 'console.log(process.version, process.getuid())')
 case "$out" in v*" 1000") ;; *) die "$NODE_IMAGE smoke test printed: $out" ;; esac
 out2=$("$DOCKER" run --rm --network none -u 1000:1000 "$NODE_IMAGE" bash -c 'echo "bash $BASH_VERSION"')
-echo "base-images: $NODE_IMAGE ok (node $out, $out2)"
+# git as the agent would use it, in a fresh repository: init, add, commit, diff, status; and the CA bundle.
+out3=$("$DOCKER" run --rm --network none -u 1000:1000 -e HOME=/tmp "$NODE_IMAGE" bash -c '
+  set -e; cd /tmp; git init -q r; cd r; echo a >f; git add f
+  git -c user.name=t -c user.email=t@t commit -qm init; echo b >f
+  [ "$(git diff --numstat)" = "$(printf "1\t1\tf")" ]; [ "$(git status --porcelain)" = " M f" ]
+  [ -s /etc/ssl/certs/ca-certificates.crt ]; git --version')
+case "$out3" in "git version "*) ;; *) die "$NODE_IMAGE git smoke test printed: $out3" ;; esac
+echo "base-images: $NODE_IMAGE ok (node $out, $out2, $out3, CA bundle)"
 awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "base-images: done in %.1fs\n", b - a }'

@@ -4,6 +4,7 @@ import { UsageError } from './args.js';
 import { addCommand, describeCommand, listCommand, removeCommand, updateCommand } from './commands/agents.js';
 import { doctorCommand } from './commands/doctor.js';
 import { groupCommand } from './commands/group.js';
+import { imageCommand } from './commands/image.js';
 import { initCommand } from './commands/init.js';
 import { policyCommand } from './commands/policy.js';
 import { serveCommand } from './commands/serve.js';
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   describe: { run: describeCommand, summary: 'Show one agent in detail: describe NAME' },
   group: { run: groupCommand, summary: 'Groups: group add NAME [-d] [--shared-context] [--member A]... | list | inspect NAME | update NAME | remove NAME' },
   policy: { run: policyCommand, summary: 'policy check [PATH...] [--agent NAME] [--json] (exit 0 clean, 1 error findings, 2 unusable input) | policy show NAME' },
+  image: { run: imageCommand, summary: 'image build [--base IMAGE] [--claude-binary PATH] [--claude-version V] [--tag T] [--label K=V]... [--no-cache] [-q]: build the agent image locally (never pulls)' },
   doctor: { run: doctorCommand, summary: 'Check claude, Docker, config, MCP registration, agents, policies, images and groups' },
   serve: { run: serveCommand, summary: 'Run the MCP server on stdio (what Claude Code starts)' },
 };

@@ -7,6 +7,7 @@ import { unknownGroupMembers, type DispatchConfig } from '../../config/schema.js
 import { resolveAgentPolicy } from '../../policy/resolve.js';
 import { directoryHealth } from '../../project/detect.js';
 import { createEngine, type Engine } from '../../sandbox/engine.js';
+import { imageBuildHint } from '../../sandbox/image.js';
 import { describeError } from '../../errors.js';
 import { parse } from '../args.js';
 import { which } from '../which.js';
@@ -84,7 +85,7 @@ export async function doctorCommand(argv: string[], engine: Engine = createEngin
   for (const image of engineUp ? images : []) {
     try {
       if (await engine.imageExists(image)) r.line('OK', `${image} present`);
-      else r.line('FAIL', `${image} is not present locally (agent-dispatch never pulls images)`, 'Build the agent image on this machine before dispatching.');
+      else r.line('FAIL', `${image} is not present locally (agent-dispatch never pulls images)`, imageBuildHint(image));
     } catch (error) {
       r.line('FAIL', describeError(error));
     }
