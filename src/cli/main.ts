@@ -7,7 +7,9 @@ import { groupCommand } from './commands/group.js';
 import { imageCommand } from './commands/image.js';
 import { initCommand } from './commands/init.js';
 import { policyCommand } from './commands/policy.js';
+import { selftestCommand } from './commands/selftest.js';
 import { serveCommand } from './commands/serve.js';
+import { testCommand } from './commands/test.js';
 import { err, out, style } from './output.js';
 
 type Command = (argv: string[]) => number | Promise<number>;
@@ -22,6 +24,8 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   group: { run: groupCommand, summary: 'Groups: group add NAME [-d] [--shared-context] [--member A]... | list | inspect NAME | update NAME | remove NAME' },
   policy: { run: policyCommand, summary: 'policy check [PATH...] [--agent NAME] [--json] (exit 0 clean, 1 error findings, 2 unusable input) | policy show NAME' },
   image: { run: imageCommand, summary: 'image build [--base IMAGE] [--claude-binary PATH] [--claude-version V] [--tag T] [--label K=V]... [--no-cache] [-q]: build the agent image locally (never pulls)' },
+  test: { run: testCommand, summary: 'Run one real sandboxed dispatch: test NAME [TASK] [--stream] [--timeout N] (exit 0 on success)' },
+  selftest: { run: selftestCommand, summary: 'Prove the sandbox on this machine: a real sandboxed claude against a scripted local model, probing from inside [--image IMAGE] [--json]' },
   doctor: { run: doctorCommand, summary: 'Check claude, Docker, config, MCP registration, agents, policies, images and groups' },
   serve: { run: serveCommand, summary: 'Run the MCP server on stdio (what Claude Code starts)' },
 };

@@ -5,6 +5,7 @@ import { AppError, describeError, isAppError } from '../errors.js';
 import { effectiveBudget } from '../policy/claude-args.js';
 import type { CompiledSandbox } from '../policy/compile.js';
 import { resolveAgentPolicy } from '../policy/resolve.js';
+import { imageBuildHint } from '../sandbox/image.js';
 import type { SandboxOutcome, SandboxRun } from '../sandbox/runner.js';
 import { claudeCommand, isSessionFlagRejection } from './command.js';
 import { buildPrompt } from './prompt.js';
@@ -196,7 +197,7 @@ function claudeDidNotStart(name: string, sandbox: CompiledSandbox, outcome: Sand
   if (outcome.exitCode !== 127 || hasResult(outcome) || !/exec .*failed|not found|no such file/i.test(outcome.stderr)) return undefined;
   const image = sandbox.container.Image;
   return errorResult(name, 'not_found', `Claude Code could not be started in the sandbox image ${image}: ${outcome.stderr.trim().slice(0, 500)}`, {
-    hint: `The image has no working claude binary. Rebuild it: agent-dispatch image build --tag ${image} (add --claude-binary PATH on a machine with no npm registry).`,
+    hint: `The image has no working claude binary. ${imageBuildHint(image)}.`,
   });
 }
 

@@ -1,4 +1,5 @@
 import { AppError, describeError, isAppError } from '../errors.js';
+import { imageBuildHint } from './image.js';
 
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET', 'EPIPE']);
 
@@ -23,7 +24,7 @@ export function sandboxError(error: unknown, step: string, image: string): AppEr
 
 export function imageMissing(image: string, cause?: unknown): AppError {
   return new AppError('IMAGE_NOT_FOUND', `The sandbox image ${image} is not on this machine (agent-dispatch never pulls images).`, {
-    hint: `Build it: agent-dispatch image build --tag ${image} (add --claude-binary PATH on a machine with no npm registry).`,
+    hint: `${imageBuildHint(image)}.`,
     cause,
   });
 }

@@ -25,6 +25,7 @@ import {
   testRunId,
   type RunResult,
 } from '../helpers/docker.js';
+import { prepareStateVolume } from '../../src/sandbox/state-volume.js';
 import { namedVolumes, testContainerOptions } from '../helpers/compiled.js';
 
 const TIMEOUT = 60_000;
@@ -95,6 +96,8 @@ describe.skipIf(skipDocker)('default policy in a real container', () => {
     expect(loaded.source.preset).toBe(true);
     compiled = compileSandbox(baseInput(agentName, repo, loaded.policy, loaded.hash));
     options = testContainerOptions(compiled, BUSYBOX_IMAGE, ['/bin/sh', '-c', probeScript(repo)], runId);
+    // The runner gives a new session volume to the container user before the first dispatch (NoCopy mounts).
+    await prepareStateVolume(docker, { ...compiled.container, Image: BUSYBOX_IMAGE }, { uid: 1000, gid: 1000 }, { [TEST_LABEL]: runId });
     run = await runContainer(docker, options);
     probe = sections(run.stdout);
   }, TIMEOUT);
