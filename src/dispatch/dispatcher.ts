@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../config/atomic-write.js';
 import type { AgentConfig, DispatchConfig } from '../config/schema.js';
 import { AppError, describeError, isAppError } from '../errors.js';
 import { effectiveBudget } from '../policy/claude-args.js';
@@ -8,10 +10,11 @@ import { resolveAgentPolicy } from '../policy/resolve.js';
 import { imageBuildHint } from '../sandbox/image.js';
 import type { SandboxOutcome, SandboxRun } from '../sandbox/runner.js';
 import { claudeCommand, isSessionFlagRejection } from './command.js';
+import { extractPatch, OVERLAY_SETUP_FAILED, overlayCommand } from './overlay.js';
 import { buildPrompt } from './prompt.js';
 import { currentDepth, errorResult, hasResultEvent, recursionResult, resultFromRun } from './result.js';
 import { progressFromLine, type ProgressEvent } from './stream-events.js';
-import type { DispatchResult } from './types.js';
+import { makeResult, type DispatchResult } from './types.js';
 
 /** The narrow view of the sandbox the dispatcher needs; tests can hand in a fake one. */
 export interface Sandbox {
@@ -63,6 +66,7 @@ export function withTimeoutOverride(agent: AgentConfig, seconds: number | undefi
  * exception; the only throw is an unknown agent (the caller validates names first).
  */
 export async function runDispatch(deps: DispatchDeps, request: DispatchRequest): Promise<DispatchResult> {
+  const job = deps.job ?? newJobId();
   const { config } = deps;
   const name = request.agent;
   const configured = config.agents[name];
@@ -109,6 +113,7 @@ export async function runDispatch(deps: DispatchDeps, request: DispatchRequest):
 
   const run = (command: string[]): Promise<SandboxOutcome | DispatchResult> =>
     runInSandbox(deps, compiled.sandbox, {
+      job,
       cmd: command,
       stdin: prompt,
       ...(request.onProgress ? { onProgress: request.onProgress } : {}),
@@ -116,11 +121,14 @@ export async function runDispatch(deps: DispatchDeps, request: DispatchRequest):
       agent: name,
     });
 
+  const overlay = compiled.sandbox.mounts.some((m) => m.mode === 'overlay');
+  if (overlay) cmd = overlayCommand(cmd);
   let outcome = await run(cmd);
   if (!('stdoutLines' in outcome)) return outcome;
   if (fresh && !hasResult(outcome) && isSessionFlagRejection(outcome.stderr)) {
     // An old claude that does not know --session-id: retry once without it (the original's self-heal).
-    const retry = await run(claudeCommand({ flags: compiled.sandbox.claudeArgs }));
+    const plain = claudeCommand({ flags: compiled.sandbox.claudeArgs });
+    const retry = await run(overlay ? overlayCommand(plain) : plain);
     if (!('stdoutLines' in retry)) return retry;
     outcome = retry;
     delete (ctx as { sessionFallback?: string }).sessionFallback;
@@ -128,7 +136,24 @@ export async function runDispatch(deps: DispatchDeps, request: DispatchRequest):
   if (outcome.cancelled) return errorResult(name, 'cli_error', `Dispatch to '${name}' was cancelled; its container was killed.`);
   const notStarted = claudeDidNotStart(name, compiled.sandbox, outcome);
   if (notStarted) return notStarted;
-  return resultFromRun(outcome, ctx);
+  if (!overlay) return resultFromRun(outcome, ctx);
+  if (outcome.exitCode === OVERLAY_SETUP_FAILED && !hasResult(outcome)) {
+    return errorResult(name, 'sandbox', outcome.stderr.trim().slice(0, 1000) || 'The overlay copy of the repo could not be prepared.', {
+      hint: 'The repo is copied into the container before claude runs: check it fits in the policy memory limit and that the image has git.',
+    });
+  }
+  const { lines, patch } = extractPatch(outcome.stdoutLines);
+  return withPatch(resultFromRun({ ...outcome, stdoutLines: lines }, ctx), patch, join(deps.configDir, 'patches', `${job}.patch`));
+}
+
+/** Inline patches up to this many characters; the whole patch is always in patch_file. */
+const PATCH_INLINE_MAX = 100_000;
+
+function withPatch(result: DispatchResult, patch: string | undefined, file: string): DispatchResult {
+  if (!patch) return result;
+  writeFileAtomic(file, patch);
+  const truncated = patch.length > PATCH_INLINE_MAX;
+  return makeResult({ ...result, patch: truncated ? patch.slice(0, PATCH_INLINE_MAX) : patch, patch_file: file, ...(truncated ? { patch_truncated: true } : {}) });
 }
 
 function compileFor(deps: DispatchDeps, name: string, agent: AgentConfig): { sandbox: CompiledSandbox } | { error: DispatchResult } {
@@ -160,6 +185,7 @@ function networkGate(name: string, agent: AgentConfig, sandbox: CompiledSandbox)
 }
 
 interface InSandbox {
+  job: string;
   cmd: string[];
   stdin: string;
   agent: string;
@@ -175,7 +201,7 @@ async function runInSandbox(deps: DispatchDeps, sandbox: CompiledSandbox, run: I
       cmd: run.cmd,
       stdin: run.stdin,
       managedSettings: sandbox.managedSettings,
-      job: deps.job ?? newJobId(),
+      job: run.job,
       timeoutMs: sandbox.timeoutSeconds * 1000,
       ...(onProgress ? { onStdoutLine: (line: string) => progressFromLine(line).forEach(onProgress) } : {}),
       ...(run.signal ? { signal: run.signal } : {}),

@@ -26,6 +26,11 @@ export interface DispatchResult {
   /** Advisory text for a result that succeeded but is degraded (denied tools, over budget, killed after answering). */
   hint?: string;
   budget_exceeded?: boolean;
+  /** `repo: overlay` only: the agent's changes to its private copy, as a git patch (`git apply` on the host). */
+  patch?: string;
+  /** The whole patch, when `patch` had to be cut. */
+  patch_file?: string;
+  patch_truncated?: boolean;
 }
 
 /** The original's field order, so serialised results read the same as Pydantic's `model_dump_json`. */
@@ -43,6 +48,9 @@ const FIELD_ORDER = [
   'denied_tools',
   'hint',
   'budget_exceeded',
+  'patch',
+  'patch_file',
+  'patch_truncated',
 ] as const satisfies readonly (keyof DispatchResult)[];
 
 /**

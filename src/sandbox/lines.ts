@@ -33,8 +33,7 @@ export class LineCollector {
     if (rest !== '') this.emit(rest);
   }
 
-  private emit(raw: string): void {
-    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+  private emit(line: string): void {
     if (this.kept >= this.cap) return;
     const kept = line.slice(0, this.cap - this.kept);
     this.kept += kept.length;

@@ -3,6 +3,8 @@
  * by the scripted fake model, through DispatchService (the same path the MCP tools and `test` use).
  * Probes run as Bash steps the fake model asks for, so what they report is what the agent could see.
  */
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, requireConfig } from '../../src/config/load.js';
@@ -30,6 +32,7 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
     fx.policy('open-test', openTestPolicy());
     fx.policy('broken', 'version: 1\nrepo: sideways\n');
     fx.policy('no-claude', openTestPolicy({ image: 'agent-dispatch-base/node:20' }));
+    fx.policy('overlay', openTestPolicy({ repo: 'overlay', tools: { permission_mode: 'acceptEdits', allow: ['Bash', 'Read', 'Edit', 'Write'], deny: [] } }));
     fx.policy('missing-image', openTestPolicy({ image: `agent-dispatch/missing-${runId}:latest` }));
     fx.agents({
       [agent]: { directory: repo, policy: 'open-test' },
@@ -37,6 +40,7 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
       [`${agent}-noclaude`]: { directory: repo, policy: 'no-claude' },
       [`${agent}-noimage`]: { directory: repo, policy: 'missing-image' },
       [`${agent}-gateway`]: { directory: repo, policy: 'default' },
+      [`${agent}-overlay`]: { directory: repo, policy: 'overlay' },
       [`${agent}-gone`]: { directory: join(fx.root, 'repos', 'gone') },
     });
     service = new DispatchService(fx.env);
@@ -156,6 +160,28 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
     const result = await dispatch(DIRECTIVE.bash('echo streamed'), { onProgress: (e: { message: string }) => events.push(e.message) });
     expect(result.success).toBe(true);
     expect(events).toContain('Using tool: Bash');
+  }, TIMEOUT);
+
+  it('repo: overlay — the agent edits a private copy, the host is untouched, the changes come back as a patch', async () => {
+    const before = readFileSync(join(repo, 'notes.txt'), 'utf8');
+    const script = `cat notes.txt; echo changed-by-agent >> notes.txt && echo fresh > added.txt && rm README.md && ls`;
+    const result = await dispatch(DIRECTIVE.bash(script), {}, `${agent}-overlay`);
+    expect(result.success, JSON.stringify(result)).toBe(true);
+    expect(result.result).toContain('hello from the repo');
+    expect(readFileSync(join(repo, 'notes.txt'), 'utf8')).toBe(before);
+    expect(existsSync(join(repo, 'README.md'))).toBe(true);
+    expect(existsSync(join(repo, 'added.txt'))).toBe(false);
+    expect(result.patch).toContain('+changed-by-agent');
+    expect(result.patch).toContain('diff --git a/added.txt b/added.txt');
+    expect(result.patch).toContain('deleted file mode');
+    expect(readFileSync(result.patch_file!, 'utf8')).toBe(result.patch);
+    // The patch applies to the host repo as it is.
+    const copy = join(fx.root, 'apply-check');
+    cpSync(repo, copy, { recursive: true });
+    const applied = spawnSync('git', ['apply', '--whitespace=nowarn', result.patch_file!], { cwd: copy, encoding: 'utf8' });
+    expect(applied.status, applied.stderr).toBe(0);
+    expect(readFileSync(join(copy, 'notes.txt'), 'utf8')).toBe(`${before}changed-by-agent\n`);
+    expect(existsSync(join(copy, 'README.md'))).toBe(false);
   }, TIMEOUT);
 
   describe('failures return their error_type and a hint, and leave no container', () => {
