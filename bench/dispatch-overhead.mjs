@@ -1,0 +1,380 @@
+#!/usr/bin/env node
+// Measures the DESIGN §5 dispatch-overhead figure against the built code (run `npm run build` first):
+//   bare       the host claude binary as a subprocess (`claude -p --output-format stream-json --verbose`, prompt on stdin)
+//   sandboxed  the same task through DispatchService.dispatch (policy compile, session volume, hardened container)
+//   docker-run a bare `docker run` of the same image with the same hardened HostConfig (dockerode create/attach/
+//              start/wait/remove, no managed settings, no session-volume preparation), running the same argv
+// All three talk to the scripted fake model (no tokens, no internet), listening on the Docker bridge address.
+// Targets: warm pool p50 overhead < 100 ms (there is no warm pool yet: these are cold numbers);
+//          cold: sandboxed within 1.2x of a bare docker run of the same image.
+// Timings on shared machines are noisy: the three modes are interleaved in one run and ratios come from that run.
+//
+//   node bench/dispatch-overhead.mjs [--runs N] [--json] [--image NAME]
+//
+// Every container and volume it creates carries agent-dispatch.test=bench-<random> and is removed at the end
+// (also on failure or Ctrl-C), including the agent's session volume. Nothing is ever pulled.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import Docker from 'dockerode';
+import { stringify } from 'yaml';
+import { loadConfig, requireConfig } from '../dist/config/load.js';
+import { DispatchService } from '../dist/dispatch/service.js';
+import { buildPrompt } from '../dist/dispatch/prompt.js';
+import { resolveAgentPolicy } from '../dist/policy/resolve.js';
+import { claudeStateVolume } from '../dist/policy/layout.js';
+import { dockerOptions } from '../dist/sandbox/runner.js';
+import { DIRECTIVE, startFakeModel } from '../dist/selftest/fake-model.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const TEST_LABEL = 'agent-dispatch.test';
+const CLAUDE_BIN = join(ROOT, 'node_modules/@anthropic-ai/claude-code-linux-x64/claude');
+const ARGV = ['-p', '--output-format', 'stream-json', '--verbose'];
+const TASK = DIRECTIVE.reply('ok');
+const RUN_TIMEOUT_MS = 120_000;
+
+function parseArgs(argv) {
+  const out = { runs: 10, json: false, image: 'agent-dispatch/agent:test' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') out.json = true;
+    else if (a === '--runs') out.runs = Number(argv[++i]);
+    else if (a.startsWith('--runs=')) out.runs = Number(a.slice(7));
+    else if (a === '--image') out.image = argv[++i];
+    else if (a.startsWith('--image=')) out.image = a.slice(8);
+    else if (a === '-h' || a === '--help') {
+      console.log('usage: node bench/dispatch-overhead.mjs [--runs N] [--json] [--image NAME]');
+      process.exit(0);
+    } else throw new Error(`unknown argument: ${a}`);
+  }
+  if (!Number.isInteger(out.runs) || out.runs < 1) throw new Error('--runs needs a positive integer');
+  return out;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const info = (msg) => process.stderr.write(`[bench] ${msg}\n`);
+
+const stats = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return { p50: at(0.5), p95: at(0.95), min: s[0], max: s.at(-1) };
+};
+const ms = (x) => Math.round(x * 10) / 10;
+const ratio = (a, b) => Math.round((a / b) * 1000) / 1000;
+const round = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, ms(v)]));
+
+/** The final `result` event of a stream-json transcript, if any. */
+function resultEvent(text) {
+  for (const line of text.split('\n').reverse()) {
+    if (!line.trim()) continue;
+    try {
+      const event = JSON.parse(line);
+      if (event.type === 'result') return event;
+    } catch {
+      // not JSON: ignore
+    }
+  }
+  return undefined;
+}
+
+async function bridgeAddress(docker) {
+  try {
+    const net = await docker.getNetwork('bridge').inspect();
+    const gw = (net.IPAM?.Config ?? []).map((c) => c.Gateway).find(Boolean);
+    if (gw) return gw;
+  } catch {
+    // fall through to docker0
+  }
+  const docker0 = networkInterfaces()['docker0']?.find((a) => a.family === 'IPv4');
+  if (docker0) return docker0.address;
+  throw new Error('cannot find the Docker bridge address (no IPAM gateway, no docker0 interface)');
+}
+
+const runId = `bench-${randomBytes(4).toString('hex')}`;
+const agent = runId;
+const docker = new Docker(dockerOptions(process.env));
+const root = mkdtempSync(join(tmpdir(), 'ad-bench-dispatch-'));
+const children = new Set();
+let model;
+let service;
+let cleaning;
+let stopping = false;
+
+/** Idempotent: the signal handler and main's finally share one cleanup. */
+function cleanup() {
+  cleaning ??= removeEverything();
+  return cleaning;
+}
+
+async function removeEverything() {
+  for (const child of children) child.kill('SIGKILL');
+  await service?.shutdown().catch(() => undefined);
+  await model?.close().catch(() => undefined);
+  const filters = JSON.stringify({ label: [`${TEST_LABEL}=${runId}`] });
+  let containers = 0;
+  for (const c of await docker.listContainers({ all: true, filters }).catch(() => [])) {
+    await docker.getContainer(c.Id).remove({ force: true, v: true }).then(() => containers++, () => undefined);
+  }
+  const { Volumes } = await docker.listVolumes({ filters }).catch(() => ({ Volumes: [] }));
+  const names = new Set([...(Volumes ?? []).map((v) => v.Name), claudeStateVolume(agent)]);
+  let volumes = 0;
+  const left = [];
+  for (const name of names) {
+    // A container removal still in progress holds the volume (409): retry for a few seconds.
+    for (let attempt = 0; ; attempt++) {
+      const status = await docker.getVolume(name).remove({ force: true }).then(() => 0, (e) => e.statusCode ?? -1);
+      if (status === 0) volumes++;
+      if (status === 0 || status === 404) break;
+      if (attempt >= 20) {
+        left.push(name);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  rmSync(root, { recursive: true, force: true });
+  info(`cleanup: removed ${containers} container(s), ${volumes} volume(s) labelled ${TEST_LABEL}=${runId}`);
+  if (left.length) info(`cleanup: could not remove volume(s) ${left.join(', ')}: docker volume rm ${left.join(' ')}`);
+}
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  // `on`, not `once`: a second signal (e.g. sent to the whole process group) must not kill us mid-cleanup.
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    info(`${signal}: cleaning up`);
+    cleanup()
+      .catch((error) => info(`cleanup failed: ${error?.stack ?? error}`))
+      .finally(() => process.exit(130));
+  });
+}
+
+/** (1) The host claude binary, fresh HOME and config dir per run. */
+function runBare(prompt, repo) {
+  const home = mkdtempSync(join(root, 'home-'));
+  const env = {
+    PATH: process.env.PATH,
+    HOME: home,
+    CLAUDE_CONFIG_DIR: join(home, '.claude'),
+    ANTHROPIC_BASE_URL: model.url,
+    ANTHROPIC_API_KEY: 'sk-bench-dummy',
+    CLAUDE_CODE_MAX_RETRIES: '0',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_AUTOUPDATER: '1',
+  };
+  return new Promise((resolvePromise, reject) => {
+    const t0 = performance.now();
+    const child = spawn(CLAUDE_BIN, ARGV, { cwd: repo, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const elapsed = performance.now() - t0;
+      clearTimeout(timer);
+      children.delete(child);
+      rmSync(home, { recursive: true, force: true });
+      const result = resultEvent(stdout);
+      if (code !== 0 || result?.result !== 'ok') {
+        reject(new Error(`bare claude failed (exit ${code}): ${result?.result ?? ''} ${stderr.slice(0, 500)}`));
+      } else resolvePromise(elapsed);
+    });
+    child.stdin.end(prompt);
+  });
+}
+
+/** (2) The full dispatch path. */
+async function runSandboxed(config) {
+  const t0 = performance.now();
+  const result = await service.dispatch(config, { agent, task: TASK });
+  const elapsed = performance.now() - t0;
+  if (!result.success || result.result !== 'ok') {
+    throw new Error(`sandboxed dispatch failed (${result.error_type ?? '?'}): ${result.error ?? result.result} ${result.hint ?? ''}`);
+  }
+  return elapsed;
+}
+
+/** (3) A bare docker run of the same image and hardened HostConfig: create, attach, start, wait, remove. */
+async function runDocker(spec, prompt) {
+  const t0 = performance.now();
+  const container = await docker.createContainer({
+    ...structuredClone(spec),
+    Cmd: ['claude', ...ARGV],
+    OpenStdin: true,
+    StdinOnce: true,
+    AttachStdin: true,
+    Labels: { ...spec.Labels, [TEST_LABEL]: runId },
+  });
+  let text = '';
+  let stderr = '';
+  let status;
+  try {
+    const stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
+    const ended = new Promise((r) => {
+      stream.on('end', r);
+      stream.on('close', r);
+      stream.on('error', () => r());
+    });
+    const out = new PassThrough();
+    const err = new PassThrough();
+    out.on('data', (d) => (text += d));
+    err.on('data', (d) => (stderr += d));
+    docker.modem.demuxStream(stream, out, err);
+    const exited = container.wait({ condition: 'next-exit' });
+    await container.start();
+    stream.end(prompt);
+    const timer = setTimeout(() => container.kill({ signal: 'SIGKILL' }).catch(() => undefined), RUN_TIMEOUT_MS);
+    try {
+      status = await exited;
+    } finally {
+      clearTimeout(timer);
+    }
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
+  } finally {
+    await container.remove({ force: true, v: true }).catch(() => undefined);
+  }
+  const elapsed = performance.now() - t0;
+  const result = resultEvent(text);
+  if (status?.StatusCode !== 0 || result?.result !== 'ok') {
+    throw new Error(`docker run failed (exit ${status?.StatusCode}): ${result?.result ?? ''} ${stderr.slice(0, 500)}`);
+  }
+  return elapsed;
+}
+
+async function main() {
+  if (!existsSync(join(ROOT, 'dist/dispatch/service.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+  if (!existsSync(CLAUDE_BIN)) throw new Error(`no claude binary at ${CLAUDE_BIN} (npm install the devDependencies)`);
+  try {
+    await docker.getImage(opts.image).inspect();
+  } catch (error) {
+    if (error.statusCode === 404) throw new Error(`image ${opts.image} is not present locally (this benchmark never pulls): build it first`);
+    throw error;
+  }
+
+  const host = await bridgeAddress(docker);
+  model = await startFakeModel({ host });
+  info(`fake model on ${model.url}; label ${TEST_LABEL}=${runId}; image ${opts.image}; ${opts.runs} run(s) per mode`);
+
+  const repo = join(root, 'repo');
+  mkdirSync(repo);
+  writeFileSync(join(repo, 'README.md'), '# bench\n');
+  const configDir = join(root, 'config');
+  mkdirSync(join(configDir, 'policies'), { recursive: true });
+  writeFileSync(
+    join(configDir, 'policies', 'open-bench.yaml'),
+    stringify({
+      version: 1,
+      description: 'bench: open network until the egress gateway exists',
+      repo: 'ro',
+      credentials: 'env',
+      network: { mode: 'open' },
+      env: { pass: [], set: { CLAUDE_CODE_MAX_RETRIES: '0' } },
+      tools: { permission_mode: 'default', allow: ['Bash', 'Read', 'Glob', 'Grep'], deny: ['WebFetch', 'WebSearch'] },
+      resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 300 },
+      image: opts.image,
+    }),
+  );
+  const configPath = join(configDir, 'agents.yaml');
+  writeFileSync(configPath, stringify({ agents: { [agent]: { directory: repo, policy: 'open-bench', description: 'bench' } }, groups: {}, settings: {} }), {
+    mode: 0o600,
+  });
+  const env = {
+    PATH: process.env.PATH,
+    HOME: root,
+    AGENT_DISPATCH_CONFIG: configPath,
+    AGENT_DISPATCH_CONTAINER_LABELS: `${TEST_LABEL}=${runId}`,
+    AGENT_DISPATCH_DEPTH: '0',
+    ANTHROPIC_BASE_URL: model.url,
+    ANTHROPIC_API_KEY: 'sk-bench-dummy',
+    ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+  };
+  const config = requireConfig(loadConfig(configPath));
+  service = new DispatchService(env);
+
+  // The same compiled container spec the dispatch uses, for the docker-run baseline (same hardening, same mounts).
+  const report = resolveAgentPolicy(config, agent, { configDir, hostEnv: env, depth: 0 });
+  if (!report.compiled) throw new Error(`the bench policy did not compile: ${JSON.stringify(report.findings)}`);
+  const spec = report.compiled.container;
+  const prompt = buildPrompt({ task: TASK });
+
+  // Warm-up, untimed for the figures: the first dispatch also creates and chowns the agent's session volume
+  // (which the docker-run baseline then mounts too), and the first exec of each path warms the page cache.
+  const first = { sandboxed: await runSandboxed(config), docker_run: await runDocker(spec, prompt), bare: await runBare(prompt, repo) };
+  info(`warm-up: sandboxed ${ms(first.sandboxed)} ms (creates the session volume), docker-run ${ms(first.docker_run)} ms, bare ${ms(first.bare)} ms`);
+
+  const times = { bare: [], sandboxed: [], docker_run: [] };
+  const modes = {
+    bare: () => runBare(prompt, repo),
+    sandboxed: () => runSandboxed(config),
+    docker_run: () => runDocker(spec, prompt),
+  };
+  const order = Object.keys(modes);
+  for (let i = 0; i < opts.runs; i++) {
+    // Interleaved, with the order rotated each round, so drift on a shared machine hits every mode alike.
+    for (let k = 0; k < order.length; k++) {
+      if (stopping) throw new Error('interrupted');
+      const mode = order[(i + k) % order.length];
+      times[mode].push(await modes[mode]());
+    }
+    info(`round ${i + 1}/${opts.runs}: ${order.map((m) => `${m} ${ms(times[m].at(-1))}`).join(', ')}`);
+  }
+
+  const s = { bare: stats(times.bare), sandboxed: stats(times.sandboxed), docker_run: stats(times.docker_run) };
+  const pairedOverhead = stats(times.sandboxed.map((t, i) => t - times.bare[i]));
+  const summary = {
+    runs: opts.runs,
+    image: opts.image,
+    note: 'cold containers (no warm pool yet); p95 over few runs is close to the max',
+    bare_ms: round(s.bare),
+    sandboxed_ms: round(s.sandboxed),
+    docker_run_ms: round(s.docker_run),
+    overhead_ms: { p50: ms(s.sandboxed.p50 - s.bare.p50), p95: ms(s.sandboxed.p95 - s.bare.p95) },
+    overhead_paired_ms: round(pairedOverhead),
+    sandboxed_over_docker_run: { p50: ratio(s.sandboxed.p50, s.docker_run.p50), p95: ratio(s.sandboxed.p95, s.docker_run.p95) },
+    sandboxed_over_bare_p50: ratio(s.sandboxed.p50, s.bare.p50),
+    targets: {
+      warm_pool_p50_overhead_lt_100ms: 'not measurable: no warm pool yet',
+      cold_within_1_2x_docker_run: s.sandboxed.p50 / s.docker_run.p50 <= 1.2,
+    },
+    warmup_ms: round(first),
+    samples_ms: { bare: times.bare.map(ms), sandboxed: times.sandboxed.map(ms), docker_run: times.docker_run.map(ms) },
+  };
+
+  if (opts.json) {
+    console.log(JSON.stringify(summary, null, 2));
+    return;
+  }
+  const row = (name, p50, p95) => `${name.padEnd(34)} ${String(p50).padStart(9)} ${String(p95).padStart(9)}`;
+  console.log(`dispatch overhead, ${opts.runs} run(s) per mode, image ${opts.image} (cold containers, no warm pool)`);
+  console.log(row('', 'p50 ms', 'p95 ms'));
+  console.log(row('bare claude -p (host subprocess)', ms(s.bare.p50), ms(s.bare.p95)));
+  console.log(row('sandboxed (DispatchService)', ms(s.sandboxed.p50), ms(s.sandboxed.p95)));
+  console.log(row('docker run (same image + flags)', ms(s.docker_run.p50), ms(s.docker_run.p95)));
+  console.log(row('overhead (sandboxed - bare)', summary.overhead_ms.p50, summary.overhead_ms.p95));
+  console.log(row('overhead, paired per round', summary.overhead_paired_ms.p50, summary.overhead_paired_ms.p95));
+  console.log(row('sandboxed - docker run', ms(s.sandboxed.p50 - s.docker_run.p50), ms(s.sandboxed.p95 - s.docker_run.p95)));
+  console.log(row('ratio sandboxed / docker run', summary.sandboxed_over_docker_run.p50, summary.sandboxed_over_docker_run.p95));
+  console.log(row('ratio sandboxed / bare', summary.sandboxed_over_bare_p50, ''));
+  console.log(
+    `targets: cold within 1.2x of docker run: ${summary.targets.cold_within_1_2x_docker_run ? 'yes' : 'NO'} (p50 ratio ${summary.sandboxed_over_docker_run.p50}); warm pool p50 overhead < 100 ms: not measurable (no warm pool yet)`,
+  );
+}
+
+let failed = false;
+try {
+  await main();
+} catch (error) {
+  failed = true;
+  console.error(`[bench] failed: ${error?.stack ?? error}`);
+} finally {
+  await cleanup();
+}
+process.exit(failed ? 1 : 0);
