@@ -12,7 +12,7 @@ import type { SandboxOutcome, SandboxRun } from '../sandbox/runner.js';
 import { claudeCommand, isSessionFlagRejection } from './command.js';
 import { extractPatch, OVERLAY_SETUP_FAILED, overlayCommand } from './overlay.js';
 import { buildPrompt } from './prompt.js';
-import { currentDepth, errorResult, hasResultEvent, recursionResult, resultFromRun } from './result.js';
+import { currentDepth, errorResult, hasResultEvent, recursionResult, resultFromRun, type ResultContext } from './result.js';
 import { progressFromLine, type ProgressEvent } from './stream-events.js';
 import { makeResult, type DispatchResult } from './types.js';
 
@@ -66,84 +66,116 @@ export function withTimeoutOverride(agent: AgentConfig, seconds: number | undefi
  * exception; the only throw is an unknown agent (the caller validates names first).
  */
 export async function runDispatch(deps: DispatchDeps, request: DispatchRequest): Promise<DispatchResult> {
+  const checked = preflight(deps, request);
+  if ('success' in checked) return checked;
   const job = deps.job ?? newJobId();
+  const plan = planRun(deps, request, checked);
+  if ('success' in plan) return plan;
+  const run = (sessionId: string | undefined) =>
+    runInSandbox(deps, checked.sandbox, {
+      job,
+      cmd: plan.command(sessionId),
+      stdin: plan.prompt,
+      agent: request.agent,
+      ...(request.onProgress ? { onProgress: request.onProgress } : {}),
+      ...(request.signal ? { signal: request.signal } : {}),
+    });
+
+  let outcome = await run(plan.freshSessionId);
+  if (!('stdoutLines' in outcome)) return outcome;
+  let ctx = plan.ctx;
+  if (plan.freshSessionId && !hasResult(outcome) && isSessionFlagRejection(outcome.stderr)) {
+    // An old claude that does not know --session-id: retry once without it (the original's self-heal).
+    outcome = await run(undefined);
+    if (!('stdoutLines' in outcome)) return outcome;
+    const { sessionFallback: _dropped, ...rest } = ctx;
+    ctx = rest;
+  }
+  return interpret(outcome, ctx, checked, join(deps.configDir, 'patches', `${job}.patch`));
+}
+
+interface Checked {
+  agent: AgentConfig;
+  sandbox: CompiledSandbox;
+  overlay: boolean;
+}
+
+/** Everything that can refuse a dispatch before a container exists, in the original's order. */
+function preflight(deps: DispatchDeps, request: DispatchRequest): Checked | DispatchResult {
   const { config } = deps;
   const name = request.agent;
   const configured = config.agents[name];
   if (!configured) throw new AppError('AGENT_NOT_FOUND', `Unknown agent: '${name}'`);
-
   const depth = currentDepth(deps.env);
   if (depth >= config.settings.max_dispatch_depth) return recursionResult(name, depth, config.settings.max_dispatch_depth);
-
   const agent = withTimeoutOverride(configured, request.timeoutSeconds);
   if (!isDirectory(agent.directory)) {
     return errorResult(name, 'not_found', `Directory does not exist: ${agent.directory}`, {
       hint: `Point the agent at its project: agent-dispatch update ${name} ... or re-add it (agent-dispatch remove ${name} && agent-dispatch add ${name} <directory>).`,
     });
   }
-
   const compiled = compileFor(deps, name, agent);
   if ('error' in compiled) return compiled.error;
   const gate = networkGate(name, agent, compiled.sandbox);
   if (gate) return gate;
+  return { agent, sandbox: compiled.sandbox, overlay: compiled.sandbox.mounts.some((m) => m.mode === 'overlay') };
+}
 
-  const prompt = buildPrompt({
-    task: request.task,
-    ...optional('context', request.context),
-    ...optional('caller', request.caller),
-    ...optional('goal', request.goal),
-    ...optional('responseFormat', request.responseFormat),
-  });
-  const fresh = request.sessionId ? undefined : randomUUID();
-  const ctx = {
-    agent: name,
-    ...(request.sessionId ?? fresh ? { sessionFallback: (request.sessionId ?? fresh)! } : {}),
-    ...(effectiveBudget(agent, config.settings) !== undefined ? { budget: effectiveBudget(agent, config.settings)! } : {}),
-    ...optional('responseFormat', request.responseFormat),
-    timeoutSeconds: compiled.sandbox.timeoutSeconds,
-    resumed: request.sessionId !== undefined && request.sessionId !== '',
+interface Plan {
+  prompt: string;
+  freshSessionId: string | undefined;
+  command: (sessionId: string | undefined) => string[];
+  ctx: ResultContext;
+}
+
+function planRun(deps: DispatchDeps, request: DispatchRequest, checked: Checked): Plan | DispatchResult {
+  const name = request.agent;
+  const resume = request.sessionId || undefined;
+  const freshSessionId = resume ? undefined : randomUUID();
+  const budget = effectiveBudget(checked.agent, deps.config.settings);
+  const command = (sessionId: string | undefined): string[] => {
+    const cmd = claudeCommand({ flags: checked.sandbox.claudeArgs, ...(resume ? { resume } : {}), ...(sessionId ? { sessionId } : {}) });
+    return checked.overlay ? overlayCommand(cmd) : cmd;
   };
-
-  let cmd: string[];
   try {
-    cmd = claudeCommand({ flags: compiled.sandbox.claudeArgs, ...optional('resume', request.sessionId), ...(fresh ? { sessionId: fresh } : {}) });
+    command(freshSessionId);
   } catch (error) {
-    return errorResult(name, 'cli_error', describeError(error));
+    return errorResult(name, 'cli_error', describeError(error), isAppError(error) && error.hint ? { hint: error.hint } : {});
   }
-
-  const run = (command: string[]): Promise<SandboxOutcome | DispatchResult> =>
-    runInSandbox(deps, compiled.sandbox, {
-      job,
-      cmd: command,
-      stdin: prompt,
-      ...(request.onProgress ? { onProgress: request.onProgress } : {}),
-      ...(request.signal ? { signal: request.signal } : {}),
+  return {
+    prompt: buildPrompt({
+      task: request.task,
+      ...optional('context', request.context),
+      ...optional('caller', request.caller),
+      ...optional('goal', request.goal),
+      ...optional('responseFormat', request.responseFormat),
+    }),
+    freshSessionId,
+    command,
+    ctx: {
       agent: name,
-    });
+      ...optional('sessionFallback', resume ?? freshSessionId),
+      ...(budget !== undefined ? { budget } : {}),
+      ...optional('responseFormat', request.responseFormat),
+      timeoutSeconds: checked.sandbox.timeoutSeconds,
+      resumed: resume !== undefined,
+    },
+  };
+}
 
-  const overlay = compiled.sandbox.mounts.some((m) => m.mode === 'overlay');
-  if (overlay) cmd = overlayCommand(cmd);
-  let outcome = await run(cmd);
-  if (!('stdoutLines' in outcome)) return outcome;
-  if (fresh && !hasResult(outcome) && isSessionFlagRejection(outcome.stderr)) {
-    // An old claude that does not know --session-id: retry once without it (the original's self-heal).
-    const plain = claudeCommand({ flags: compiled.sandbox.claudeArgs });
-    const retry = await run(overlay ? overlayCommand(plain) : plain);
-    if (!('stdoutLines' in retry)) return retry;
-    outcome = retry;
-    delete (ctx as { sessionFallback?: string }).sessionFallback;
-  }
+function interpret(outcome: SandboxOutcome, ctx: ResultContext, checked: Checked, patchFile: string): DispatchResult {
+  const name = ctx.agent;
   if (outcome.cancelled) return errorResult(name, 'cli_error', `Dispatch to '${name}' was cancelled; its container was killed.`);
-  const notStarted = claudeDidNotStart(name, compiled.sandbox, outcome);
+  const notStarted = claudeDidNotStart(name, checked.sandbox, outcome);
   if (notStarted) return notStarted;
-  if (!overlay) return resultFromRun(outcome, ctx);
+  if (!checked.overlay) return resultFromRun(outcome, ctx);
   if (outcome.exitCode === OVERLAY_SETUP_FAILED && !hasResult(outcome)) {
     return errorResult(name, 'sandbox', outcome.stderr.trim().slice(0, 1000) || 'The overlay copy of the repo could not be prepared.', {
       hint: 'The repo is copied into the container before claude runs: check it fits in the policy memory limit and that the image has git.',
     });
   }
   const { lines, patch } = extractPatch(outcome.stdoutLines);
-  return withPatch(resultFromRun({ ...outcome, stdoutLines: lines }, ctx), patch, join(deps.configDir, 'patches', `${job}.patch`));
+  return withPatch(resultFromRun({ ...outcome, stdoutLines: lines }, ctx), patch, patchFile);
 }
 
 /** Inline patches up to this many characters; the whole patch is always in patch_file. */
@@ -151,9 +183,15 @@ const PATCH_INLINE_MAX = 100_000;
 
 function withPatch(result: DispatchResult, patch: string | undefined, file: string): DispatchResult {
   if (!patch) return result;
-  writeFileAtomic(file, patch);
   const truncated = patch.length > PATCH_INLINE_MAX;
-  return makeResult({ ...result, patch: truncated ? patch.slice(0, PATCH_INLINE_MAX) : patch, patch_file: file, ...(truncated ? { patch_truncated: true } : {}) });
+  const inline = { ...result, patch: truncated ? patch.slice(0, PATCH_INLINE_MAX) : patch, ...(truncated ? { patch_truncated: true } : {}) };
+  try {
+    writeFileAtomic(file, patch);
+    return makeResult({ ...inline, patch_file: file });
+  } catch (error) {
+    const note = `The patch could not be saved to ${file} (${describeError(error)}); only the inline part is returned.`;
+    return makeResult({ ...inline, hint: result.hint ? `${result.hint} ${note}` : note });
+  }
 }
 
 function compileFor(deps: DispatchDeps, name: string, agent: AgentConfig): { sandbox: CompiledSandbox } | { error: DispatchResult } {
