@@ -258,8 +258,10 @@ async function removeQuietly(container: Docker.Container): Promise<void> {
   try {
     await container.remove({ force: true, v: true });
   } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return;
-    // A removal already in progress (409) finishes on its own; anything else is left for the reaper.
+    const status = (error as { statusCode?: number }).statusCode;
+    // Gone already (404), or a removal already in progress (409, shutdown racing the dispatch's own cleanup).
+    if (status === 404 || status === 409) return;
+    // Anything else is left for the reaper of the next server start.
     log.warn(`could not remove container ${container.id.slice(0, 12)}: ${describeError(error)}`);
   }
 }
