@@ -55,6 +55,7 @@ const DRAIN_MS = 2000;
  */
 export class SandboxRunner {
   private readonly live = new Map<string, Docker.Container>();
+  private closed = false;
 
   constructor(
     private readonly docker: Docker,
@@ -63,6 +64,7 @@ export class SandboxRunner {
 
   async run(request: SandboxRun): Promise<SandboxOutcome> {
     if (request.signal?.aborted) throw new AppError('SANDBOX_FAILED', 'The dispatch was cancelled before its container started.');
+    this.refuseWhenClosed();
     const image = await this.requireImage(request.spec.Image);
     const labels = { ...this.options.extraLabels, ...ownerLabels(request.job, request.timeoutMs) };
     const user = parseUser(request.spec.User);
@@ -72,6 +74,7 @@ export class SandboxRunner {
     try {
       container = await this.create(request, labels, settingsDir);
       this.live.set(container.id, container);
+      this.refuseWhenClosed();
       return await this.attachAndRun(container, request, image);
     } finally {
       if (container) {
@@ -114,8 +117,14 @@ export class SandboxRunner {
 
   /** Kill and remove every container this runner still has running (server shutdown). */
   async shutdown(): Promise<void> {
+    this.closed = true;
     await Promise.all([...this.live.values()].map((c) => removeQuietly(c)));
     this.live.clear();
+  }
+
+  /** After shutdown began no container may start (one being created meanwhile is removed by run's finally). */
+  private refuseWhenClosed(): void {
+    if (this.closed) throw new AppError('SANDBOX_FAILED', 'The server is shutting down; the dispatch was not started.', { hint: 'Retry once the server is back.' });
   }
 
   private async requireImage(image: string): Promise<Docker.ImageInspectInfo> {
@@ -208,6 +217,8 @@ export class SandboxRunner {
       kill();
     };
     request.signal?.addEventListener('abort', onAbort, { once: true });
+    // A cancel that arrived while the container was being created, attached or started.
+    if (request.signal?.aborted) onAbort();
     let exitCode: number | null = null;
     try {
       const status = await exited;

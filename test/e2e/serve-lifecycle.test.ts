@@ -61,6 +61,21 @@ describe.skipIf(skipDocker)('dispatch containers follow the server’s lifetime'
       .catch(() => undefined);
   }
 
+  it('a call the client cancels kills its container; the server keeps serving', async () => {
+    const { client } = await startServer();
+    const controller = new AbortController();
+    const call = client
+      .callTool({ name: 'dispatch', arguments: { agent, task: DIRECTIVE.bash('sleep 120'), timeout_seconds: 300 } }, CallToolResultSchema, { timeout: TIMEOUT, signal: controller.signal })
+      .catch((error: Error) => error);
+    await waitFor('the dispatch container', async () => (await dispatchContainers()).length === 1);
+    controller.abort();
+    expect(await call).toBeInstanceOf(Error);
+    await waitFor('the cancelled container to be removed', async () => (await dispatchContainers()).length === 0, 15_000);
+    const after = await client.callTool({ name: 'dispatch', arguments: { agent, task: DIRECTIVE.reply('still serving') } }, CallToolResultSchema, { timeout: TIMEOUT });
+    expect(JSON.stringify(after.content)).toContain('still serving');
+    await client.close();
+  }, TIMEOUT);
+
   it('SIGTERM: the server removes its running containers before it exits', async () => {
     const { client, transport } = await startServer();
     startLongDispatch(client);
@@ -69,6 +84,17 @@ describe.skipIf(skipDocker)('dispatch containers follow the server’s lifetime'
     process.kill(pid, 'SIGTERM');
     await waitFor('the server to exit', async () => !isAlive(pid));
     expect(await dispatchContainers()).toEqual([]);
+    await client.close().catch(() => undefined);
+  }, TIMEOUT);
+
+  it('SIGTERM while a container is still being created: the server exits and nothing is left', async () => {
+    const { client, transport } = await startServer();
+    startLongDispatch(client);
+    await new Promise((r) => setTimeout(r, 150));
+    const pid = transport.pid!;
+    process.kill(pid, 'SIGTERM');
+    await waitFor('the server to exit', async () => !isAlive(pid), 15_000);
+    await waitFor('no dispatch container', async () => (await dispatchContainers()).length === 0, 10_000);
     await client.close().catch(() => undefined);
   }, TIMEOUT);
 

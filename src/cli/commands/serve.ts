@@ -19,5 +19,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   });
   await context.dispatcher.shutdown();
   await server.close();
-  return signal ? 128 + (signal === 'SIGTERM' ? 15 : 2) : 0;
+  const code = signal ? 128 + (signal === 'SIGTERM' ? 15 : 2) : 0;
+  // Containers are gone; a dispatch still unwinding (e.g. a Docker call in flight) must not keep us alive.
+  setTimeout(() => process.exit(code), 2000).unref();
+  return code;
 }
