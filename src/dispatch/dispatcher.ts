@@ -158,6 +158,7 @@ function planRun(deps: DispatchDeps, request: DispatchRequest, checked: Checked)
       ...(budget !== undefined ? { budget } : {}),
       ...optional('responseFormat', request.responseFormat),
       timeoutSeconds: checked.sandbox.timeoutSeconds,
+      timeoutCappedByPolicy: checked.sandbox.timeoutSeconds < (checked.agent.timeout || deps.config.settings.default_timeout),
       resumed: resume !== undefined,
     },
   };

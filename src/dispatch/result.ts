@@ -19,6 +19,8 @@ export interface ResultContext {
   budget?: number;
   responseFormat?: string;
   timeoutSeconds: number;
+  /** The policy's resources.timeout cut the requested timeout: only the policy can allow a longer run. */
+  timeoutCappedByPolicy?: boolean;
   /** The run continued an earlier session: claude's reported cost is then cumulative over the whole session. */
   resumed: boolean;
 }
@@ -59,7 +61,7 @@ export function resultFromRun(outcome: RunOutcome, ctx: ResultContext): Dispatch
       : result;
   }
   if (outcome.timedOut) {
-    return errorResult(ctx.agent, 'timeout', timeoutMessage(ctx.agent, ctx.timeoutSeconds, ctx.sessionFallback), {
+    return errorResult(ctx.agent, 'timeout', timeoutMessage(ctx.agent, ctx.timeoutSeconds, ctx.sessionFallback, ctx.timeoutCappedByPolicy === true), {
       session_id: ctx.sessionFallback,
     });
   }
@@ -75,13 +77,12 @@ export function resultFromRun(outcome: RunOutcome, ctx: ResultContext): Dispatch
 }
 
 /** The timeout error, with how to run longer and, when the session id is known, how to resume. */
-export function timeoutMessage(agent: string, timeoutSeconds: number, sessionId: string | undefined): string {
-  return (
-    `Agent '${agent}' timed out after ${timeoutSeconds}s. Options: pass timeout_seconds= for a longer one-off run, ` +
-    'use dispatch_async for fire-and-forget, or raise the agent default ' +
-    `(agent-dispatch update ${agent} --timeout ${timeoutSeconds * 2}).` +
-    resumableSentence(agent, sessionId)
-  );
+export function timeoutMessage(agent: string, timeoutSeconds: number, sessionId: string | undefined, cappedByPolicy = false): string {
+  // Every option named here must work: a longer timeout_seconds or agent timeout cannot pass the policy's cap.
+  const options = cappedByPolicy
+    ? `This is the cap of the agent's sandbox policy (resources.timeout): raise it in the policy file for longer runs (agent-dispatch policy check --agent ${agent} shows the effective value).`
+    : `Options: pass timeout_seconds= for a longer one-off run, or raise the agent default (agent-dispatch update ${agent} --timeout ${timeoutSeconds * 2}).`;
+  return `Agent '${agent}' timed out after ${timeoutSeconds}s. ${options}${resumableSentence(agent, sessionId)}`;
 }
 
 /** True when the lines hold a `result` event, judged exactly as resultFromRun judges it (e.g. before a retry). */

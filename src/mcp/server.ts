@@ -1,5 +1,6 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { Sandbox } from '../dispatch/dispatcher.js';
 import { VERSION } from '../version.js';
 import { ServerContext } from './context.js';
 import { errorResult } from './envelope.js';
@@ -24,14 +25,17 @@ export interface CreatedServer {
   context: ServerContext;
 }
 
-/** The MCP server with its tools; the transport is the caller's choice (stdio for `serve`, in-memory in tests). */
-export function createServer(env: NodeJS.ProcessEnv = process.env): CreatedServer {
+/**
+ * The MCP server with its tools; the transport is the caller's choice (stdio for `serve`, in-memory in tests).
+ * `sandbox` replaces the Docker runner for tests of the tool layer; `serve` always uses the real one.
+ */
+export function createServer(env: NodeJS.ProcessEnv = process.env, sandbox?: Sandbox): CreatedServer {
   const server = new McpServer({ name: 'agent-dispatch', version: VERSION }, { instructions: INSTRUCTIONS, capabilities: { logging: {} } });
   // The SDK answers arguments that fail the input schema (and unknown tools) through a private
   // createToolError; route that through the documented envelope so every failure has one shape.
   (server as unknown as { createToolError: (message: string) => CallToolResult }).createToolError = (message: string) =>
     errorResult({ error: message, hint: 'Check the tool name and its parameters (tools/list shows both), then retry.' });
-  const context = new ServerContext(env);
+  const context = new ServerContext(env, sandbox);
   registerAgentReadTools(server, context);
   registerAgentWriteTools(server, context);
   registerGroupTools(server, context);

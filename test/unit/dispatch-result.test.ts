@@ -528,11 +528,18 @@ describe('timeouts (TestResumableTimeout, TestStreamResumableTimeout)', () => {
       result: '',
       session_id: SID,
       error:
-        "Agent 'api' timed out after 120s. Options: pass timeout_seconds= for a longer one-off run, use dispatch_async for fire-and-forget, " +
+        "Agent 'api' timed out after 120s. Options: pass timeout_seconds= for a longer one-off run, " +
         'or raise the agent default (agent-dispatch update api --timeout 240). ' +
         `Partial work may be resumable: dispatch_session(agent='api', task='Continue where you left off', session_id='${SID}').`,
       error_type: 'timeout',
     });
+  });
+
+  it("a timeout the policy's cap decided names the policy, not options that cannot help", () => {
+    const result = resultFromRun(run([], { timedOut: true, exitCode: null }), ctx({ timeoutSeconds: 60, timeoutCappedByPolicy: true }));
+    expect(result.error).toContain("This is the cap of the agent's sandbox policy (resources.timeout)");
+    expect(result.error).not.toContain('timeout_seconds=');
+    expect(result.error).not.toContain('--timeout');
   });
 
   it('a timeout on resume keeps the original session id', () => {

@@ -2,8 +2,7 @@
  * The dispatch tools over a real in-memory MCP client, with a FAKE sandbox behind the server: caching,
  * return_ref + fetch_result, dispatch_session, dispatch_stream progress, cancellation and the error envelope.
  *
- * createServer(env) builds its own ServerContext and takes no sandbox, so this file builds the same server by
- * hand (same tool registrations, same createToolError override) around `new ServerContext(env, fakeSandbox)`.
+ * createServer(env, fakeSandbox): the real server and tools, with a fake sandbox in place of Docker.
  * As in mcp-harness.ts, process.env's AGENT_DISPATCH_CONFIG points at a broken decoy: anything that reads
  * process.env instead of the injected env fails loudly.
  */
@@ -17,14 +16,8 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { LoggingMessageNotificationSchema, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import type { Sandbox } from '../../src/dispatch/dispatcher.js';
-import { ServerContext } from '../../src/mcp/context.js';
-import { errorResult } from '../../src/mcp/envelope.js';
-import { INSTRUCTIONS } from '../../src/mcp/server.js';
-import { registerAgentReadTools } from '../../src/mcp/tools/agents-read.js';
-import { registerAgentWriteTools } from '../../src/mcp/tools/agents-write.js';
-import { registerCacheTools } from '../../src/mcp/tools/cache.js';
-import { registerDispatchTools } from '../../src/mcp/tools/dispatch.js';
-import { registerGroupTools } from '../../src/mcp/tools/groups.js';
+import type { ServerContext } from '../../src/mcp/context.js';
+import { createServer } from '../../src/mcp/server.js';
 import type { SandboxOutcome, SandboxRun } from '../../src/sandbox/runner.js';
 
 const DECOY = 'agents: [this decoy must never be read\n';
@@ -148,16 +141,7 @@ beforeEach(async () => {
   vi.stubEnv('AGENT_DISPATCH_CONFIG', join(root, 'decoy', 'agents.yaml'));
 
   sandbox = new FakeSandbox();
-  context = new ServerContext({ AGENT_DISPATCH_CONFIG: configPath, ANTHROPIC_API_KEY: 'sk-unit' }, sandbox);
-  // What createServer() does, with our context.
-  server = new McpServer({ name: 'agent-dispatch', version: 'test' }, { instructions: INSTRUCTIONS, capabilities: { logging: {} } });
-  (server as unknown as { createToolError: (message: string) => CallToolResult }).createToolError = (message: string) =>
-    errorResult({ error: message, hint: 'Check the tool name and its parameters (tools/list shows both), then retry.' });
-  registerAgentReadTools(server, context);
-  registerAgentWriteTools(server, context);
-  registerGroupTools(server, context);
-  registerCacheTools(server, context);
-  registerDispatchTools(server, context);
+  ({ server, context } = createServer({ AGENT_DISPATCH_CONFIG: configPath, ANTHROPIC_API_KEY: 'sk-unit' }, sandbox));
 
   client = new Client({ name: 'mcp-dispatch-test', version: '0.0.0' });
   logs = [];
@@ -348,14 +332,9 @@ describe('return_ref and fetch_result', () => {
 
   it('fetch_result of an unknown ref says so', async () => {
     const ref = '0'.repeat(32);
-    expect((await call('fetch_result', { ref })).json).toEqual({ error: `Ref not found: ${ref}` });
-  });
-
-  // BUG (src/mcp/tools/dispatch.ts:125): an unknown ref returns `jsonResult({ error })`, i.e. the error envelope
-  // WITHOUT isError: true, while README.md ("every failure is the JSON envelope ... (with isError: true)") and
-  // every other tool failure (envelope.ts errorResult) flag it. Expected isError true; actual false.
-  it.fails('fetch_result of an unknown ref is flagged isError like every other failure', async () => {
-    expect((await call('fetch_result', { ref: '0'.repeat(32) })).isError).toBe(true);
+    const answer = await call('fetch_result', { ref });
+    expect(answer.json.error).toBe(`Ref not found: ${ref}`);
+    expect(answer.isError).toBe(true);
   });
 });
 

@@ -8,7 +8,7 @@ import type { DispatchRequest } from '../../dispatch/dispatcher.js';
 import { requireJobId } from '../../dispatch/job-store.js';
 import type { ProgressEvent } from '../../dispatch/stream-events.js';
 import type { DispatchResult } from '../../dispatch/types.js';
-import { guarded, jsonResult, notify } from '../envelope.js';
+import { errorResult, guarded, jsonResult, notify } from '../envelope.js';
 import type { ServerContext } from '../context.js';
 
 type Extra = RequestHandlerExtra<ServerRequest, ServerNotification>;
@@ -122,7 +122,7 @@ export function registerDispatchTools(server: McpServer, ctx: ServerContext): vo
       guarded('fetch_result', () => {
         const ref = requireJobId(args.ref);
         const job = ctx.jobs().get(ref);
-        if (!job) return jsonResult({ error: `Ref not found: ${ref}` });
+        if (!job) return errorResult({ error: `Ref not found: ${ref}`, hint: 'Refs come from dispatch(return_ref=true) on this machine; a ref is kept until its job file is deleted.' });
         return jsonResult(job.result ? fetchedResult(job.result, args.max_chars) : job);
       }),
   );
