@@ -7,14 +7,15 @@ import { basename, dirname, join } from 'node:path';
  * The file is owner-only (0600) before it becomes visible; its directory is created 0700.
  * A symlinked target keeps its link: the real file is replaced, next to itself (same filesystem).
  */
-export function writeFileAtomic(path: string, text: string): void {
+export function writeFileAtomic(path: string, text: string | Uint8Array): void {
   ensurePrivateDir(dirname(path));
   const target = resolveLink(path);
   const temp = join(dirname(target), `.${basename(target)}.${randomBytes(8).toString('hex')}.tmp`);
   let fd: number | undefined;
   try {
     fd = openSync(temp, 'wx', 0o600);
-    writeSync(fd, text);
+    if (typeof text === 'string') writeSync(fd, text);
+    else writeSync(fd, text);
     fsyncSync(fd);
     closeSync(fd);
     fd = undefined;

@@ -166,7 +166,8 @@ function planRun(deps: DispatchDeps, request: DispatchRequest, checked: Checked)
 
 function interpret(outcome: SandboxOutcome, ctx: ResultContext, checked: Checked, patchFile: string): DispatchResult {
   const name = ctx.agent;
-  if (outcome.cancelled) return errorResult(name, 'cli_error', `Dispatch to '${name}' was cancelled; its container was killed.`);
+  // A result that arrived before the cancel is kept (it is paid for and complete).
+  if (outcome.cancelled && !hasResult(outcome)) return errorResult(name, 'cli_error', `Dispatch to '${name}' was cancelled; its container was killed.`);
   const notStarted = claudeDidNotStart(name, checked.sandbox, outcome);
   if (notStarted) return notStarted;
   if (!checked.overlay) return resultFromRun(outcome, ctx);
@@ -175,17 +176,21 @@ function interpret(outcome: SandboxOutcome, ctx: ResultContext, checked: Checked
       hint: 'The repo is copied into the container before claude runs: check it fits in the policy memory limit and that the image has git.',
     });
   }
-  const { lines, patch } = extractPatch(outcome.stdoutLines);
-  return withPatch(resultFromRun({ ...outcome, stdoutLines: lines }, ctx), patch, patchFile);
+  const { lines, patch, complete } = extractPatch(outcome.stdoutLines);
+  return withPatch(resultFromRun({ ...outcome, stdoutLines: lines }, ctx), patch, complete, patchFile);
 }
 
-/** Inline patches up to this many characters; the whole patch is always in patch_file. */
+/**
+ * Inline patches up to this many characters (as UTF-8 text: a binary or non-UTF-8 hunk reads oddly there);
+ * patch_file always holds the exact bytes. patch_truncated: cut inline, or the output ended before the patch did.
+ */
 const PATCH_INLINE_MAX = 100_000;
 
-function withPatch(result: DispatchResult, patch: string | undefined, file: string): DispatchResult {
-  if (!patch) return result;
-  const truncated = patch.length > PATCH_INLINE_MAX;
-  const inline = { ...result, patch: truncated ? patch.slice(0, PATCH_INLINE_MAX) : patch, ...(truncated ? { patch_truncated: true } : {}) };
+function withPatch(result: DispatchResult, patch: Buffer | undefined, complete: boolean, file: string): DispatchResult {
+  if (!patch || patch.length === 0) return result;
+  const text = patch.toString('utf8');
+  const truncated = !complete || text.length > PATCH_INLINE_MAX;
+  const inline = { ...result, patch: text.slice(0, PATCH_INLINE_MAX), ...(truncated ? { patch_truncated: true } : {}) };
   try {
     writeFileAtomic(file, patch);
     return makeResult({ ...inline, patch_file: file });

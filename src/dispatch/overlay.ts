@@ -2,7 +2,8 @@
  * `repo: overlay`: the host repo is mounted read-only at the overlay lower dir and the repo path is a private
  * tmpfs. Before claude runs, the lower tree is copied in and recorded in a throwaway git index (outside the
  * repo, in /tmp, so the agent's own git sees only the repo's .git); afterwards the changes are printed on
- * stdout between two marker lines as a binary git patch. The host tree is never written.
+ * stdout between two marker lines as a base64-encoded binary git patch (so any file encoding survives the
+ * text stream). The host tree is never written.
  */
 
 const BEGIN = '{"type":"agent-dispatch-overlay","event":"patch-begin"}';
@@ -21,7 +22,7 @@ cp -a "$lower/." "$work/" 2>/tmp/.agent-dispatch-overlay.err || fail "could not 
 "$@"
 rc=$?
 echo '${BEGIN}'
-g add -A >/dev/null 2>&1 && g diff --cached --binary HEAD
+g add -A >/dev/null 2>&1 && g diff --cached --binary HEAD | base64
 echo '${END}'
 exit $rc
 `;
@@ -31,12 +32,15 @@ export function overlayCommand(command: string[]): string[] {
   return ['/bin/sh', '-c', SCRIPT, 'agent-dispatch-overlay', ...command];
 }
 
-/** Split the wrapper's patch out of the output lines; `patch` is undefined when none was printed. */
-export function extractPatch(lines: string[]): { lines: string[]; patch?: string } {
+/**
+ * Split the wrapper's patch out of the output lines. `patch` is undefined when none was printed (claude was
+ * killed first); `complete` is false when the output ended before the end marker.
+ */
+export function extractPatch(lines: string[]): { lines: string[]; patch?: Buffer; complete: boolean } {
   const begin = lines.lastIndexOf(BEGIN);
-  if (begin === -1) return { lines };
+  if (begin === -1) return { lines, complete: false };
   const end = lines.indexOf(END, begin + 1);
   const body = lines.slice(begin + 1, end === -1 ? undefined : end);
   const rest = [...lines.slice(0, begin), ...(end === -1 ? [] : lines.slice(end + 1))];
-  return { lines: rest, patch: body.length > 0 ? `${body.join('\n')}\n` : '' };
+  return { lines: rest, patch: Buffer.from(body.join(''), 'base64'), complete: end !== -1 };
 }

@@ -721,7 +721,8 @@ describe('repo: overlay', () => {
   it('the patch between the markers comes back inline and in a 0600 patch file; CRs survive', async () => {
     const inst = overlayInstall();
     const diff = ['diff --git a/README.md b/README.md', '--- a/README.md', '+++ b/README.md', '@@ -1 +1 @@', '-# api\r', '+# API\r'];
-    const sandbox = new FakeSandbox(succeeds([INIT_LINE, resultLine({ result: 'edited' }), BEGIN, ...diff, END]));
+    const encoded = Buffer.from(`${diff.join('\n')}\n`).toString('base64').match(/.{1,76}/g)!;
+    const sandbox = new FakeSandbox(succeeds([INIT_LINE, resultLine({ result: 'edited' }), BEGIN, ...encoded, END]));
     const job = '12'.repeat(16);
     const result = await runDispatch(inst.deps(sandbox, { job }), req({ agent: 'ov' }));
     const file = join(inst.configDir, 'patches', `${job}.patch`);
@@ -742,7 +743,7 @@ describe('repo: overlay', () => {
   it('a patch that cannot be saved is still returned inline, with a note', async () => {
     const inst = overlayInstall();
     writeFileSync(join(inst.configDir, 'patches'), 'a file where the patches directory should be');
-    const sandbox = new FakeSandbox(succeeds([resultLine(), BEGIN, '+x', END]));
+    const sandbox = new FakeSandbox(succeeds([resultLine(), BEGIN, Buffer.from('+x\n').toString('base64'), END]));
     const result = await runDispatch(inst.deps(sandbox), req({ agent: 'ov' }));
     expect(result).toMatchObject({ success: true, patch: '+x\n' });
     expect(result).not.toHaveProperty('patch_file');
