@@ -35,6 +35,7 @@ export class DispatchService {
   async startup(): Promise<void> {
     if (this.sandboxOverride) return;
     try {
+      this.realRunner().sweepRunDir();
       const reaped = await this.realRunner().reapOrphans();
       if (reaped > 0) log.info(`removed ${reaped} dispatch container(s) left by a server that is gone`);
     } catch (error) {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { LABEL_PREFIX } from '../policy/layout.js';
 
@@ -6,7 +6,10 @@ export const LABELS = {
   agent: `${LABEL_PREFIX}.agent`,
   job: `${LABEL_PREFIX}.job`,
   serverPid: `${LABEL_PREFIX}.server-pid`,
-  /** `<pid>:<start time>`: a PID the kernel reused for another process does not look like our server. */
+  /**
+   * `<pid>:<start time>:<pid namespace>`: a PID the kernel reused for another process does not look like our
+   * server, and a server in another PID namespace (same hostname) is never judged by its PID here.
+   */
   server: `${LABEL_PREFIX}.server`,
   host: `${LABEL_PREFIX}.server-host`,
   created: `${LABEL_PREFIX}.created`,
@@ -25,8 +28,17 @@ export function processStartTime(pid: number | 'self'): string | undefined {
   }
 }
 
+/** The PID namespace this process lives in (`4026531836`), or undefined without /proc. */
+export function pidNamespace(): string | undefined {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
 export function serverIdentity(pid: number = process.pid): string {
-  return `${pid}:${processStartTime(pid === process.pid ? 'self' : pid) ?? '?'}`;
+  return `${pid}:${processStartTime(pid === process.pid ? 'self' : pid) ?? '?'}:${pidNamespace() ?? '?'}`;
 }
 
 /** Labels that tie a dispatch container to this server process, so a later server can reap it if we die. */
@@ -41,14 +53,24 @@ export function ownerLabels(job: string, timeoutMs: number, now: number = Date.n
   };
 }
 
-/** Is the server that labelled a container gone? Only judged for servers on this host. */
+/**
+ * Is the server that labelled a container certainly gone? Only "yes" when it can be proven from here: same
+ * host, same PID namespace, and the PID is free (ESRCH) or now belongs to a process with another start time.
+ * A PID we may not look at (`hidepid`, another user) counts as alive: a live server's dispatch is never reaped.
+ */
 export function ownerIsGone(labels: Record<string, string>, thisHost: string = hostname()): boolean {
   if (labels[LABELS.host] !== thisHost) return false;
-  const identity = labels[LABELS.server];
-  if (!identity) return false;
-  const [pid, start] = identity.split(':');
+  const [pid, start, namespace] = (labels[LABELS.server] ?? '').split(':');
   const pidNumber = Number(pid);
-  if (!Number.isInteger(pidNumber) || pidNumber <= 0) return false;
+  if (!Number.isInteger(pidNumber) || pidNumber <= 0 || !start || start === '?') return false;
+  const ours = pidNamespace();
+  if (ours === undefined || namespace !== ours) return false;
   const current = processStartTime(pidNumber);
-  return current === undefined || current !== start;
+  if (current !== undefined) return current !== start;
+  try {
+    process.kill(pidNumber, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }

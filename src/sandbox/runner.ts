@@ -1,6 +1,7 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import Docker from 'dockerode';
 import { AppError, describeError } from '../errors.js';
 import type { ContainerSpec } from '../policy/container-spec.js';
@@ -45,9 +46,15 @@ export interface RunnerOptions {
 
 const log = logger('sandbox');
 const STDERR_CAP = 64 * 1024;
-const STDOUT_CAP = 32 * 1024 * 1024;
+const STDOUT_CAP = 16 * 1024 * 1024;
 /** After the container exits, how long the attach stream may take to deliver its last bytes. */
 const DRAIN_MS = 2000;
+/** Each engine call before the container runs (inspect, volume, create, attach, start) must answer within this. */
+const PREPARE_MS = 60_000;
+/** After a kill, how long to wait for the engine to report the exit before removing the container regardless. */
+const KILL_GRACE_MS = 15_000;
+/** Longer than the longest dispatch (7200 s) plus its grace: per-dispatch files older than this are stale. */
+const STALE_RUN_FILES_MS = 3 * 3600_000;
 
 /**
  * One fresh container per dispatch: create, attach, start, feed stdin, wait (with a wall-clock kill), remove.
@@ -68,7 +75,7 @@ export class SandboxRunner {
     const image = await this.requireImage(request.spec.Image);
     const labels = { ...this.options.extraLabels, ...ownerLabels(request.job, request.timeoutMs) };
     const user = parseUser(request.spec.User);
-    await prepareStateVolume(this.docker, request.spec, user, labels);
+    await bounded(prepareStateVolume(this.docker, request.spec, user, labels), PREPARE_MS, 'prepare the session volume');
     const settingsDir = this.writeManagedSettings(request.job, request.managedSettings);
     let container: Docker.Container | undefined;
     try {
@@ -88,6 +95,28 @@ export class SandboxRunner {
   /** Remove dispatch containers left by a server that is gone (run once at server start). */
   reapOrphans(): Promise<number> {
     return reapOrphans(this.docker);
+  }
+
+  /** Remove per-dispatch files a killed server left (older than any dispatch can run). */
+  sweepRunDir(now: number = Date.now()): number {
+    let removed = 0;
+    let names: string[];
+    try {
+      names = readdirSync(this.options.runDir);
+    } catch {
+      return 0;
+    }
+    for (const name of names) {
+      const path = join(this.options.runDir, name);
+      try {
+        if (now - statSync(path).mtimeMs < STALE_RUN_FILES_MS) continue;
+        rmSync(path, { recursive: true, force: true });
+        removed += 1;
+      } catch {
+        // gone meanwhile, or not ours to remove
+      }
+    }
+    return removed;
   }
 
   /** Remove an agent's Claude-state volumes (selftest cleanup; a removed agent's sessions). */
@@ -129,7 +158,7 @@ export class SandboxRunner {
 
   private async requireImage(image: string): Promise<Docker.ImageInspectInfo> {
     try {
-      return await this.docker.getImage(image).inspect();
+      return await bounded(this.docker.getImage(image).inspect(), PREPARE_MS, `inspect the image ${image}`);
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) throw imageMissing(image, error);
       throw sandboxError(error, `inspect the image ${image}`, image);
@@ -139,8 +168,15 @@ export class SandboxRunner {
   private writeManagedSettings(job: string, settings: unknown): string {
     mkdirSync(this.options.runDir, { recursive: true, mode: 0o700 });
     const dir = mkdtempSync(join(this.options.runDir, `${job}-`));
-    // 0644: the container user (not the server's uid) must read it; it holds tool rules, no secret.
-    writeFileSync(join(dir, 'managed-settings.json'), JSON.stringify(settings), { mode: 0o644 });
+    try {
+      // 0644: the container user (not the server's uid) must read it; it holds tool rules, no secret.
+      writeFileSync(join(dir, 'managed-settings.json'), JSON.stringify(settings), { mode: 0o644 });
+    } catch (error) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new AppError('SANDBOX_FAILED', `Could not write the managed settings for the container: ${describeError(error)}`, {
+        hint: `Check free space and permissions of ${this.options.runDir}.`,
+      });
+    }
     return dir;
   }
 
@@ -164,7 +200,7 @@ export class SandboxRunner {
       },
     };
     try {
-      return await this.docker.createContainer(body as unknown as Docker.ContainerCreateOptions);
+      return await bounded(this.docker.createContainer(body as unknown as Docker.ContainerCreateOptions), PREPARE_MS, 'create the container');
     } catch (error) {
       throw sandboxError(error, 'create the container', spec.Image);
     }
@@ -173,16 +209,17 @@ export class SandboxRunner {
   private async attachAndRun(container: Docker.Container, request: SandboxRun, image: Docker.ImageInspectInfo): Promise<SandboxOutcome> {
     const stdout = new LineCollector(STDOUT_CAP, request.onStdoutLine);
     const stderrOut = new PassThrough();
+    const stderrDecoder = new StringDecoder('utf8');
     let stderr = '';
     stderrOut.on('data', (chunk: Buffer) => {
-      if (stderr.length < STDERR_CAP) stderr += chunk.toString('utf8').slice(0, STDERR_CAP - stderr.length);
+      if (stderr.length < STDERR_CAP) stderr += stderrDecoder.write(chunk).slice(0, STDERR_CAP - stderr.length);
     });
     const stdoutOut = new PassThrough();
     stdoutOut.on('data', (chunk: Buffer) => stdout.push(chunk));
 
     let stream: NodeJS.ReadWriteStream;
     try {
-      stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream;
+      stream = (await bounded(container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }), PREPARE_MS, 'attach to the container')) as NodeJS.ReadWriteStream;
     } catch (error) {
       throw sandboxError(error, 'attach to the container', request.spec.Image);
     }
@@ -192,10 +229,9 @@ export class SandboxRunner {
       stream.on('error', () => resolve());
     });
     this.docker.modem.demuxStream(stream, stdoutOut, stderrOut);
-    const exited = container.wait({ condition: 'next-exit' }) as Promise<{ StatusCode: number }>;
 
     try {
-      await container.start();
+      await bounded(container.start(), PREPARE_MS, 'start the container');
     } catch (error) {
       stream.end();
       throw sandboxError(error, 'start the container', request.spec.Image);
@@ -205,8 +241,13 @@ export class SandboxRunner {
 
     let timedOut = false;
     let cancelled = false;
+    let giveUp: () => void = () => undefined;
+    const stuck = new Promise<'stuck'>((resolve) => (giveUp = () => resolve('stuck')));
+    let graceTimer: NodeJS.Timeout | undefined;
     const kill = (): void => {
       container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+      // If the engine never reports the exit (kill failed, engine hung), stop waiting; removal is forced.
+      graceTimer ??= setTimeout(giveUp, KILL_GRACE_MS);
     };
     const timer = setTimeout(() => {
       timedOut = true;
@@ -221,12 +262,15 @@ export class SandboxRunner {
     if (request.signal?.aborted) onAbort();
     let exitCode: number | null = null;
     try {
-      const status = await exited;
-      exitCode = timedOut || cancelled ? null : status.StatusCode;
+      // 'not-running' after start: a container that already exited answers at once (no lost exit).
+      const exited = container.wait({ condition: 'not-running' }) as Promise<{ StatusCode: number }>;
+      const status = await Promise.race([exited, stuck]);
+      if (status !== 'stuck') exitCode = timedOut || cancelled ? null : status.StatusCode;
     } catch (error) {
       if (!timedOut && !cancelled) throw sandboxError(error, 'wait for the container', request.spec.Image);
     } finally {
       clearTimeout(timer);
+      clearTimeout(graceTimer);
       request.signal?.removeEventListener('abort', onAbort);
     }
     await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, DRAIN_MS))]);
@@ -258,6 +302,18 @@ export function dockerOptions(env: NodeJS.ProcessEnv): Docker.DockerOptions {
     return { host: url.hostname, port: Number(url.port || 2375) };
   }
   return {};
+}
+
+/** Reject with a clear error when the engine does not answer a call in time (a hung engine must not hang us). */
+function bounded<T>(promise: Promise<T>, ms: number, step: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new AppError('SANDBOX_FAILED', `The Docker engine did not answer within ${ms / 1000} s while trying to ${step}.`, { hint: 'Check the engine (docker info); agent-dispatch doctor shows its state.' })),
+      ms,
+    );
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 function parseUser(user: string): { uid: number; gid: number } {

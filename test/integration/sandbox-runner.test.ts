@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { agentSchema, settingsSchema } from '../../src/config/schema.js';
 import { compileSandbox, layout, loadPolicy, type CompiledSandbox } from '../../src/policy/index.js';
-import { LABELS } from '../../src/sandbox/owner.js';
+import { LABELS, pidNamespace, serverIdentity } from '../../src/sandbox/owner.js';
 import { reapOrphans } from '../../src/sandbox/reaper.js';
 import { SandboxRunner, type SandboxRun } from '../../src/sandbox/runner.js';
 import { NODE_IMAGE, TEST_LABEL, cleanupTestResources, dockerClient, skipDocker, testRunId } from '../helpers/docker.js';
@@ -147,11 +147,11 @@ describe.skipIf(skipDocker)('sandbox runner on a real engine', () => {
     const host = (await import('node:os')).hostname();
     const orphan = await docker.createContainer({
       ...base,
-      Labels: { [TEST_LABEL]: runId, [LABELS.server]: '999999999:1', [LABELS.host]: host, [LABELS.deadline]: String(Date.now() + 600_000) },
+      Labels: { [TEST_LABEL]: runId, [LABELS.server]: `999999999:1:${pidNamespace()}`, [LABELS.host]: host, [LABELS.deadline]: String(Date.now() + 600_000) },
     });
     const live = await docker.createContainer({
       ...base,
-      Labels: { [TEST_LABEL]: runId, [LABELS.server]: `${process.pid}:${(await import('../../src/sandbox/owner.js')).processStartTime('self')}`, [LABELS.host]: host, [LABELS.deadline]: String(Date.now() + 600_000) },
+      Labels: { [TEST_LABEL]: runId, [LABELS.server]: serverIdentity(), [LABELS.host]: host, [LABELS.deadline]: String(Date.now() + 600_000) },
     });
     await reapOrphans(docker);
     await expect(docker.getContainer(orphan.id).inspect()).rejects.toMatchObject({ statusCode: 404 });

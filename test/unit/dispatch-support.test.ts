@@ -25,7 +25,7 @@ import { Slots } from '../../src/dispatch/slots.js';
 import { makeResult, type DispatchResult } from '../../src/dispatch/types.js';
 import { LABEL_PREFIX } from '../../src/policy/layout.js';
 import { LineCollector } from '../../src/sandbox/lines.js';
-import { LABELS, ownerIsGone, ownerLabels, processStartTime, serverIdentity } from '../../src/sandbox/owner.js';
+import { LABELS, ownerIsGone, ownerLabels, pidNamespace, processStartTime, serverIdentity } from '../../src/sandbox/owner.js';
 
 let root: string;
 
@@ -513,7 +513,7 @@ describe('owner labels', () => {
     const self = processStartTime('self');
     expect(self).toMatch(/^\d+$/);
     expect(processStartTime(process.pid)).toBe(self);
-    expect(serverIdentity()).toBe(`${process.pid}:${self}`);
+    expect(serverIdentity()).toBe(`${process.pid}:${self}:${pidNamespace()}`);
   });
 
   it('processStartTime of a pid that does not exist is undefined', () => {
@@ -533,15 +533,22 @@ describe('owner labels', () => {
     expect(ownerIsGone(labels)).toBe(false);
   });
 
+  const ns = () => pidNamespace()!;
+
   it('a dead server pid is gone', () => {
-    expect(ownerIsGone({ [LABELS.host]: here, [LABELS.server]: `${deadPid()}:12345` }, here)).toBe(true);
+    expect(ownerIsGone({ [LABELS.host]: here, [LABELS.server]: `${deadPid()}:12345:${ns()}` }, here)).toBe(true);
   });
 
-  it('a live pid with another start time (the pid was reused) is gone', () => {
+  it('a live pid with another start time (the pid was reused) is gone; an unknown start time is not judged', () => {
     const start = processStartTime('self')!;
-    expect(ownerIsGone({ [LABELS.host]: here, [LABELS.server]: `${process.pid}:${Number(start) + 1}` }, here)).toBe(true);
-    expect(ownerIsGone({ [LABELS.host]: here, [LABELS.server]: `${process.pid}:?` }, here)).toBe(true);
-    expect(ownerIsGone({ [LABELS.host]: here, [LABELS.server]: `${process.pid}:${start}` }, here)).toBe(false);
+    expect(ownerIsGone({ [LABELS.host]: here, [LABELS.server]: `${process.pid}:${Number(start) + 1}:${ns()}` }, here)).toBe(true);
+    expect(ownerIsGone({ [LABELS.host]: here, [LABELS.server]: `${process.pid}:?:${ns()}` }, here)).toBe(false);
+    expect(ownerIsGone({ [LABELS.host]: here, [LABELS.server]: `${process.pid}:${start}:${ns()}` }, here)).toBe(false);
+  });
+
+  it('a server in another PID namespace (same hostname) is never judged by its pid', () => {
+    expect(ownerIsGone({ [LABELS.host]: here, [LABELS.server]: `${deadPid()}:12345:1` }, here)).toBe(false);
+    expect(ownerIsGone({ [LABELS.host]: here, [LABELS.server]: `${deadPid()}:12345` }, here)).toBe(false);
   });
 
   it('a server on another host is never judged gone', () => {
