@@ -4,6 +4,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig, requireConfig } from '../config/load.js';
+import { CREDENTIAL_ENV } from '../policy/schema.js';
 import { newJobId } from '../dispatch/dispatcher.js';
 import { DispatchService, containerLabels } from '../dispatch/service.js';
 import type { DispatchResult } from '../dispatch/types.js';
@@ -91,6 +92,8 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
         AGENT_DISPATCH_CONFIG: configPath,
         AGENT_DISPATCH_DEPTH: '0',
         ANTHROPIC_BASE_URL: model.url,
+        // Only the throwaway key may travel (credentials: env): the user's real credentials are blanked out.
+        ...Object.fromEntries(CREDENTIAL_ENV.map((name) => [name, ''])),
         ANTHROPIC_API_KEY: key,
         AGENT_DISPATCH_SELFTEST_CANARY: canary,
       };
@@ -100,8 +103,9 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
       const result = await service.dispatch(config, { agent, task: DIRECTIVE.bash(probeScript({ repo, canary, hostPaths: [configPath, join(root, 'outside.txt'), baseEnv['HOME'] ? join(baseEnv['HOME'], '.config') : '/root/.config'] })) }, job);
       const facts = result.success ? parseProbe(result.result) : undefined;
       const keyArrived = model.requests.some((r) => r.apiKey === key);
+      const otherCredentials = model.requests.filter((r) => (r.apiKey !== undefined && r.apiKey !== key) || r.authorization !== undefined).length;
       const left = await runner.leftoverContainers(job).catch(() => -1);
-      const checks = judge(result, facts, { keyArrived, leftover: left });
+      const checks = judge(result, facts, { keyArrived, otherCredentials, leftover: left });
       return { ok: checks.every((c) => c.ok), image, checks, dispatch: result, notes: NOTES, durationMs: Date.now() - started };
     } finally {
       await model.close();
@@ -112,7 +116,7 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
   }
 }
 
-export function judge(result: DispatchResult, facts: ProbeFacts | undefined, seen: { keyArrived: boolean; leftover: number }): Check[] {
+export function judge(result: DispatchResult, facts: ProbeFacts | undefined, seen: { keyArrived: boolean; otherCredentials: number; leftover: number }): Check[] {
   const failed = result.success ? 'the probe did not report this' : `the dispatch failed (${result.error_type}): ${result.error ?? ''}${result.hint ? ` — ${result.hint}` : ''}`;
   const fact = (name: string, test: (f: ProbeFacts) => [boolean, string]): Check => {
     if (!facts) return { name, ok: false, detail: failed };
@@ -130,6 +134,7 @@ export function judge(result: DispatchResult, facts: ProbeFacts | undefined, see
     fact("server's secret not in the environment", (f) => [f.secret_env === '0' && f.secret_proc === '0', `env: ${f.secret_env ?? '?'}, /proc: ${f.secret_proc ?? '?'} occurrence(s)`]),
     fact('host files outside the repo are absent', (f) => [f.host_paths === 'absent', `agents.yaml, a file beside the repo, ~/.config: ${f.host_paths ?? '?'}`]),
     fact('no Docker socket', (f) => [f.docker_sock === 'absent', `/var/run/docker.sock: ${f.docker_sock ?? '?'}`]),
+    { name: 'only the throwaway key reached the model', ok: seen.otherCredentials === 0, detail: `${seen.otherCredentials} request(s) carried another credential` },
     { name: 'container removed after the dispatch', ok: seen.leftover === 0, detail: seen.leftover < 0 ? 'could not ask the engine' : `${seen.leftover} left` },
   ];
 }

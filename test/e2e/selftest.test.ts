@@ -17,7 +17,7 @@ function selftest(...args: string[]) {
   const run = spawnSync(process.execPath, [CLI, 'selftest', ...args], {
     encoding: 'utf8',
     timeout: 120_000,
-    env: { ...process.env, AGENT_DISPATCH_CONTAINER_LABELS: `${TEST_LABEL}=${runId}` },
+    env: { ...process.env, AGENT_DISPATCH_CONTAINER_LABELS: `${TEST_LABEL}=${runId}`, ANTHROPIC_AUTH_TOKEN: 'users-real-token', CLAUDE_CODE_OAUTH_TOKEN: 'users-real-oauth' },
   });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
@@ -27,7 +27,7 @@ describe.skipIf(skipDocker)('agent-dispatch selftest on this machine', () => {
     await cleanupTestResources(dockerClient(), runId);
   });
 
-  it('passes every check with the agent image, and leaves nothing behind', async () => {
+  it('passes every check with the agent image, and leaves nothing behind; the user\'s real credentials stay out', async () => {
     const run = selftest('--image', TEST_AGENT_IMAGE, '--json');
     expect(run.status, run.stderr + run.stdout).toBe(0);
     const report = JSON.parse(run.stdout) as { ok: boolean; checks: { name: string; ok: boolean }[] };
@@ -51,7 +51,7 @@ describe('selftest judging', () => {
     ['uid=1000', 'CapEff=0000000000000000', 'CapBnd=0000000000000000', 'NoNewPrivs=1', 'repo_read=readable', 'repo_write=refused', 'root_write=refused', 'secret_env=0', 'secret_proc=0', 'host_paths=absent', 'docker_sock=absent'].join('\n'),
   );
   const ok = { agent: 'a', success: true, result: '' };
-  const seen = { keyArrived: true, leftover: 0 };
+  const seen = { keyArrived: true, otherCredentials: 0, leftover: 0 };
 
   it('a sound sandbox passes every check', () => {
     expect(judge(ok, good, seen).filter((c) => !c.ok)).toEqual([]);
@@ -71,10 +71,15 @@ describe('selftest judging', () => {
     expect(failed.map((c) => c.name)).toEqual([name]);
   });
 
+  it('another credential reaching the model fails its check', () => {
+    expect(judge(ok, good, { ...seen, otherCredentials: 1 }).filter((c) => !c.ok).map((c) => c.name)).toEqual(['only the throwaway key reached the model']);
+  });
+
   it('a leftover container and a failed dispatch fail their checks', () => {
-    expect(judge(ok, good, { keyArrived: true, leftover: 1 }).find((c) => !c.ok)?.name).toBe('container removed after the dispatch');
+    expect(judge(ok, good, { ...seen, leftover: 1 }).find((c) => !c.ok)?.name).toBe('container removed after the dispatch');
     const failed = judge({ agent: 'a', success: false, result: '', error: 'boom', error_type: 'sandbox' }, undefined, seen);
-    expect(failed.every((c) => c.name === 'container removed after the dispatch' || !c.ok)).toBe(true);
+    const observedOutside = ['container removed after the dispatch', 'only the throwaway key reached the model'];
+    expect(failed.every((c) => observedOutside.includes(c.name) || !c.ok)).toBe(true);
   });
 
   it('the probe script quotes paths so a repo name cannot inject shell', () => {
