@@ -69,7 +69,7 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
     expect(await leftovers()).toBe(0);
   }, TIMEOUT);
 
-  it('from inside: the repo is read-only, the user is not root, no capabilities, NoNewPrivs, no server secret', async () => {
+  it('from inside: the repo is read-only, the user is not root, no capabilities, NoNewPrivs, no server secret, no setuid programs', async () => {
     const probe = [
       `cat ${repo}/notes.txt`,
       `touch ${repo}/new-file 2>&1 || true`,
@@ -79,6 +79,7 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
       `cat /proc/1/environ /proc/self/environ 2>/dev/null | tr '\\0' '\\n' | grep -c ${fx.secret} || true`,
       `ls ${fx.configDir} 2>&1 || true`,
       'ls /var/run/docker.sock 2>&1 || true',
+      'find / -xdev -type f -perm /6000 2>/dev/null | wc -l',
     ].join('; echo ---; ');
     const result = await dispatch(DIRECTIVE.bash(probe));
     expect(result.success, JSON.stringify(result)).toBe(true);
@@ -93,6 +94,7 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
     expect(sections[5]).toBe('0');
     expect(sections[6]).toMatch(/No such file or directory/);
     expect(sections[7]).toMatch(/No such file or directory/);
+    expect(sections[8]).toBe('0');
   }, TIMEOUT);
 
   it('a process left running in the background does not outlive the dispatch', async () => {
