@@ -30,6 +30,7 @@ import { resolveAgentPolicy } from '../dist/policy/resolve.js';
 import { claudeStateVolume } from '../dist/policy/layout.js';
 import { dockerOptions } from '../dist/sandbox/runner.js';
 import { DIRECTIVE, startFakeModel } from '../dist/selftest/fake-model.js';
+import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_LABEL = 'agent-dispatch.test';
@@ -270,17 +271,7 @@ async function main() {
   mkdirSync(join(configDir, 'policies'), { recursive: true });
   writeFileSync(
     join(configDir, 'policies', 'open-bench.yaml'),
-    stringify({
-      version: 1,
-      description: 'bench: open network until the egress gateway exists',
-      repo: 'ro',
-      credentials: 'env',
-      network: { mode: 'open' },
-      env: { pass: [], set: { CLAUDE_CODE_MAX_RETRIES: '0' } },
-      tools: { permission_mode: 'default', allow: ['Bash', 'Read', 'Glob', 'Grep'], deny: ['WebFetch', 'WebSearch'] },
-      resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 300 },
-      image: opts.image,
-    }),
+    stringify(openNetworkPolicy(opts.image, { description: 'bench: open network until the egress gateway exists' })),
   );
   const configPath = join(configDir, 'agents.yaml');
   writeFileSync(configPath, stringify({ agents: { [agent]: { directory: repo, policy: 'open-bench', description: 'bench' } }, groups: {}, settings: {} }), {

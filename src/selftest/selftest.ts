@@ -11,6 +11,7 @@ import type { DispatchResult } from '../dispatch/types.js';
 import { DEFAULT_AGENT_IMAGE } from '../sandbox/image.js';
 import { createSandboxRunner } from '../sandbox/runner.js';
 import { DIRECTIVE, startFakeModel } from './fake-model.js';
+import { openNetworkPolicy } from './open-policy.js';
 import { probeScript, type ProbeFacts, parseProbe } from './probe.js';
 
 export interface Check {
@@ -37,24 +38,6 @@ export interface SelftestOptions {
   image?: string;
   env?: NodeJS.ProcessEnv;
   onStep?: (message: string) => void;
-}
-
-/**
- * Until the egress gateway lands, the embedded policy is the `default` preset's sandbox with an open network
- * (to reach the scripted model on this machine) and the selftest's own throwaway key passed in.
- */
-function selftestPolicy(image: string): Record<string, unknown> {
-  return {
-    version: 1,
-    description: 'agent-dispatch selftest: the default sandbox, network open until the egress gateway exists',
-    repo: 'ro',
-    credentials: 'env',
-    network: { mode: 'open' },
-    env: { pass: [], set: { CLAUDE_CODE_MAX_RETRIES: '0' } },
-    tools: { permission_mode: 'default', allow: ['Bash'], deny: ['WebFetch', 'WebSearch'] },
-    resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 120 },
-    image,
-  };
 }
 
 /**
@@ -85,7 +68,7 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
       writeFileSync(join(root, 'outside.txt'), 'outside\n');
       const configPath = join(root, 'config', 'agents.yaml');
       mkdirSync(join(root, 'config', 'policies'), { recursive: true });
-      writeFileSync(join(root, 'config', 'policies', 'selftest.yaml'), stringify(selftestPolicy(image)));
+      writeFileSync(join(root, 'config', 'policies', 'selftest.yaml'), stringify(openNetworkPolicy(image, { description: 'agent-dispatch selftest', tools: { permission_mode: 'default', allow: ['Bash'], deny: ['WebFetch', 'WebSearch'] }, resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 120 } })));
       writeFileSync(configPath, stringify({ agents: { [agent]: { directory: repo, policy: 'selftest', description: 'selftest' } } }), { mode: 0o600 });
       const env: NodeJS.ProcessEnv = {
         ...baseEnv,

@@ -3,15 +3,12 @@
  * real claude talks to the scripted fake model.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
-import { createFixture, openTestPolicy, TEST_AGENT_IMAGE, type Fixture } from '../helpers/dispatch-fixture.js';
-import { cleanupTestResources, dockerClient, requireLocalImage, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+import { CLI, createBuiltFixture, openTestPolicy, type Fixture } from '../helpers/dispatch-fixture.js';
+import { cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
 
-const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
 const TIMEOUT = 90_000;
 
 describe.skipIf(skipDocker)('agent-dispatch test NAME [TASK]', () => {
@@ -21,9 +18,7 @@ describe.skipIf(skipDocker)('agent-dispatch test NAME [TASK]', () => {
   let fx: Fixture;
 
   beforeAll(async () => {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run 'npm run build' first ('npm test' does it).`);
-    await requireLocalImage(docker, TEST_AGENT_IMAGE);
-    fx = await createFixture(docker, runId);
+    fx = await createBuiltFixture(docker, runId);
     fx.policy('open-test', openTestPolicy());
     fx.agents({ [agent]: { directory: fx.repo('tool'), policy: 'open-test' }, [`${agent}-gw`]: { directory: fx.repo('tool'), policy: 'default' } });
   }, TIMEOUT);

@@ -3,18 +3,15 @@
  * `agent-dispatch serve`, which dispatches into the test agent image where the real claude binary talks to
  * the scripted fake model. `npm test` builds first.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CallToolResultSchema, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
-import { createFixture, openTestPolicy, TEST_AGENT_IMAGE, type Fixture } from '../helpers/dispatch-fixture.js';
-import { cleanupTestResources, dockerClient, requireLocalImage, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+import { CLI, createBuiltFixture, openTestPolicy, type Fixture } from '../helpers/dispatch-fixture.js';
+import { cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
 
-const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
 const TIMEOUT = 120_000;
 
 describe.skipIf(skipDocker)('dispatch tools over stdio with the real claude binary in the sandbox', () => {
@@ -26,18 +23,12 @@ describe.skipIf(skipDocker)('dispatch tools over stdio with the real claude bina
   let stderr = '';
 
   beforeAll(async () => {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run 'npm run build' first ('npm test' does it).`);
-    await requireLocalImage(docker, TEST_AGENT_IMAGE);
-    fx = await createFixture(docker, runId);
+    fx = await createBuiltFixture(docker, runId);
     const repo = fx.repo('service');
     fx.policy('open-test', openTestPolicy());
-    fx.agents(
-      { [agent]: { directory: repo, policy: 'open-test' } },
-      {},
-    );
-    const config = (await import('yaml')).parse((await import('node:fs')).readFileSync(fx.configPath, 'utf8'));
-    config.groups = { team: { description: 'the team', shared_context: 'The team ships on Fridays.', members: [{ agent }] } };
-    (await import('node:fs')).writeFileSync(fx.configPath, (await import('yaml')).stringify(config));
+    fx.agents({ [agent]: { directory: repo, policy: 'open-test' } }, {}, {
+      team: { description: 'the team', shared_context: 'The team ships on Fridays.', members: [{ agent }] },
+    });
     const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'serve'], env: fx.env as Record<string, string>, cwd: fx.root, stderr: 'pipe' });
     transport.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     client = new Client({ name: 'e2e-dispatch', version: '0.0.0' });

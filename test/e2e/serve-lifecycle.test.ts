@@ -2,18 +2,15 @@
  * Container lifetime across the server's own lifetime: a SIGTERM'd server removes the containers it still
  * runs before it exits, and a server killed outright leaves an orphan that the next server reaps at start.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
-import { createFixture, openTestPolicy, TEST_AGENT_IMAGE, type Fixture } from '../helpers/dispatch-fixture.js';
-import { cleanupTestResources, dockerClient, requireLocalImage, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+import { CLI, createBuiltFixture, openTestPolicy, type Fixture } from '../helpers/dispatch-fixture.js';
+import { cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
 
-const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
 const TIMEOUT = 90_000;
 
 describe.skipIf(skipDocker)('dispatch containers follow the server’s lifetime', () => {
@@ -23,9 +20,7 @@ describe.skipIf(skipDocker)('dispatch containers follow the server’s lifetime'
   let fx: Fixture;
 
   beforeAll(async () => {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run 'npm run build' first ('npm test' does it).`);
-    await requireLocalImage(docker, TEST_AGENT_IMAGE);
-    fx = await createFixture(docker, runId);
+    fx = await createBuiltFixture(docker, runId);
     fx.policy('open-test', openTestPolicy());
     fx.agents({ [agent]: { directory: fx.repo('svc'), policy: 'open-test' } });
   }, TIMEOUT);

@@ -4,13 +4,14 @@
  * scripted fake model as its API. Until the egress gateway exists the test policies are `network: open`
  * with `credentials: env`, so the fake model listens on the Docker bridge address the containers can reach.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { stringify } from 'yaml';
 import { startFakeModel, type FakeModel } from '../../src/selftest/fake-model.js';
-import { TEST_LABEL } from './docker.js';
+import { openNetworkPolicy } from '../../src/selftest/open-policy.js';
+import { requireLocalImage, TEST_LABEL } from './docker.js';
 
 /** Built by test/global-setup.ts from images/agent with the devDependency's claude binary. */
 export const TEST_AGENT_IMAGE = 'agent-dispatch/agent:test';
@@ -20,18 +21,17 @@ export interface PolicyOverrides {
 }
 
 export function openTestPolicy(overrides: PolicyOverrides = {}): Record<string, unknown> {
-  return {
-    version: 1,
-    description: 'test: open network until the egress gateway exists',
-    repo: 'ro',
-    credentials: 'env',
-    network: { mode: 'open' },
-    env: { pass: [], set: { CLAUDE_CODE_MAX_RETRIES: '0' } },
-    tools: { permission_mode: 'default', allow: ['Bash', 'Read', 'Glob', 'Grep'], deny: ['WebFetch', 'WebSearch'] },
-    resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 300 },
-    image: TEST_AGENT_IMAGE,
-    ...overrides,
-  };
+  return openNetworkPolicy(TEST_AGENT_IMAGE, { description: 'test: open network until the egress gateway exists', ...overrides });
+}
+
+/** The built CLI the e2e suites run (`npm test` builds first). */
+export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
+
+/** A fixture for suites that run the built CLI against the test agent image; fails clearly when either is missing. */
+export async function createBuiltFixture(docker: Docker, runId: string): Promise<Fixture> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run 'npm run build' first ('npm test' does it).`);
+  await requireLocalImage(docker, TEST_AGENT_IMAGE);
+  return createFixture(docker, runId);
 }
 
 /** The address of the default bridge on the host: where containers on it reach host services. */
@@ -57,7 +57,7 @@ export interface Fixture {
   /** Write a policy file into the config's policies/ folder; returns its name. */
   policy(name: string, body: Record<string, unknown> | string): string;
   /** Write agents.yaml. */
-  agents(agents: Record<string, Record<string, unknown>>, settings?: Record<string, unknown>): void;
+  agents(agents: Record<string, Record<string, unknown>>, settings?: Record<string, unknown>, groups?: Record<string, unknown>): void;
   close(): Promise<void>;
 }
 
@@ -98,8 +98,8 @@ export async function createFixture(docker: Docker, runId: string): Promise<Fixt
       writeFileSync(join(configDir, 'policies', `${name}.yaml`), typeof body === 'string' ? body : stringify(body));
       return name;
     },
-    agents(agents, settings = {}) {
-      writeFileSync(configPath, stringify({ agents, groups: {}, settings }), { mode: 0o600 });
+    agents(agents, settings = {}, groups = {}) {
+      writeFileSync(configPath, stringify({ agents, groups, settings }), { mode: 0o600 });
     },
     async close() {
       await model.close();
