@@ -5,6 +5,9 @@ export interface CacheableResult {
   success: boolean;
   denied_tools?: string[] | null;
   budget_exceeded?: boolean | null;
+  /** `repo: overlay` results: the key does not cover the repo's content, so these are never cached. */
+  patch?: string | null;
+  patch_file?: string | null;
   [key: string]: unknown;
 }
 
@@ -79,9 +82,14 @@ export class DispatchCache {
     return structuredClone(entry.result);
   }
 
-  /** Only clean successes are stored: no failures, no denied tools, no budget overrun. */
+  /**
+   * Only clean successes are stored: no failures, no denied tools, no budget overrun — and no overlay patch
+   * (`patch`/`patch_file`): the key does not cover the repo's content, so after the patch is applied the same
+   * dispatch must run again rather than return the stale patch.
+   */
   put(parts: CacheKeyParts, result: CacheableResult): boolean {
     if (!result.success || (result.denied_tools && result.denied_tools.length > 0) || result.budget_exceeded) return false;
+    if (result.patch != null || result.patch_file != null) return false;
     const key = DispatchCache.key(parts);
     if (!this.entries.has(key) && this.entries.size >= this.maxSize) {
       let oldestKey: string | undefined;

@@ -39,7 +39,10 @@ export function agentFingerprint(agent: AgentConfig, configDir: string): string 
 export const DEFAULT_SUMMARY_CHARS = 500;
 export const MAX_SUMMARY_CHARS = 100_000;
 
-/** What `return_ref` returns instead of the whole result: a ref, a summary and the result's metadata. */
+/**
+ * What `return_ref` returns instead of the whole result: a ref, a summary and the result's metadata. An overlay
+ * result's patch text stays behind the ref (fetch_result); `patch_file`/`patch_truncated` show that one exists.
+ */
 export function refPayload(ref: string, result: DispatchResult, summaryChars: number): Record<string, unknown> {
   const chars = Math.min(MAX_SUMMARY_CHARS, Math.max(0, Math.trunc(Number.isFinite(summaryChars) ? summaryChars : DEFAULT_SUMMARY_CHARS)));
   const text = result.result ?? '';
@@ -51,7 +54,7 @@ export function refPayload(ref: string, result: DispatchResult, summaryChars: nu
     summary_chars: chars ? Math.min(text.length, chars) : 0,
     summary: chars ? text.slice(0, chars) : '',
   };
-  for (const key of ['session_id', 'cost_usd', 'duration_ms', 'num_turns', 'error', 'error_type', 'denied_tools', 'hint', 'budget_exceeded'] as const) {
+  for (const key of ['session_id', 'cost_usd', 'duration_ms', 'num_turns', 'error', 'error_type', 'denied_tools', 'hint', 'budget_exceeded', 'patch_file', 'patch_truncated'] as const) {
     if (result[key] !== undefined) payload[key] = result[key];
   }
   if ('parsed_result' in result) payload['parsed_result'] = result.parsed_result;

@@ -1,3 +1,4 @@
+import { permissionRank, toolName } from '../policy/permissions.js';
 import { isRecord, own, pyTruthy, toText, truncate } from './text.js';
 
 /** Substrings (lower case) that mark an error as a permission problem (original §4.7). */
@@ -19,12 +20,56 @@ export function classifyError(text: unknown): 'permission' | 'cli_error' {
   return PERMISSION_PATTERNS.some((pattern) => lower.includes(pattern)) ? 'permission' : 'cli_error';
 }
 
+/**
+ * The agent's sandbox policy, as far as it bounds what `agent-dispatch update` can grant: the agent's
+ * allowed_tools are cut to `toolsAllow`, `toolsDeny` is always removed, and a mode above `modeCap` is narrowed
+ * to it (src/policy/permissions.ts). A hint whose commands the policy would undo says so.
+ */
+export interface PolicyBounds {
+  /** The agent's `policy` field: a preset name or a policy file path. */
+  name: string;
+  /** The policy's tools.allow; null = no limit. */
+  toolsAllow: string[] | null;
+  /** The policy's tools.deny. */
+  toolsDeny?: string[];
+  /** The policy's tools.permission_mode: the most permissive mode an agent may use. */
+  modeCap: string;
+}
+
+/** The tools the permission hint suggests pre-approving. */
+const SUGGESTED_TOOLS = ['Bash', 'Read', 'Edit', 'Write', 'Glob', 'Grep'];
+
 /** Appended to a permission error. The commands it names are real `agent-dispatch update` flags. */
-export function permissionHint(agent: string): string {
+export function permissionHint(agent: string, policy?: PolicyBounds, deniedTools: readonly string[] = []): string {
+  const note = policyNote(agent, policy, [...SUGGESTED_TOOLS, ...deniedTools]);
   return (
     `\n\nHint: Agent '${agent}' was denied a tool or action. To fix, configure permissions in agents.yaml:\n` +
     `  agent-dispatch update ${agent} --permission-mode bypassPermissions\n` +
-    `  agent-dispatch update ${agent} --allowed-tools Bash,Read,Edit,Write,Glob,Grep`
+    `  agent-dispatch update ${agent} --allowed-tools Bash,Read,Edit,Write,Glob,Grep` +
+    (note ? `\n${note}` : '')
+  );
+}
+
+/**
+ * When the policy would undo the hint's commands for these tools or for bypassPermissions, the sentence that
+ * says so and where to widen it; '' when the policy does not bound them (or is unknown).
+ */
+export function policyNote(agent: string, policy: PolicyBounds | undefined, tools: readonly string[]): string {
+  if (!policy) return '';
+  const bounds: string[] = [];
+  const allow = policy.toolsAllow;
+  if (allow !== null && tools.some((t) => !allow.includes(t) && !allow.includes(toolName(t)))) {
+    bounds.push('tools outside its tools.allow');
+  }
+  const deny = policy.toolsDeny ?? [];
+  if (tools.some((t) => deny.includes(t) || deny.includes(toolName(t)))) bounds.push('tools in its tools.deny');
+  const cap = permissionRank(policy.modeCap);
+  if (cap === undefined || cap < permissionRank('bypassPermissions')!) bounds.push(`modes above '${policy.modeCap}'`);
+  if (bounds.length === 0) return '';
+  const which = bounds.length === 1 ? bounds[0]! : `${bounds.slice(0, -1).join(', ')} and ${bounds[bounds.length - 1]!}`;
+  return (
+    `Note: the agent's sandbox policy '${policy.name}' bounds these: ${which} are dropped — ` +
+    `widen the policy file, then check with agent-dispatch policy check --agent ${agent}.`
   );
 }
 
@@ -57,12 +102,14 @@ export function extractDeniedTools(data: unknown): string[] | undefined {
 }
 
 /** The soft `hint` of a result that succeeded with some tool calls denied. */
-export function denialHint(agent: string, deniedTools: string[]): string {
+export function denialHint(agent: string, deniedTools: string[], policy?: PolicyBounds): string {
+  const note = policyNote(agent, policy, deniedTools);
   return (
     `${deniedTools.length} tool call(s) were denied by permissions: ${deniedTools.join(', ')}. ` +
     'The result may be incomplete — the agent could not use these tools. ' +
     `To grant access: update_agent(name='${agent}', allowed_tools='${deniedTools.join(',')}') or ` +
-    `permission_mode='bypassPermissions' (CLI: agent-dispatch update ${agent} --allowed-tools ...).`
+    `permission_mode='bypassPermissions' (CLI: agent-dispatch update ${agent} --allowed-tools ...).` +
+    (note ? ` ${note}` : '')
   );
 }
 

@@ -12,7 +12,7 @@ import type { SandboxOutcome, SandboxRun } from '../sandbox/runner.js';
 import { claudeCommand, isSessionFlagRejection } from './command.js';
 import { extractPatch, OVERLAY_SETUP_FAILED, overlayCommand } from './overlay.js';
 import { buildPrompt } from './prompt.js';
-import { currentDepth, errorResult, hasResultEvent, recursionResult, resultFromRun, type ResultContext } from './result.js';
+import { currentDepth, errorResult, hasResultEvent, recursionResult, resultFromRun, type PolicyBounds, type ResultContext } from './result.js';
 import { progressFromLine, type ProgressEvent } from './stream-events.js';
 import { makeResult, type DispatchResult } from './types.js';
 
@@ -98,6 +98,8 @@ interface Checked {
   agent: AgentConfig;
   sandbox: CompiledSandbox;
   overlay: boolean;
+  /** What the agent's policy lets `agent-dispatch update` grant, for the permission hints. */
+  policy: PolicyBounds;
 }
 
 /** Everything that can refuse a dispatch before a container exists, in the original's order. */
@@ -111,14 +113,14 @@ function preflight(deps: DispatchDeps, request: DispatchRequest): Checked | Disp
   const agent = withTimeoutOverride(configured, request.timeoutSeconds);
   if (!isDirectory(agent.directory)) {
     return errorResult(name, 'not_found', `Directory does not exist: ${agent.directory}`, {
-      hint: `Point the agent at its project: agent-dispatch update ${name} ... or re-add it (agent-dispatch remove ${name} && agent-dispatch add ${name} <directory>).`,
+      hint: `Re-add it with its directory (agent-dispatch remove ${name} && agent-dispatch add ${name} <directory>).`,
     });
   }
   const compiled = compileFor(deps, name, agent);
   if ('error' in compiled) return compiled.error;
   const gate = networkGate(name, agent, compiled.sandbox);
   if (gate) return gate;
-  return { agent, sandbox: compiled.sandbox, overlay: compiled.sandbox.mounts.some((m) => m.mode === 'overlay') };
+  return { agent, sandbox: compiled.sandbox, overlay: compiled.sandbox.mounts.some((m) => m.mode === 'overlay'), policy: compiled.policy };
 }
 
 interface Plan {
@@ -160,6 +162,7 @@ function planRun(deps: DispatchDeps, request: DispatchRequest, checked: Checked)
       timeoutSeconds: checked.sandbox.timeoutSeconds,
       timeoutCappedByPolicy: checked.sandbox.timeoutSeconds < (checked.agent.timeout || deps.config.settings.default_timeout),
       resumed: resume !== undefined,
+      policy: checked.policy,
     },
   };
 }
@@ -200,19 +203,23 @@ function withPatch(result: DispatchResult, patch: Buffer | undefined, complete: 
   }
 }
 
-function compileFor(deps: DispatchDeps, name: string, agent: AgentConfig): { sandbox: CompiledSandbox } | { error: DispatchResult } {
+function compileFor(deps: DispatchDeps, name: string, agent: AgentConfig): { sandbox: CompiledSandbox; policy: PolicyBounds } | { error: DispatchResult } {
   const agents = Object.assign(Object.create(null) as Record<string, AgentConfig>, deps.config.agents, { [name]: agent });
   const report = resolveAgentPolicy({ ...deps.config, agents }, name, { configDir: deps.configDir, hostEnv: deps.env, depth: currentDepth(deps.env) });
   const errors = report.findings.filter((f) => f.severity === 'error');
-  if (!report.compiled || errors.length > 0) {
+  if (!report.compiled || errors.length > 0 || report.load.kind !== 'ok') {
     const detail = errors.map((f) => `${f.code}: ${f.message}`).join('; ') || 'the policy could not be compiled';
     return {
       error: errorResult(name, 'policy', `Agent '${name}' has an unusable sandbox policy '${agent.policy}': ${detail}`, {
-        hint: `Nothing was started. See agent-dispatch policy check --agent ${name}, fix the policy file, or point the agent at another policy (agent-dispatch update ${name} --policy default).`,
+        hint: `Nothing was started. See agent-dispatch policy check --agent ${name}, fix the policy file, or point the agent at a working policy (agent-dispatch update ${name} --policy NAME|PATH).`,
       }),
     };
   }
-  return { sandbox: report.compiled };
+  const { tools } = report.load.policy;
+  return {
+    sandbox: report.compiled,
+    policy: { name: agent.policy, toolsAllow: tools.allow, toolsDeny: tools.deny, modeCap: tools.permission_mode },
+  };
 }
 
 /** Until the egress gateway exists, only a policy that asks for an open network may run (and says so). */

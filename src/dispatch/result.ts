@@ -1,11 +1,11 @@
 import { applyBudget, budgetStopHint, resumableSentence } from './budget.js';
-import { classifyError, cliErrorDetails, denialHint, extractDeniedTools, permissionHint } from './classify.js';
+import { classifyError, cliErrorDetails, denialHint, extractDeniedTools, permissionHint, type PolicyBounds } from './classify.js';
 import { parseStructuredResponse } from './structured.js';
 import { capText, finiteNumber, own, parseJsonObject, pyTruthy, toText } from './text.js';
 import { errorResult, makeResult, type DispatchResult } from './types.js';
 
 export { applyBudget } from './budget.js';
-export { classifyError, extractDeniedTools, permissionHint } from './classify.js';
+export { classifyError, extractDeniedTools, permissionHint, type PolicyBounds } from './classify.js';
 export { currentDepth, recursionResult } from './recursion.js';
 export { parseStructuredResponse } from './structured.js';
 export { errorResult } from './types.js';
@@ -23,6 +23,8 @@ export interface ResultContext {
   timeoutCappedByPolicy?: boolean;
   /** The run continued an earlier session: claude's reported cost is then cumulative over the whole session. */
   resumed: boolean;
+  /** The agent's sandbox policy: permission hints say when it, not agents.yaml, is what bounds the tools/mode. */
+  policy?: PolicyBounds;
 }
 
 /** What the runner observed: claude's stdout lines, its stderr, and how it ended. */
@@ -31,6 +33,8 @@ export interface RunOutcome {
   stdoutLines: string[];
   stderr: string;
   timedOut: boolean;
+  /** The run was cancelled (its container killed) — after the result, when there is one. */
+  cancelled?: boolean;
 }
 
 export const KILLED_AFTER_RESULT =
@@ -46,16 +50,22 @@ const BUDGET_TERMINAL_REASON = 'budget_exhausted';
 const MAX_SESSION_ID_CHARS = 200;
 
 /**
- * Turns one finished run into the DispatchResult. A `result` event beats everything else, the timeout included
- * (the answer was paid for); without one, a timeout is a resumable `timeout`, and anything else — exit 0 too —
+ * Turns one finished run into the DispatchResult. Success is a `result` event with `is_error` false AND exit 0
+ * (claude-cli.md §4a) — except that a result which arrived before the deadline or a cancel beats the kill that
+ * followed it (the answer was paid for and is complete). A non-zero exit after a success event is a failure that
+ * keeps the text. Without a result event, a timeout is a resumable `timeout`, and anything else — exit 0 too —
  * is a failure explained by stderr, stray stdout text, or the exit code.
  */
 export function resultFromRun(outcome: RunOutcome, ctx: ResultContext): DispatchResult {
   const event = lastResultEvent(outcome.stdoutLines);
   if (event) {
-    const result = pyTruthy(own(event, 'is_error'))
-      ? resultFromError(event, ctx, outcome.exitCode)
-      : resultFromSuccess(event, ctx, outcome.timedOut);
+    // A kill after the result (timeout, cancel) is not claude failing: its exit code says nothing about the answer.
+    const killedAfterResult = outcome.timedOut || outcome.cancelled === true;
+    const exit = outcome.exitCode;
+    let result: DispatchResult;
+    if (pyTruthy(own(event, 'is_error'))) result = resultFromError(event, ctx, exit);
+    else if (!killedAfterResult && typeof exit === 'number' && exit !== 0) result = resultFromFailedExit(event, ctx, exit, outcome.stderr);
+    else result = resultFromSuccess(event, ctx, outcome.timedOut);
     return ctx.resumed && result.budget_exceeded && result.error_type !== 'budget'
       ? makeResult({ ...result, hint: `${result.hint ?? ''} ${CUMULATIVE_COST_NOTE}`.trim() })
       : result;
@@ -71,7 +81,7 @@ export function resultFromRun(outcome: RunOutcome, ctx: ResultContext): Dispatch
     `No result received (exit code ${outcome.exitCode ?? 'unknown'})`;
   const error = capText(text);
   const errorType = classifyError(error);
-  return errorResult(ctx.agent, errorType, errorType === 'permission' ? error + permissionHint(ctx.agent) : error, {
+  return errorResult(ctx.agent, errorType, errorType === 'permission' ? error + permissionHint(ctx.agent, ctx.policy) : error, {
     session_id: ctx.sessionFallback,
   });
 }
@@ -136,7 +146,7 @@ function metrics(event: Record<string, unknown>): Pick<DispatchResult, 'cost_usd
 function resultFromSuccess(event: Record<string, unknown>, ctx: ResultContext, timedOut: boolean): DispatchResult {
   const text = resultText(event);
   const denied = extractDeniedTools(event);
-  const hint = [denied ? denialHint(ctx.agent, denied) : '', timedOut ? KILLED_AFTER_RESULT : ''].filter(Boolean).join(' ');
+  const hint = [denied ? denialHint(ctx.agent, denied, ctx.policy) : '', timedOut ? KILLED_AFTER_RESULT : ''].filter(Boolean).join(' ');
   const result = makeResult({
     agent: ctx.agent,
     success: true,
@@ -146,6 +156,40 @@ function resultFromSuccess(event: Record<string, unknown>, ctx: ResultContext, t
     parsed_result: ctx.responseFormat === 'json' ? parseStructuredResponse(text) : undefined,
     denied_tools: denied,
     hint: hint || undefined,
+  });
+  return applyBudget(result, ctx.budget);
+}
+
+/** How much of the answer and of stderr the error of a failed exit after a success event quotes. */
+const FAILED_EXIT_QUOTE_CHARS = 300;
+
+/**
+ * A success event (`is_error` false) followed by a non-zero exit: claude failed after answering (e.g. while
+ * flushing or shutting down), so the answer may be incomplete. A failure — never cached — whose `result` keeps
+ * the text and whose session stays resumable; the error quotes the answer's start and stderr.
+ */
+function resultFromFailedExit(event: Record<string, unknown>, ctx: ResultContext, exitCode: number, stderr: unknown): DispatchResult {
+  const { agent } = ctx;
+  const text = resultText(event);
+  const stderrText = typeof stderr === 'string' ? stderr.trim() : '';
+  let error = `claude exited with code ${exitCode} after reporting success`;
+  error += text ? `: ${capText(text, FAILED_EXIT_QUOTE_CHARS)}` : ' (with an empty result)';
+  if (stderrText) error += `\nstderr: ${capText(stderrText, FAILED_EXIT_QUOTE_CHARS)}`;
+  error = capText(error);
+  const errorType = classifyError(error);
+  const sessionId = sessionIdFrom(event, ctx.sessionFallback);
+  const denied = extractDeniedTools(event);
+  if (errorType === 'permission') error += permissionHint(agent, ctx.policy, denied ?? []);
+  const result = makeResult({
+    agent,
+    success: false,
+    result: text,
+    session_id: sessionId,
+    ...metrics(event),
+    error,
+    error_type: errorType,
+    denied_tools: denied,
+    hint: `The answer is kept in result but may be incomplete: claude did not exit cleanly after producing it.${resumableSentence(agent, sessionId)}`,
   });
   return applyBudget(result, ctx.budget);
 }
@@ -169,10 +213,10 @@ function resultFromError(event: Record<string, unknown>, ctx: ResultContext, exi
     error += budgetStopHint(agent, ctx.budget, sessionId);
   } else if (denied) {
     errorType = 'permission';
-    error += permissionHint(agent);
+    error += permissionHint(agent, ctx.policy, denied);
   } else {
     errorType = classifyError(error);
-    if (errorType === 'permission') error += permissionHint(agent);
+    if (errorType === 'permission') error += permissionHint(agent, ctx.policy);
   }
   const result = makeResult({
     agent,

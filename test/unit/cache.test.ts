@@ -268,6 +268,23 @@ describe('degraded results are not cached (TestDegradedResultsAreNotCached)', ()
     expect(cache.put(key('t'), ok('partial', { budget_exceeded: true }))).toBe(false);
     expect(cache.get(key('t'))).toBeUndefined();
   });
+
+  it('an overlay result (patch and/or patch_file): the key does not cover the repo, so a stale patch could come back', () => {
+    const cache = new DispatchCache(300, 10);
+    expect(cache.put(key('t'), ok('edited', { patch: '+x\n', patch_file: '/cfg/patches/a.patch' }))).toBe(false);
+    expect(cache.put(key('t'), ok('edited', { patch: '+x\n' }))).toBe(false);
+    expect(cache.put(key('t'), ok('edited', { patch_file: '/cfg/patches/a.patch' }))).toBe(false);
+    expect(cache.put(key('t'), ok('edited', { patch: '' }))).toBe(false);
+    expect(cache.get(key('t'))).toBeUndefined();
+    expect(cache.stats().size).toBe(0);
+  });
+
+  it('a refused overlay result leaves an earlier entry for the key alone', () => {
+    const cache = new DispatchCache(300, 10);
+    cache.put(key('t'), ok('clean'));
+    expect(cache.put(key('t'), ok('edited', { patch: '+x\n' }))).toBe(false);
+    expect(cache.get(key('t'))?.['result']).toBe('clean');
+  });
 });
 
 describe('isolation (TestCacheIsolation)', () => {

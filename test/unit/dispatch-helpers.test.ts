@@ -9,6 +9,7 @@ import {
   permissionHint,
   recursionResult,
 } from '../../src/dispatch/result.js';
+import { denialHint, policyNote, type PolicyBounds } from '../../src/dispatch/classify.js';
 import { formatG, truncate } from '../../src/dispatch/text.js';
 import { makeResult, type DispatchResult } from '../../src/dispatch/types.js';
 
@@ -93,6 +94,62 @@ describe('classifyError (TestErrorClassification)', () => {
         '  agent-dispatch update api --permission-mode bypassPermissions\n' +
         '  agent-dispatch update api --allowed-tools Bash,Read,Edit,Write,Glob,Grep',
     );
+  });
+});
+
+describe('permission hints under a sandbox policy (the policy bounds what `update` can grant)', () => {
+  const PERMISSION_HINT =
+    "\n\nHint: Agent 'api' was denied a tool or action. To fix, configure permissions in agents.yaml:\n" +
+    '  agent-dispatch update api --permission-mode bypassPermissions\n' +
+    '  agent-dispatch update api --allowed-tools Bash,Read,Edit,Write,Glob,Grep';
+  const DENIAL_HINT =
+    '1 tool call(s) were denied by permissions: Edit. The result may be incomplete — the agent could not use these tools. ' +
+    "To grant access: update_agent(name='api', allowed_tools='Edit') or permission_mode='bypassPermissions' " +
+    '(CLI: agent-dispatch update api --allowed-tools ...).';
+  const policy = (extra: Partial<PolicyBounds> = {}): PolicyBounds => ({
+    name: 'strict',
+    toolsAllow: ['Read', 'Grep', 'Glob'],
+    toolsDeny: ['WebFetch'],
+    modeCap: 'default',
+    ...extra,
+  });
+  const open = policy({ toolsAllow: null, toolsDeny: [], modeCap: 'bypassPermissions' });
+  const note = (what: string, agent = 'api', name = 'strict') =>
+    `Note: the agent's sandbox policy '${name}' bounds these: ${what} are dropped — widen the policy file, then check with agent-dispatch policy check --agent ${agent}.`;
+
+  it("keeps the original's wording and appends the policy note on its own line", () => {
+    expect(permissionHint('api', policy())).toBe(`${PERMISSION_HINT}\n${note("tools outside its tools.allow and modes above 'default'")}`);
+  });
+
+  it('without a policy, or under one that bounds nothing, the hint is the original, byte for byte', () => {
+    expect(permissionHint('api')).toBe(PERMISSION_HINT);
+    expect(permissionHint('api', open)).toBe(PERMISSION_HINT);
+    expect(denialHint('api', ['Edit'])).toBe(DENIAL_HINT);
+    expect(denialHint('api', ['Edit'], open)).toBe(DENIAL_HINT);
+  });
+
+  it('the denial hint gets the note after its last sentence', () => {
+    expect(denialHint('api', ['Edit'], policy())).toBe(`${DENIAL_HINT} ${note("tools outside its tools.allow and modes above 'default'")}`);
+  });
+
+  it('names only what binds: a mode cap alone when tools.allow covers the tools', () => {
+    expect(policyNote('api', policy({ toolsAllow: ['Bash', 'Edit'] }), ['Edit', 'Bash(git diff:*)'])).toBe(note("modes above 'default'"));
+    expect(policyNote('api', policy({ modeCap: 'bypassPermissions' }), ['Edit'])).toBe(note('tools outside its tools.allow'));
+    expect(policyNote('api', policy({ modeCap: 'bypassPermissions' }), ['Read'])).toBe('');
+  });
+
+  it('a denied tool in tools.deny is named, and the permission hint counts the denied tools too', () => {
+    const bound = policy({ toolsAllow: null, modeCap: 'bypassPermissions' });
+    expect(policyNote('api', bound, ['WebFetch'])).toBe(note('tools in its tools.deny'));
+    expect(permissionHint('api', bound)).toBe(PERMISSION_HINT);
+    expect(permissionHint('api', bound, ['WebFetch'])).toBe(`${PERMISSION_HINT}\n${note('tools in its tools.deny')}`);
+    expect(policyNote('web', policy({ name: './p.yaml' }), ['WebFetch'])).toBe(
+      note("tools outside its tools.allow, tools in its tools.deny and modes above 'default'", 'web', './p.yaml'),
+    );
+  });
+
+  it('an unknown cap counts as bounding', () => {
+    expect(policyNote('api', policy({ toolsAllow: null, modeCap: 'weird' }), ['Edit'])).toBe(note("modes above 'weird'"));
   });
 });
 

@@ -227,7 +227,8 @@ describe('pre-flight, in order; nothing reaches the sandbox', () => {
     const sandbox = new FakeSandbox();
     const result = await runDispatch(inst.deps(sandbox), req({ agent: 'lost' }));
     expect(result).toMatchObject({ agent: 'lost', success: false, result: '', error_type: 'not_found', error: `Directory does not exist: ${missing}` });
-    expect(result.hint).toContain('agent-dispatch update lost');
+    // `update` has no directory option: re-adding is the one command that fixes it.
+    expect(result.hint).toBe('Re-add it with its directory (agent-dispatch remove lost && agent-dispatch add lost <directory>).');
     expect(sandbox.runs).toHaveLength(0);
   });
 
@@ -250,6 +251,9 @@ describe('pre-flight, in order; nothing reaches the sandbox', () => {
     expect(result.error).toContain('policy-invalid');
     expect(result.hint).toContain('Nothing was started');
     expect(result.hint).toContain('agent-dispatch policy check --agent bad');
+    // The default preset needs the (unbuilt) egress gateway: the hint must not send the user there.
+    expect(result.hint).toContain('point the agent at a working policy (agent-dispatch update bad --policy NAME|PATH)');
+    expect(result.hint).not.toContain('--policy default');
     expect(sandbox.runs).toHaveLength(0);
   });
 
@@ -588,10 +592,18 @@ describe('outcomes become results', () => {
     expect(sandbox.runs).toHaveLength(1);
   });
 
-  it('exit 127 with a result line is judged by the result', async () => {
+  it('exit 127 with a result line is judged by the result and the exit code, not as a missing claude', async () => {
     const inst = install();
     const sandbox = new FakeSandbox(() => outcome({ exitCode: 127, stdoutLines: [resultLine()], stderr: 'bash: foo: command not found' }));
-    expect((await runDispatch(inst.deps(sandbox), req())).success).toBe(true);
+    const result = await runDispatch(inst.deps(sandbox), req());
+    expect(result).toMatchObject({ success: false, error_type: 'cli_error', result: 'Hello from the agent', session_id: '367475b8-0000-4000-8000-000000000001' });
+    expect(result.error).toBe('claude exited with code 127 after reporting success: Hello from the agent\nstderr: bash: foo: command not found');
+  });
+
+  it('a result that arrived before a cancel is kept', async () => {
+    const inst = install();
+    const sandbox = new FakeSandbox(() => outcome({ exitCode: null, cancelled: true, stdoutLines: [resultLine({ result: 'in time' })] }));
+    expect(await runDispatch(inst.deps(sandbox), req())).toMatchObject({ success: true, result: 'in time' });
   });
 
   it('a non-zero exit with stderr and no result → a failure explained by stderr', async () => {
@@ -600,6 +612,35 @@ describe('outcomes become results', () => {
     const result = await runDispatch(inst.deps(sandbox), req());
     expect(result).toMatchObject({ success: false, error: 'Error: something exploded', error_type: 'cli_error' });
     expect(result.session_id).toBe(flagValue(sandbox.last.cmd, '--session-id'));
+  });
+
+  it("permission hints name the agent's policy when it bounds the suggested commands", async () => {
+    // openPolicy(): tools.allow Bash, Read, Glob, Grep; deny WebFetch, WebSearch; permission_mode default.
+    const inst = install();
+    const denials = [{ tool_name: 'Edit', tool_use_id: 't1', tool_input: {} }];
+    const sandbox = new FakeSandbox(succeeds([resultLine({ permission_denials: denials })]));
+    const result = await runDispatch(inst.deps(sandbox), req());
+    expect(result).toMatchObject({ success: true, denied_tools: ['Edit'] });
+    expect(result.hint).toContain("update_agent(name='api', allowed_tools='Edit')");
+    expect(result.hint!.endsWith(
+      "Note: the agent's sandbox policy 'open' bounds these: tools outside its tools.allow and modes above 'default' are dropped — " +
+        'widen the policy file, then check with agent-dispatch policy check --agent api.',
+    )).toBe(true);
+
+    const denied = new FakeSandbox(succeeds([resultLine({ is_error: true, result: 'x', permission_denials: [{ tool_name: 'WebSearch' }] })], { exitCode: 1 }));
+    const failure = await runDispatch(inst.deps(denied), req());
+    expect(failure.error_type).toBe('permission');
+    expect(failure.error).toContain("bounds these: tools outside its tools.allow, tools in its tools.deny and modes above 'default' are dropped");
+  });
+
+  it('a policy that allows bypassPermissions and any tool adds no note', async () => {
+    const inst = install({ wide: { directory: join(root, 'projects', 'api'), policy: 'wide' } });
+    policyFile(inst, 'wide', openPolicy({ tools: { permission_mode: 'bypassPermissions', allow: null, deny: [] } }));
+    const sandbox = new FakeSandbox(succeeds([resultLine({ permission_denials: [{ tool_name: 'Edit' }] })]));
+    const result = await runDispatch(inst.deps(sandbox), req({ agent: 'wide' }));
+    expect(result.success).toBe(true);
+    expect(result.hint).toContain('1 tool call(s) were denied by permissions: Edit.');
+    expect(result.hint).not.toContain('Note:');
   });
 
   it('an is_error result line → a failure with its text', async () => {
@@ -748,6 +789,15 @@ describe('repo: overlay', () => {
     expect(result).toMatchObject({ success: true, patch: '+x\n' });
     expect(result).not.toHaveProperty('patch_file');
     expect(result.hint).toContain('could not be saved');
+  });
+
+  it('a non-zero exit after the success event → a failure that still carries the patch', async () => {
+    const inst = overlayInstall();
+    const sandbox = new FakeSandbox(succeeds([resultLine({ result: 'edited' }), BEGIN, Buffer.from('+x\n').toString('base64'), END], { exitCode: 1 }));
+    const job = '34'.repeat(16);
+    const result = await runDispatch(inst.deps(sandbox, { job }), req({ agent: 'ov' }));
+    expect(result).toMatchObject({ success: false, error_type: 'cli_error', result: 'edited', patch: '+x\n', patch_file: join(inst.configDir, 'patches', `${job}.patch`) });
+    expect(result.error).toBe('claude exited with code 1 after reporting success: edited');
   });
 
   it('the overlay setup failing (exit 125, no result) → sandbox error with its stderr', async () => {

@@ -273,13 +273,106 @@ describe('success results (§4.5 step 6)', () => {
     expect(result).not.toHaveProperty('denied_tools');
   });
 
-  it('a non-zero exit does not undo a success event', () => {
-    expect(resultFromRun(run([line(SHAPES.success)], { exitCode: 1, stderr: 'noise' }), ctx()).success).toBe(true);
-  });
 
   it('undecodable bytes (already U+FFFD) do not break the run', () => {
     const result = resultFromRun(run(['{"type":"result","is_error":false,"result":"caf\uFFFD ok"}', 'garbage \uFFFD\uFFFD']), ctx());
     expect(result).toMatchObject({ success: true, result: 'caf\uFFFD ok' });
+  });
+});
+
+describe('success = exit 0 AND is_error false (claude-cli.md §4a)', () => {
+  it('a non-zero exit after a success event is a failure that keeps the text, the session and the metrics', () => {
+    const result = resultFromRun(run([...PREAMBLE, line(SHAPES.success)], { exitCode: 1 }), ctx());
+    expect(result).toEqual({
+      agent: 'api',
+      success: false,
+      result: 'Hello from mock',
+      session_id: CLI_SID,
+      cost_usd: 0.00054,
+      duration_ms: 291,
+      num_turns: 1,
+      error: 'claude exited with code 1 after reporting success: Hello from mock',
+      error_type: 'cli_error',
+      hint:
+        'The answer is kept in result but may be incomplete: claude did not exit cleanly after producing it. ' +
+        `Partial work may be resumable: dispatch_session(agent='api', task='Continue where you left off', session_id='${CLI_SID}').`,
+    });
+  });
+
+  it('quotes only the start of the answer and of stderr; the whole answer stays in result', () => {
+    const answer = 'A'.repeat(5000);
+    const result = resultFromRun(run([resultLine({ is_error: false, result: answer })], { exitCode: 2, stderr: `  ${'s'.repeat(2000)}\n` }), ctx());
+    expect(result.result).toBe(answer);
+    expect(result.error).toBe(`claude exited with code 2 after reporting success: ${'A'.repeat(300)} … [truncated]\nstderr: ${'s'.repeat(300)} … [truncated]`);
+    expect(result.session_id).toBe(SID);
+  });
+
+  it('an empty answer says so', () => {
+    expect(resultFromRun(run([resultLine({ is_error: false, result: '' })], { exitCode: 1 }), ctx()).error).toBe(
+      'claude exited with code 1 after reporting success (with an empty result)',
+    );
+  });
+
+  it('classified by the text: a permission failure gets the permission hint (with the policy note)', () => {
+    const policy = { name: 'strict', toolsAllow: ['Read'], modeCap: 'default' };
+    const result = resultFromRun(run([line(SHAPES.success)], { exitCode: 1, stderr: 'Error: permission denied writing ~/.claude.json' }), ctx({ policy }));
+    expect(result).toMatchObject({ success: false, error_type: 'permission' });
+    expect(result.error).toMatch(/^claude exited with code 1 after reporting success: Hello from mock\nstderr: Error: permission denied writing ~\/\.claude\.json\n\nHint: Agent 'api' was denied/);
+    expect(result.error).toContain("Note: the agent's sandbox policy 'strict' bounds these");
+  });
+
+  it('denied tools and the post-hoc budget still apply', () => {
+    const result = resultFromRun(run([line({ ...SHAPES.toolDenied, total_cost_usd: 2 })], { exitCode: 1 }), ctx({ budget: 1 }));
+    expect(result).toMatchObject({ success: false, denied_tools: ['Bash'], budget_exceeded: true });
+    expect(result.hint).toContain('exceeded the configured budget $1.00');
+  });
+
+  it('a result before the deadline beats the kill: timed out (any exit code) stays a success', () => {
+    for (const exitCode of [null, 137]) {
+      expect(resultFromRun(run([line(SHAPES.success)], { timedOut: true, exitCode }), ctx())).toMatchObject({ success: true, hint: KILLED_AFTER_RESULT });
+    }
+  });
+
+  it('a result before a cancel is kept', () => {
+    for (const exitCode of [null, 137]) {
+      const result = resultFromRun(run([line(SHAPES.success)], { cancelled: true, exitCode }), ctx());
+      expect(result).toMatchObject({ success: true, result: 'Hello from mock' });
+      expect(result).not.toHaveProperty('error');
+    }
+  });
+
+  it('an unknown exit code (null, not killed) does not undo the result', () => {
+    expect(resultFromRun(run([line(SHAPES.success)], { exitCode: null }), ctx()).success).toBe(true);
+  });
+
+  it('an is_error event is judged as before whatever the exit code', () => {
+    expect(resultFromRun(run([line(SHAPES.invalidKey)], { exitCode: 0 }), ctx())).toMatchObject({ success: false, error: 'Invalid API key · Fix external API key' });
+  });
+});
+
+describe('permission hints name the policy when it bounds them', () => {
+  const policy = { name: 'strict', toolsAllow: ['Read', 'Grep'], toolsDeny: ['WebFetch'], modeCap: 'default' };
+  const NOTE =
+    "Note: the agent's sandbox policy 'strict' bounds these: tools outside its tools.allow and modes above 'default' are dropped — " +
+    'widen the policy file, then check with agent-dispatch policy check --agent api.';
+
+  it('denied tools on a success: the hint ends with the note', () => {
+    const result = resultFromRun(run([line(SHAPES.toolDenied)]), ctx({ policy }));
+    expect(result.hint).toMatch(/\(CLI: agent-dispatch update api --allowed-tools \.\.\.\)\. Note: /);
+    expect(result.hint!.endsWith(NOTE)).toBe(true);
+  });
+
+  it('is_error with denials, and a permission error without a result event, get it too', () => {
+    const denied = resultFromRun(run([resultLine({ is_error: true, result: 'x', permission_denials: [{ tool_name: 'WebFetch' }] })], { exitCode: 1 }), ctx({ policy }));
+    expect(denied.error).toContain("bounds these: tools outside its tools.allow, tools in its tools.deny and modes above 'default' are dropped");
+    const stderr = resultFromRun(run([], { exitCode: 1, stderr: 'Error: permission denied' }), ctx({ policy }));
+    expect(stderr.error!.endsWith(`--allowed-tools Bash,Read,Edit,Write,Glob,Grep\n${NOTE}`)).toBe(true);
+  });
+
+  it('a policy that bounds nothing adds nothing', () => {
+    const open = { name: 'open', toolsAllow: null, modeCap: 'bypassPermissions' };
+    expect(resultFromRun(run([line(SHAPES.toolDenied)]), ctx({ policy: open })).hint).toBe(resultFromRun(run([line(SHAPES.toolDenied)]), ctx()).hint);
+    expect(resultFromRun(run([line(SHAPES.toolDenied)]), ctx({ policy: open })).hint).not.toContain('Note:');
   });
 });
 

@@ -349,6 +349,15 @@ describe('core/dispatching: refPayload', () => {
     });
   });
 
+  it('an overlay result shows that a patch exists (patch_file, patch_truncated) but not the patch text', () => {
+    const payload = refPayload(REF, result({ patch: '+x\n'.repeat(10), patch_file: '/cfg/patches/p.patch', patch_truncated: true }), 5);
+    expect(payload).toMatchObject({ patch_file: '/cfg/patches/p.patch', patch_truncated: true, summary: 'hello' });
+    expect(payload).not.toHaveProperty('patch');
+    const plain = refPayload(REF, result(), 5);
+    expect(plain).not.toHaveProperty('patch_file');
+    expect(plain).not.toHaveProperty('patch_truncated');
+  });
+
   it('leaves parsed_result out when the result has none', () => {
     expect(refPayload(REF, result(), 5)).not.toHaveProperty('parsed_result');
     expect(refPayload(REF, result({ parsed_result: { a: 1 } }), 5)['parsed_result']).toEqual({ a: 1 });

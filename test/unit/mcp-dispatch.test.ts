@@ -63,6 +63,10 @@ function resultLine(fields: Record<string, unknown> = {}): string {
   });
 }
 
+/** The overlay wrapper's patch markers (src/dispatch/overlay.ts). */
+const OVERLAY_BEGIN = '{"type":"agent-dispatch-overlay","event":"patch-begin"}';
+const OVERLAY_END = '{"type":"agent-dispatch-overlay","event":"patch-end"}';
+
 const ASSISTANT_LINE = JSON.stringify({
   type: 'assistant',
   message: {
@@ -230,6 +234,17 @@ describe('dispatch: the result and the cache', () => {
     expect(sandbox.runs).toHaveLength(2);
   });
 
+  it('an overlay result (with a patch) is not cached: after applying the patch the same dispatch runs again', async () => {
+    writePolicy({ repo: 'overlay' });
+    sandbox.scripts = [succeeds([resultLine({ result: 'edited' }), OVERLAY_BEGIN, Buffer.from('+x\n').toString('base64'), OVERLAY_END])];
+    const first = await dispatch();
+    expect(first.json).toMatchObject({ success: true, patch: '+x\n' });
+    expect(first.json.patch_file).toMatch(/\.patch$/);
+    expect((await dispatch()).json).not.toHaveProperty('cached');
+    expect(sandbox.runs).toHaveLength(2);
+    expect((await call('cache_stats')).json).toMatchObject({ size: 0 });
+  });
+
   it("update_agent invalidates the agent's cached results, and the next run uses the new config", async () => {
     await dispatch();
     expect((await dispatch()).json.cached).toBe(true);
@@ -306,6 +321,16 @@ describe('return_ref and fetch_result', () => {
     });
     const cut = await call('fetch_result', { ref: json.ref, max_chars: 16 });
     expect(cut.json).toMatchObject({ result: 'The answer is 42', truncated: true, full_size: 32 });
+  });
+
+  it('return_ref on an overlay dispatch shows that a patch exists; fetch_result has the patch', async () => {
+    writePolicy({ repo: 'overlay' });
+    sandbox.scripts = [succeeds([resultLine({ result: 'edited' }), OVERLAY_BEGIN, Buffer.from('+x\n').toString('base64'), OVERLAY_END])];
+    const { json } = await dispatch({ return_ref: true });
+    expect(json).toMatchObject({ success: true, summary: 'edited', patch_file: expect.stringMatching(/\.patch$/) });
+    expect(json).not.toHaveProperty('patch');
+    expect(readFileSync(json.patch_file, 'utf8')).toBe('+x\n');
+    expect((await call('fetch_result', { ref: json.ref })).json).toMatchObject({ patch: '+x\n', patch_file: json.patch_file });
   });
 
   it('a cache hit with return_ref stores a new ref each time and says cached', async () => {
