@@ -62,6 +62,8 @@ const STALE_RUN_FILES_MS = 3 * 3600_000;
  */
 export class SandboxRunner {
   private readonly live = new Map<string, Docker.Container>();
+  /** Session-volume preparations in flight, per volume: concurrent first dispatches of an agent share one. */
+  private readonly preparing = new Map<string, Promise<void>>();
   private closed = false;
 
   constructor(
@@ -75,7 +77,7 @@ export class SandboxRunner {
     const image = await this.requireImage(request.spec.Image);
     const labels = { ...this.options.extraLabels, ...ownerLabels(request.job, request.timeoutMs) };
     const user = parseUser(request.spec.User);
-    await bounded(prepareStateVolume(this.docker, request.spec, user, labels), PREPARE_MS, 'prepare the session volume');
+    await bounded(this.prepareOnce(request.spec, user, labels), PREPARE_MS, 'prepare the session volume');
     const settingsDir = this.writeManagedSettings(request.job, request.managedSettings);
     let container: Docker.Container | undefined;
     try {
@@ -149,6 +151,15 @@ export class SandboxRunner {
     this.closed = true;
     await Promise.all([...this.live.values()].map((c) => removeQuietly(c)));
     this.live.clear();
+  }
+
+  private prepareOnce(spec: ContainerSpec, user: { uid: number; gid: number }, labels: Record<string, string>): Promise<void> {
+    const key = `${spec.HostConfig.Mounts.find((m) => m.Target === layout.CLAUDE_CONFIG_DIR)?.Source ?? ''}`;
+    const inFlight = this.preparing.get(key);
+    if (inFlight) return inFlight;
+    const preparation = prepareStateVolume(this.docker, spec, user, labels).finally(() => this.preparing.delete(key));
+    this.preparing.set(key, preparation);
+    return preparation;
   }
 
   /** After shutdown began no container may start (one being created meanwhile is removed by run's finally). */

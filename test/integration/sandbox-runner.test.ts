@@ -128,7 +128,7 @@ describe.skipIf(skipDocker)('sandbox runner on a real engine', () => {
   it('gives a new session volume to the container user, also when that is the repo owner and not 1000', async () => {
     const c = compiled('uid', { uid: 1234, gid: 1234 });
     const volume = c.container.HostConfig.Mounts.find((m) => m.Target === layout.CLAUDE_CONFIG_DIR)!.Source!;
-    expect(volume).toMatch(/-uid1234$/);
+    expect(volume).toMatch(/^agent-dispatch-claude\.itest-[^.]+\.[0-9a-f]{12}\.uid1234$/);
     const outcome = await runner.run({
       spec: { ...c.container, Image: NODE_IMAGE, WorkingDir: '/' },
       cmd: ['sh', '-c', `id -u; touch ${layout.CLAUDE_CONFIG_DIR}/written && echo writable`],
@@ -140,6 +140,23 @@ describe.skipIf(skipDocker)('sandbox runner on a real engine', () => {
     expect(outcome.stdoutLines, outcome.stderr).toEqual(['1234', 'writable']);
     const info = await docker.getVolume(volume).inspect();
     expect(info.Labels?.[TEST_LABEL]).toBe(runId);
+  }, TIMEOUT);
+
+  it('concurrent first dispatches of a new agent share one preparation of its session volume', async () => {
+    const c = compiled('concurrent', { uid: 1235, gid: 1235 });
+    const runOne = (i: number) =>
+      runner.run({
+        spec: { ...c.container, Image: NODE_IMAGE, WorkingDir: '/' },
+        cmd: ['sh', '-c', `touch ${layout.CLAUDE_CONFIG_DIR}/w${i} && echo ok`],
+        stdin: '',
+        managedSettings: c.managedSettings,
+        job: `job-concurrent-${i}`,
+        timeoutMs: 30_000,
+      });
+    const outcomes = await Promise.all([0, 1, 2].map(runOne));
+    expect(outcomes.map((o) => o.stdoutLines)).toEqual([['ok'], ['ok'], ['ok']]);
+    const helpers = await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=${runId}`] } });
+    expect(helpers).toEqual([]);
   }, TIMEOUT);
 
   it('reaps a container whose server is gone and leaves a live server’s container alone', async () => {
