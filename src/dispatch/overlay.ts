@@ -6,8 +6,9 @@
  * text stream). The host tree is never written.
  */
 
-const BEGIN = '{"type":"agent-dispatch-overlay","event":"patch-begin"}';
-const END = '{"type":"agent-dispatch-overlay","event":"patch-end"}';
+/** The stdout lines the wrapper prints around the patch. */
+export const OVERLAY_PATCH_BEGIN = '{"type":"agent-dispatch-overlay","event":"patch-begin"}';
+export const OVERLAY_PATCH_END = '{"type":"agent-dispatch-overlay","event":"patch-end"}';
 
 /** Exit code of the wrapper when the copy or the baseline fails (claude never ran). */
 export const OVERLAY_SETUP_FAILED = 125;
@@ -21,9 +22,9 @@ cp -a "$lower/." "$work/" 2>/tmp/.agent-dispatch-overlay.err || fail "could not 
 { g init -q && g add -A && g commit -q --allow-empty -m base; } >/dev/null 2>/tmp/.agent-dispatch-overlay.err || fail "could not record the starting tree (is git in the image?)"
 "$@"
 rc=$?
-echo '${BEGIN}'
+echo '${OVERLAY_PATCH_BEGIN}'
 g add -A >/dev/null 2>&1 && g diff --cached --binary HEAD | base64
-echo '${END}'
+echo '${OVERLAY_PATCH_END}'
 exit $rc
 `;
 
@@ -37,9 +38,9 @@ export function overlayCommand(command: string[]): string[] {
  * killed first); `complete` is false when the output ended before the end marker.
  */
 export function extractPatch(lines: string[]): { lines: string[]; patch?: Buffer; complete: boolean } {
-  const begin = lines.lastIndexOf(BEGIN);
+  const begin = lines.lastIndexOf(OVERLAY_PATCH_BEGIN);
   if (begin === -1) return { lines, complete: false };
-  const end = lines.indexOf(END, begin + 1);
+  const end = lines.indexOf(OVERLAY_PATCH_END, begin + 1);
   const body = lines.slice(begin + 1, end === -1 ? undefined : end);
   const rest = [...lines.slice(0, begin), ...(end === -1 ? [] : lines.slice(end + 1))];
   return { lines: rest, patch: Buffer.from(body.join(''), 'base64'), complete: end !== -1 };

@@ -180,18 +180,8 @@ function resultFromFailedExit(event: Record<string, unknown>, ctx: ResultContext
   const sessionId = sessionIdFrom(event, ctx.sessionFallback);
   const denied = extractDeniedTools(event);
   if (errorType === 'permission') error += permissionHint(agent, ctx.policy, denied ?? []);
-  const result = makeResult({
-    agent,
-    success: false,
-    result: text,
-    session_id: sessionId,
-    ...metrics(event),
-    error,
-    error_type: errorType,
-    denied_tools: denied,
-    hint: `The answer is kept in result but may be incomplete: claude did not exit cleanly after producing it.${resumableSentence(agent, sessionId)}`,
-  });
-  return applyBudget(result, ctx.budget);
+  const hint = `The answer is kept in result but may be incomplete: claude did not exit cleanly after producing it.${resumableSentence(agent, sessionId)}`;
+  return failedFromEvent(event, ctx, { result: text, session_id: sessionId, error, error_type: errorType, denied_tools: denied, hint });
 }
 
 /** An `is_error` payload (original `_build_error_result`): precedence budget stop > denied tools > text. */
@@ -218,17 +208,12 @@ function resultFromError(event: Record<string, unknown>, ctx: ResultContext, exi
     errorType = classifyError(error);
     if (errorType === 'permission') error += permissionHint(agent, ctx.policy);
   }
-  const result = makeResult({
-    agent,
-    success: false,
-    result: text,
-    session_id: sessionId,
-    ...metrics(event),
-    error,
-    error_type: errorType,
-    denied_tools: denied,
-    // The cap was hit by definition, even when the reported cost rounds to just under it.
-    budget_exceeded: budgetStop ? true : undefined,
-  });
-  return applyBudget(result, ctx.budget);
+  // The cap was hit by definition, even when the reported cost rounds to just under it.
+  const budgetExceeded = budgetStop ? true : undefined;
+  return failedFromEvent(event, ctx, { result: text, session_id: sessionId, error, error_type: errorType, denied_tools: denied, budget_exceeded: budgetExceeded });
+}
+
+/** A failed result from a result event: the given fields plus the event's metrics, checked against the budget. */
+function failedFromEvent(event: Record<string, unknown>, ctx: ResultContext, fields: Omit<DispatchResult, 'agent' | 'success'>): DispatchResult {
+  return applyBudget(makeResult({ agent: ctx.agent, success: false, ...metrics(event), ...fields }), ctx.budget);
 }

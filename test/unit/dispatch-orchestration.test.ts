@@ -15,7 +15,9 @@ import { KILLED_AFTER_RESULT } from '../../src/dispatch/result.js';
 import { DispatchService } from '../../src/dispatch/service.js';
 import type { ProgressEvent } from '../../src/dispatch/stream-events.js';
 import { AppError, type ErrorCode } from '../../src/errors.js';
-import type { SandboxOutcome, SandboxRun } from '../../src/sandbox/runner.js';
+import type { SandboxRun } from '../../src/sandbox/runner.js';
+import { openNetworkPolicy } from '../../src/selftest/open-policy.js';
+import { ASSISTANT_LINE, FakeSandbox, INIT_LINE, outcome, overlayPatchLines, resultLine, succeeds, type Script } from '../helpers/fake-sandbox.js';
 
 const IMAGE = 'agent-dispatch/agent:unit';
 const SECRET = 'server-secret-never-in-a-container';
@@ -23,92 +25,17 @@ const API_KEY = 'sk-unit-test-key';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const PREFIX = ['claude', '-p', '--output-format', 'stream-json', '--verbose'];
 
-/** A valid open-network policy (the shape of test/helpers/dispatch-fixture.ts openTestPolicy()). */
+/** The open-network policy (src/selftest/open-policy.ts) with a passed env var and a 600 s timeout cap. */
 function openPolicy(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    version: 1,
-    description: 'unit: open network until the egress gateway exists',
-    repo: 'ro',
-    credentials: 'env',
-    network: { mode: 'open' },
+  const { resources } = openNetworkPolicy(IMAGE) as { resources: Record<string, unknown> };
+  return openNetworkPolicy(IMAGE, {
     env: { pass: ['PASSED_VAR'], set: { CLAUDE_CODE_MAX_RETRIES: '0' } },
-    tools: { permission_mode: 'default', allow: ['Bash', 'Read', 'Glob', 'Grep'], deny: ['WebFetch', 'WebSearch'] },
-    resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 600 },
-    image: IMAGE,
+    resources: { ...resources, timeout: 600 },
     ...overrides,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// The fake sandbox
-
-type Script = (run: SandboxRun, index: number) => SandboxOutcome | Promise<SandboxOutcome>;
-
-class FakeSandbox implements Sandbox {
-  readonly runs: SandboxRun[] = [];
-  private readonly scripts: Script[];
-
-  constructor(...scripts: Script[]) {
-    this.scripts = scripts;
-  }
-
-  async run(run: SandboxRun): Promise<SandboxOutcome> {
-    const index = this.runs.length;
-    this.runs.push(run);
-    const script = this.scripts[Math.min(index, this.scripts.length - 1)] ?? (() => outcome());
-    return script(run, index);
-  }
-
-  get last(): SandboxRun {
-    const run = this.runs.at(-1);
-    if (!run) throw new Error('the sandbox was never called');
-    return run;
-  }
-}
-
-function outcome(fields: Partial<SandboxOutcome> = {}): SandboxOutcome {
-  return { exitCode: 0, stdoutLines: [], stderr: '', timedOut: false, cancelled: false, containerId: 'c0ffee', imageId: 'sha256:1', ...fields };
-}
-
-function resultLine(fields: Record<string, unknown> = {}): string {
-  return JSON.stringify({
-    type: 'result',
-    subtype: 'success',
-    is_error: false,
-    result: 'Hello from the agent',
-    session_id: '367475b8-0000-4000-8000-000000000001',
-    num_turns: 1,
-    duration_ms: 291,
-    duration_api_ms: 57,
-    total_cost_usd: 0.00054,
-    permission_denials: [],
-    ...fields,
   });
 }
 
-const INIT_LINE = JSON.stringify({ type: 'system', subtype: 'init', session_id: 's', tools: ['Bash'], mcp_servers: [] });
-const ASSISTANT_LINE = JSON.stringify({
-  type: 'assistant',
-  message: {
-    id: 'msg_1',
-    role: 'assistant',
-    content: [
-      { type: 'text', text: 'Let me look.' },
-      { type: 'tool_use', id: 'toolu_1', name: 'Bash', input: { command: 'ls' } },
-    ],
-  },
-  parent_tool_use_id: null,
-  session_id: 's',
-});
-
-/** A sandbox run that succeeds with a result line (and feeds every line through onStdoutLine, as the runner does). */
-const succeeds =
-  (lines: string[] = [INIT_LINE, resultLine()], extra: Partial<SandboxOutcome> = {}): Script =>
-  (run) => {
-    for (const line of lines) run.onStdoutLine?.(line);
-    return outcome({ stdoutLines: lines, ...extra });
-  };
-
+/** A sandbox run that throws an AppError, as the real sandbox does when it cannot run the container. */
 const throws =
   (code: ErrorCode, message: string, hint?: string): Script =>
   () => {
@@ -736,9 +663,6 @@ describe('live progress', () => {
 
 // ---------------------------------------------------------------------------------------------------------------
 describe('repo: overlay', () => {
-  const BEGIN = '{"type":"agent-dispatch-overlay","event":"patch-begin"}';
-  const END = '{"type":"agent-dispatch-overlay","event":"patch-end"}';
-
   function overlayInstall(): Install {
     const inst = install({ ov: { directory: join(root, 'projects', 'api'), policy: 'ov' } });
     policyFile(inst, 'ov', openPolicy({ repo: 'overlay' }));
@@ -762,8 +686,7 @@ describe('repo: overlay', () => {
   it('the patch between the markers comes back inline and in a 0600 patch file; CRs survive', async () => {
     const inst = overlayInstall();
     const diff = ['diff --git a/README.md b/README.md', '--- a/README.md', '+++ b/README.md', '@@ -1 +1 @@', '-# api\r', '+# API\r'];
-    const encoded = Buffer.from(`${diff.join('\n')}\n`).toString('base64').match(/.{1,76}/g)!;
-    const sandbox = new FakeSandbox(succeeds([INIT_LINE, resultLine({ result: 'edited' }), BEGIN, ...encoded, END]));
+    const sandbox = new FakeSandbox(succeeds([INIT_LINE, resultLine({ result: 'edited' }), ...overlayPatchLines(`${diff.join('\n')}\n`)]));
     const job = '12'.repeat(16);
     const result = await runDispatch(inst.deps(sandbox, { job }), req({ agent: 'ov' }));
     const file = join(inst.configDir, 'patches', `${job}.patch`);
@@ -774,7 +697,7 @@ describe('repo: overlay', () => {
 
   it('no change → no patch fields', async () => {
     const inst = overlayInstall();
-    const sandbox = new FakeSandbox(succeeds([resultLine(), BEGIN, END]));
+    const sandbox = new FakeSandbox(succeeds([resultLine(), ...overlayPatchLines('')]));
     const result = await runDispatch(inst.deps(sandbox), req({ agent: 'ov' }));
     expect(result.success).toBe(true);
     expect(result).not.toHaveProperty('patch');
@@ -784,7 +707,7 @@ describe('repo: overlay', () => {
   it('a patch that cannot be saved is still returned inline, with a note', async () => {
     const inst = overlayInstall();
     writeFileSync(join(inst.configDir, 'patches'), 'a file where the patches directory should be');
-    const sandbox = new FakeSandbox(succeeds([resultLine(), BEGIN, Buffer.from('+x\n').toString('base64'), END]));
+    const sandbox = new FakeSandbox(succeeds([resultLine(), ...overlayPatchLines('+x\n')]));
     const result = await runDispatch(inst.deps(sandbox), req({ agent: 'ov' }));
     expect(result).toMatchObject({ success: true, patch: '+x\n' });
     expect(result).not.toHaveProperty('patch_file');
@@ -793,7 +716,7 @@ describe('repo: overlay', () => {
 
   it('a non-zero exit after the success event → a failure that still carries the patch', async () => {
     const inst = overlayInstall();
-    const sandbox = new FakeSandbox(succeeds([resultLine({ result: 'edited' }), BEGIN, Buffer.from('+x\n').toString('base64'), END], { exitCode: 1 }));
+    const sandbox = new FakeSandbox(succeeds([resultLine({ result: 'edited' }), ...overlayPatchLines('+x\n')], { exitCode: 1 }));
     const job = '34'.repeat(16);
     const result = await runDispatch(inst.deps(sandbox, { job }), req({ agent: 'ov' }));
     expect(result).toMatchObject({ success: false, error_type: 'cli_error', result: 'edited', patch: '+x\n', patch_file: join(inst.configDir, 'patches', `${job}.patch`) });

@@ -322,31 +322,16 @@ describe('core/dispatching: refPayload', () => {
   });
 
   it('carries error metadata, budget_exceeded and a null parsed_result', () => {
-    const failed = result({
-      success: false,
-      result: '',
+    const metadata: Partial<DispatchResult> = {
       error: 'nope',
       error_type: 'budget',
       denied_tools: ['Bash'],
       hint: 'h',
       budget_exceeded: true,
       parsed_result: null,
-    });
-    const payload = refPayload(REF, failed, 10);
-    expect(payload).toEqual({
-      ref: REF,
-      agent: 'api',
-      success: false,
-      size: 0,
-      summary_chars: 0,
-      summary: '',
-      error: 'nope',
-      error_type: 'budget',
-      denied_tools: ['Bash'],
-      hint: 'h',
-      budget_exceeded: true,
-      parsed_result: null,
-    });
+    };
+    const payload = refPayload(REF, result({ success: false, result: '', ...metadata }), 10);
+    expect(payload).toEqual({ ref: REF, agent: 'api', success: false, size: 0, summary_chars: 0, summary: '', ...metadata });
   });
 
   it('an overlay result shows that a patch exists (patch_file, patch_truncated) but not the patch text', () => {

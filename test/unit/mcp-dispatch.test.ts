@@ -15,76 +15,34 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { LoggingMessageNotificationSchema, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
-import type { Sandbox } from '../../src/dispatch/dispatcher.js';
 import type { ServerContext } from '../../src/mcp/context.js';
 import { createServer } from '../../src/mcp/server.js';
-import type { SandboxOutcome, SandboxRun } from '../../src/sandbox/runner.js';
+import { ASSISTANT_LINE, FakeSandbox, outcome, overlayPatchLines, resultLine, succeeds } from '../helpers/fake-sandbox.js';
 
 const DECOY = 'agents: [this decoy must never be read\n';
 const IMAGE = 'agent-dispatch/agent:unit';
 
 // ---------------------------------------------------------------------------------------------------------------
-// Fake sandbox
+// What the fake sandbox answers unless a test scripts another run
 
-type Script = (run: SandboxRun) => SandboxOutcome | Promise<SandboxOutcome>;
+const ANSWER = {
+  result: 'The answer is 42. It always was.',
+  session_id: '367475b8-0000-4000-8000-000000000002',
+  num_turns: 2,
+  duration_ms: 1200,
+  total_cost_usd: 0.0123,
+};
 
-class FakeSandbox implements Sandbox {
-  readonly runs: SandboxRun[] = [];
-  /** What the next runs do; the last one repeats. */
-  scripts: Script[] = [succeeds()];
-
-  async run(run: SandboxRun): Promise<SandboxOutcome> {
-    const script = this.scripts[Math.min(this.runs.length, this.scripts.length - 1)]!;
-    this.runs.push(run);
-    return script(run);
-  }
-
-  get last(): SandboxRun {
-    return this.runs.at(-1)!;
-  }
-}
-
-function outcome(fields: Partial<SandboxOutcome> = {}): SandboxOutcome {
-  return { exitCode: 0, stdoutLines: [], stderr: '', timedOut: false, cancelled: false, containerId: 'c0ffee', imageId: 'sha256:1', ...fields };
-}
-
-function resultLine(fields: Record<string, unknown> = {}): string {
-  return JSON.stringify({
-    type: 'result',
-    subtype: 'success',
-    is_error: false,
-    result: 'The answer is 42. It always was.',
-    session_id: '367475b8-0000-4000-8000-000000000002',
-    num_turns: 2,
-    duration_ms: 1200,
-    total_cost_usd: 0.0123,
-    permission_denials: [],
-    ...fields,
-  });
-}
-
-/** The overlay wrapper's patch markers (src/dispatch/overlay.ts). */
-const OVERLAY_BEGIN = '{"type":"agent-dispatch-overlay","event":"patch-begin"}';
-const OVERLAY_END = '{"type":"agent-dispatch-overlay","event":"patch-end"}';
-
-const ASSISTANT_LINE = JSON.stringify({
-  type: 'assistant',
-  message: {
-    role: 'assistant',
-    content: [
-      { type: 'text', text: 'Checking the repo.' },
-      { type: 'tool_use', id: 'toolu_1', name: 'Bash', input: { command: 'ls' } },
-    ],
-  },
-  session_id: 's',
-});
-
-function succeeds(lines: string[] = [resultLine()], extra: Partial<SandboxOutcome> = {}): Script {
-  return (run) => {
-    for (const line of lines) run.onStdoutLine?.(line);
-    return outcome({ stdoutLines: lines, ...extra });
-  };
-}
+/** The DispatchResult of ANSWER. */
+const ANSWERED = {
+  agent: 'api',
+  success: true,
+  result: 'The answer is 42. It always was.',
+  session_id: '367475b8-0000-4000-8000-000000000002',
+  cost_usd: 0.0123,
+  duration_ms: 1200,
+  num_turns: 2,
+};
 
 // ---------------------------------------------------------------------------------------------------------------
 // Harness
@@ -144,7 +102,7 @@ beforeEach(async () => {
   writeFileSync(join(root, 'decoy', 'agents.yaml'), DECOY);
   vi.stubEnv('AGENT_DISPATCH_CONFIG', join(root, 'decoy', 'agents.yaml'));
 
-  sandbox = new FakeSandbox();
+  sandbox = new FakeSandbox(succeeds([resultLine(ANSWER)]));
   ({ server, context } = createServer({ AGENT_DISPATCH_CONFIG: configPath, ANTHROPIC_API_KEY: 'sk-unit' }, sandbox));
 
   client = new Client({ name: 'mcp-dispatch-test', version: '0.0.0' });
@@ -177,15 +135,7 @@ describe('dispatch: the result and the cache', () => {
   it('returns the DispatchResult; the sandbox ran the compiled command with the prompt on stdin', async () => {
     const { json, isError } = await dispatch({ context: 'Be brief', caller: 'me', goal: 'Know' });
     expect(isError).toBe(false);
-    expect(json).toEqual({
-      agent: 'api',
-      success: true,
-      result: 'The answer is 42. It always was.',
-      session_id: '367475b8-0000-4000-8000-000000000002',
-      cost_usd: 0.0123,
-      duration_ms: 1200,
-      num_turns: 2,
-    });
+    expect(json).toEqual(ANSWERED);
     expect(sandbox.runs).toHaveLength(1);
     expect(sandbox.last.cmd.slice(0, 6)).toEqual(['claude', '-p', '--output-format', 'stream-json', '--verbose', '--session-id']);
     expect(sandbox.last.stdin).toBe('## Goal\nKnow\n\n## Dispatched by\nme\n\n## Context\nBe brief\n\n## Task\nWhat is the answer?');
@@ -236,7 +186,7 @@ describe('dispatch: the result and the cache', () => {
 
   it('an overlay result (with a patch) is not cached: after applying the patch the same dispatch runs again', async () => {
     writePolicy({ repo: 'overlay' });
-    sandbox.scripts = [succeeds([resultLine({ result: 'edited' }), OVERLAY_BEGIN, Buffer.from('+x\n').toString('base64'), OVERLAY_END])];
+    sandbox.scripts = [succeeds([resultLine({ result: 'edited' }), ...overlayPatchLines('+x\n')])];
     const first = await dispatch();
     expect(first.json).toMatchObject({ success: true, patch: '+x\n' });
     expect(first.json.patch_file).toMatch(/\.patch$/);
@@ -310,22 +260,14 @@ describe('return_ref and fetch_result', () => {
     });
     const fetched = await call('fetch_result', { ref: json.ref });
     expect(fetched.isError).toBe(false);
-    expect(fetched.json).toEqual({
-      agent: 'api',
-      success: true,
-      result: 'The answer is 42. It always was.',
-      session_id: '367475b8-0000-4000-8000-000000000002',
-      cost_usd: 0.0123,
-      duration_ms: 1200,
-      num_turns: 2,
-    });
+    expect(fetched.json).toEqual(ANSWERED);
     const cut = await call('fetch_result', { ref: json.ref, max_chars: 16 });
     expect(cut.json).toMatchObject({ result: 'The answer is 42', truncated: true, full_size: 32 });
   });
 
   it('return_ref on an overlay dispatch shows that a patch exists; fetch_result has the patch', async () => {
     writePolicy({ repo: 'overlay' });
-    sandbox.scripts = [succeeds([resultLine({ result: 'edited' }), OVERLAY_BEGIN, Buffer.from('+x\n').toString('base64'), OVERLAY_END])];
+    sandbox.scripts = [succeeds([resultLine({ result: 'edited' }), ...overlayPatchLines('+x\n')])];
     const { json } = await dispatch({ return_ref: true });
     expect(json).toMatchObject({ success: true, summary: 'edited', patch_file: expect.stringMatching(/\.patch$/) });
     expect(json).not.toHaveProperty('patch');
@@ -394,10 +336,10 @@ describe('dispatch_session and dispatch_stream', () => {
     const { json } = await call('dispatch_stream', { agent: 'api', task: 'Look around' }, { onprogress: (p) => progress.push(p) });
     expect(json.success).toBe(true);
     expect(progress).toEqual([
-      { progress: 1, message: '[api] Checking the repo.' },
+      { progress: 1, message: '[api] Let me look.' },
       { progress: 2, message: '[api] Using tool: Bash' },
     ]);
-    expect(logs).toEqual(expect.arrayContaining(['[api] Checking the repo.', '[api] Using tool: Bash']));
+    expect(logs).toEqual(expect.arrayContaining(['[api] Let me look.', '[api] Using tool: Bash']));
   });
 
   it('dispatch_stream without a progress token still logs the progress', async () => {
