@@ -7,6 +7,9 @@ export function effectiveBudget(agent: AgentConfig, settings: Settings): number 
   return agent.max_budget_usd || settings.default_max_budget_usd || undefined;
 }
 
+/** The settings sources claude reads besides the managed file (see claudeFlags). */
+export const SETTING_SOURCES = ['--setting-sources', 'project'] as const;
+
 /**
  * The `claude` flags that follow `-p <prompt> --output-format …`, as an argument list (never a shell string).
  * A value that starts with `-` would be parsed by claude as a new flag (the original's 0.5.0 fix), so it is refused.
@@ -18,6 +21,11 @@ export function claudeFlags(agent: AgentConfig, settings: Settings, tools: Effec
   if (agent.model) args.push('--model', checked('model', agent.model));
   // Always passed (also 'default'): with no flag, a repo's .claude/settings.json defaultMode would decide.
   args.push('--permission-mode', checked('permission_mode', tools.permissionMode));
+  // Only the repo's project settings (and the managed file): never user settings, which live in the writable
+  // session volume (~/.claude/settings.json), nor the user- and local-scope MCP servers kept in its .claude.json.
+  // `project` keeps the repo's CLAUDE.md and .mcp.json servers; `project,local` would still start the
+  // .claude.json local-scope servers (checked against 2.1.197).
+  args.push(...SETTING_SOURCES);
   for (const tool of tools.allowedTools) args.push('--allowedTools', checked('allowed tool', tool));
   for (const tool of tools.disallowedTools) args.push('--disallowedTools', checked('disallowed tool', tool));
   return args;

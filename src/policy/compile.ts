@@ -22,6 +22,11 @@ export interface CompileInput {
   repoOwner?: { uid: number; gid: number };
   /** Symlink resolver for extra-mount sources (default: the real file system). */
   realpath?: RealpathFn;
+  /**
+   * The config directory the agent belongs to (resolveAgentPolicy passes it). With the agent directory it
+   * scopes the agent's volumes (`layout.volumeScope`), so two configs never share an agent's sessions.
+   */
+  scope?: string;
 }
 
 export interface EffectiveMount {
@@ -37,8 +42,8 @@ export interface CompiledSandbox {
   network: NetworkSpec;
   /** Flags for `claude` after the prompt and output format. */
   claudeArgs: string[];
-  /** Written read-only to MANAGED_SETTINGS_PATH: tool rules the repo's own settings cannot override. */
-  managedSettings: { permissions: { deny: string[]; disableBypassPermissionsMode?: 'disable' } };
+  /** Written read-only to MANAGED_SETTINGS_PATH: what no other settings source can widen (see ManagedSettings). */
+  managedSettings: ManagedSettings;
   tools: EffectiveTools;
   timeoutSeconds: number;
   mounts: EffectiveMount[];
@@ -49,11 +54,66 @@ export interface CompiledSandbox {
   notes: string[];
 }
 
+/** Settings whose value is a shell command claude runs itself, outside the tool rules. */
+export const COMMAND_SETTINGS = ['apiKeyHelper', 'awsAuthRefresh', 'awsCredentialExport', 'gcpAuthRefresh', 'otelHeadersHelper', 'proxyAuthHelper'] as const;
+
+/**
+ * Names a settings file's `env` could use to send the credential elsewhere or to run code in every process
+ * claude starts (its own git calls, MCP servers, Bash). Pinned to empty in the managed `env` unless the
+ * sandbox sets them (then they are pinned to the sandbox's value) or the policy passes them from the host.
+ */
+export const PINNED_UNSET_ENV = [
+  'ANTHROPIC_BASE_URL',
+  'HTTPS_PROXY',
+  'HTTP_PROXY',
+  'https_proxy',
+  'http_proxy',
+  'NODE_EXTRA_CA_CERTS',
+  'NODE_OPTIONS',
+  'LD_PRELOAD',
+  'LD_LIBRARY_PATH',
+  'LD_AUDIT',
+  'BASH_ENV',
+  'ENV',
+] as const;
+
+/**
+ * The managed settings file: the highest-precedence settings source, which nothing in the container can
+ * change. Besides the repo's `.claude/settings*.json`, claude reads `.claude.json` in CLAUDE_CONFIG_DIR, the
+ * agent's writable session volume, where an earlier dispatch may have left anything. So, checked against
+ * claude 2.1.197 (test/integration/settings-escape.test.ts):
+ * - `allowManagedPermissionRulesOnly`: allow/ask/deny rules from user, project and local settings are ignored,
+ *   also once a trust flag planted in `.claude.json` would make a repo's rules count. The command-line `--allowedTools` /
+ *   `--disallowedTools` still count in 2.1.197; the managed lists repeat them, so the policy's rules hold
+ *   whichever way a later version reads the flag.
+ * - `allowManagedHooksOnly` and `disableAllHooks`: no hook from any other source runs.
+ * - the command settings (`apiKeyHelper`, ...) pinned to empty: a repo's helper command never runs.
+ * - `env`: the sandbox's own values (PATH, HOME, the depth counter, ...) pinned, so a settings file cannot
+ *   reset them; PINNED_UNSET_ENV pinned empty. Values from the host (credentials, `env.pass`, and with
+ *   `credentials: env` the base URL) are never written here.
+ * User settings (`~/.claude/settings.json` in the volume) and the MCP servers in `.claude.json` are dropped
+ * by `--setting-sources project` (claudeFlags).
+ */
+export interface ManagedSettings {
+  permissions: { allow: string[]; deny: string[]; disableBypassPermissionsMode?: 'disable' };
+  allowManagedPermissionRulesOnly: true;
+  allowManagedHooksOnly: true;
+  disableAllHooks: true;
+  env: Record<string, string>;
+  apiKeyHelper: '';
+  awsAuthRefresh: '';
+  awsCredentialExport: '';
+  gcpAuthRefresh: '';
+  otelHeadersHelper: '';
+  proxyAuthHelper: '';
+}
+
 export function compileSandbox(input: CompileInput): CompiledSandbox {
   const { agent, policy, agentName } = input;
   const tools = effectiveTools(agent, input.settings, policy);
   const user = containerUser(input);
-  const mounts = effectiveMounts(input, user.uid);
+  const scope = layout.volumeScope(input.scope, agent.directory);
+  const mounts = effectiveMounts(input, user.uid, scope);
   const { env, missing } = containerEnv(input);
   const network = compileNetwork(policy);
   const memory = parseSize(policy.resources.memory);
@@ -100,7 +160,7 @@ export function compileSandbox(input: CompileInput): CompiledSandbox {
       NanoCpus: Math.round(policy.resources.cpus * 1e9),
       Ulimits: [{ Name: 'nofile', Soft: policy.resources.nofile, Hard: policy.resources.nofile }],
       Tmpfs: tmpfs(input, user, memory),
-      Mounts: mounts.filter((m) => m.kind !== 'tmpfs').map((m) => toMountSpec(m, input.agentName)),
+      Mounts: mounts.filter((m) => m.kind !== 'tmpfs').map((m) => toMountSpec(m, input.agentName, scope)),
       Devices: [],
       Init: true,
       AutoRemove: false,
@@ -111,7 +171,7 @@ export function compileSandbox(input: CompileInput): CompiledSandbox {
     container,
     network,
     claudeArgs: claudeFlags(agent, input.settings, tools),
-    managedSettings: managedSettings(tools, policy),
+    managedSettings: managedSettings(tools, policy, env),
     tools,
     timeoutSeconds,
     mounts,
@@ -127,7 +187,7 @@ function containerUser(input: CompileInput): { uid: number; gid: number } {
   return { uid: layout.CONTAINER_UID, gid: layout.CONTAINER_GID };
 }
 
-function effectiveMounts(input: CompileInput, uid: number): EffectiveMount[] {
+function effectiveMounts(input: CompileInput, uid: number, scope: string): EffectiveMount[] {
   const dir = input.agent.directory;
   const mounts: EffectiveMount[] = [];
   if (input.policy.repo === 'overlay') {
@@ -144,7 +204,7 @@ function effectiveMounts(input: CompileInput, uid: number): EffectiveMount[] {
   }
   mounts.push({
     kind: 'volume',
-    source: layout.claudeStateVolume(input.agentName, uid),
+    source: layout.claudeStateVolume(input.agentName, scope, uid),
     target: layout.CLAUDE_CONFIG_DIR,
     mode: 'rw',
     what: 'Claude session state',
@@ -152,7 +212,7 @@ function effectiveMounts(input: CompileInput, uid: number): EffectiveMount[] {
   if (input.policy.network.mode === 'gateway') {
     mounts.push({
       kind: 'volume',
-      source: layout.gatewayVolume(input.agentName),
+      source: layout.gatewayVolume(input.agentName, scope),
       target: layout.GATEWAY_SOCKET_DIR,
       mode: 'ro',
       what: 'egress gateway socket',
@@ -161,9 +221,9 @@ function effectiveMounts(input: CompileInput, uid: number): EffectiveMount[] {
   return mounts;
 }
 
-function toMountSpec(m: EffectiveMount, agentName: string): MountSpec {
+function toMountSpec(m: EffectiveMount, agentName: string, scope: string): MountSpec {
   if (m.kind === 'volume') {
-    const Labels = { [`${layout.LABEL_PREFIX}.agent`]: agentName };
+    const Labels = { [`${layout.LABEL_PREFIX}.agent`]: agentName, [`${layout.LABEL_PREFIX}.scope`]: scope };
     // NoCopy: the image's directory must not be copied into (and re-own) the volume on every mount.
     return { Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.mode === 'ro', VolumeOptions: { NoCopy: true, Labels } };
   }
@@ -216,8 +276,21 @@ function containerEnv(input: CompileInput): { env: Record<string, string>; missi
   return { env, missing };
 }
 
-function managedSettings(tools: EffectiveTools, policy: Policy): CompiledSandbox['managedSettings'] {
-  const permissions: CompiledSandbox['managedSettings']['permissions'] = { deny: [...tools.disallowedTools] };
+function managedSettings(tools: EffectiveTools, policy: Policy, env: Record<string, string>): ManagedSettings {
+  const permissions: ManagedSettings['permissions'] = { allow: [...tools.allowedTools], deny: [...tools.disallowedTools] };
   if (policy.tools.permission_mode !== 'bypassPermissions') permissions.disableBypassPermissionsMode = 'disable';
-  return { permissions };
+  // As containerEnv decides: with `credentials: env` and no gateway, the base URL is the host's.
+  const hostBaseUrl = policy.credentials === 'env' && policy.network.mode !== 'gateway';
+  const fromHost = new Set<string>([...CREDENTIAL_ENV, ...policy.env.pass, ...(hostBaseUrl ? ['ANTHROPIC_BASE_URL'] : [])]);
+  const pinned: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) if (!fromHost.has(name)) pinned[name] = value;
+  for (const name of PINNED_UNSET_ENV) if (!(name in env) && !policy.env.pass.includes(name)) pinned[name] = '';
+  return {
+    permissions,
+    allowManagedPermissionRulesOnly: true,
+    allowManagedHooksOnly: true,
+    disableAllHooks: true,
+    env: pinned,
+    ...(Object.fromEntries(COMMAND_SETTINGS.map((name) => [name, ''])) as Record<(typeof COMMAND_SETTINGS)[number], ''>),
+  };
 }

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /** Fixed facts about the agent container the images and the compiler agree on. */
 export const CONTAINER_UID = 1000;
 export const CONTAINER_GID = 1000;
@@ -15,11 +17,26 @@ export const OVERLAY_LOWER_DIR = '/opt/agent-dispatch/lower';
 export const CREDENTIAL_PLACEHOLDER = 'agent-dispatch-placeholder-credential';
 export const LABEL_PREFIX = 'agent-dispatch';
 
-/** Per agent, and per container uid: a volume prepared for one uid is not writable by another. */
-export function claudeStateVolume(agent: string, uid: number = CONTAINER_UID): string {
-  return uid === CONTAINER_UID ? `agent-dispatch-claude-${agent}` : `agent-dispatch-claude-${agent}-uid${uid}`;
+/**
+ * Which installation an agent's volumes belong to: 12 hex digits of sha256 over the config directory and the
+ * agent directory. Two configs (two users, or one user's two installations) with an agent of the same name,
+ * or an agent re-added for another repo, never share a session volume: they could otherwise read each
+ * other's transcripts and leave files for each other. Without a config directory only the agent directory counts.
+ */
+export function volumeScope(configDir: string | undefined, agentDirectory: string): string {
+  return createHash('sha256').update(`${configDir ?? ''}\0${agentDirectory}`).digest('hex').slice(0, 12);
 }
 
-export function gatewayVolume(agent: string): string {
-  return `agent-dispatch-gateway-${agent}`;
+/**
+ * `agent-dispatch-claude.<agent>.<scope>`, and `.uid<uid>` for a container uid other than 1000 (a volume
+ * prepared for one uid is not writable by another). `.` separates the parts: agent names cannot contain it,
+ * so no agent's name can imitate another's scope or uid suffix.
+ */
+export function claudeStateVolume(agent: string, scope: string, uid: number = CONTAINER_UID): string {
+  const base = `agent-dispatch-claude.${agent}.${scope}`;
+  return uid === CONTAINER_UID ? base : `${base}.uid${uid}`;
+}
+
+export function gatewayVolume(agent: string, scope: string): string {
+  return `agent-dispatch-gateway.${agent}.${scope}`;
 }

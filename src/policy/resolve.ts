@@ -24,7 +24,8 @@ export interface ResolveOptions {
 export function resolveAgentPolicy(config: DispatchConfig, name: string, options: ResolveOptions = {}): AgentPolicyReport {
   const agent = config.agents[name];
   if (!agent) throw new AppError('AGENT_NOT_FOUND', `Unknown agent: '${name}'`);
-  const load = loadPolicy(agent.policy, options.configDir ?? stateDir());
+  const configDir = options.configDir ?? stateDir();
+  const load = loadPolicy(agent.policy, configDir);
   if (load.kind !== 'ok') {
     return { agent: name, load, findings: [{ severity: 'error', code: 'policy-invalid', message: describePolicyProblem(load) }] };
   }
@@ -39,6 +40,7 @@ export function resolveAgentPolicy(config: DispatchConfig, name: string, options
       policyHash: load.hash,
       hostEnv: options.hostEnv ?? process.env,
       depth: options.depth ?? 0,
+      scope: configDir,
       ...repoOwner(agent.directory),
     });
     return { agent: name, load, compiled, findings: [...findings, ...lintCompiled(compiled)] };

@@ -5,7 +5,9 @@
  * policy caps the mode below it. The compiled claude flags always carry `--permission-mode` (also
  * `default`), so a repo's `defaultMode` cannot raise the session's mode above the policy's cap. No API is
  * reachable (network none), so only claude's `system/init` message is read: it lists the tools and the
- * permission mode the session really has.
+ * permission mode the session really has. What the other settings sources (a repo's hooks and env, files an
+ * earlier dispatch left in the session volume) can and cannot do is tried in real dispatches by
+ * test/integration/settings-escape.test.ts.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -111,6 +113,7 @@ describe.skipIf(skipDocker)('managed settings in a real container, read by the r
       const compiled = compileFor('readonly-inspector', {}, 'inspector');
       const init = await initOf(compiled, ['--allowedTools', 'Bash', '--allowedTools', 'Write']);
       expect(compiled.managedSettings.permissions.deny).toEqual(expect.arrayContaining(['Bash', 'Write', 'Edit', 'WebFetch']));
+      expect(compiled.managedSettings).toMatchObject({ allowManagedPermissionRulesOnly: true, allowManagedHooksOnly: true, disableAllHooks: true });
       expect(compiled.claudeArgs.join(' ')).toContain('--disallowedTools Bash'); // the second, independent layer
       for (const denied of ['Bash', 'Write', 'Edit', 'WebFetch', 'WebSearch', 'NotebookEdit']) expect(init.tools).not.toContain(denied);
       for (const allowed of ['Read', 'Glob', 'Grep']) expect(init.tools).toContain(allowed);
@@ -145,7 +148,7 @@ describe.skipIf(skipDocker)('managed settings in a real container, read by the r
     async () => {
       const compiled = compileFor('default', {}, 'accept-edits', acceptEditsRepo);
       expect(compiled.tools.permissionMode).toBe('default');
-      expect(compiled.claudeArgs).toEqual(['--permission-mode', 'default']);
+      expect(compiled.claudeArgs).toEqual(['--permission-mode', 'default', '--setting-sources', 'project']);
       const init = await initOf(compiled, compiled.claudeArgs);
       expect(init.permissionMode).toBe('default');
     },
@@ -157,7 +160,7 @@ describe.skipIf(skipDocker)('managed settings in a real container, read by the r
     async () => {
       const compiled = compileFor('default', {}, 'accept-edits-control', acceptEditsRepo);
       const withoutMode = compiled.claudeArgs.filter((arg, i, all) => arg !== '--permission-mode' && all[i - 1] !== '--permission-mode');
-      expect(withoutMode).toEqual([]);
+      expect(withoutMode).toEqual(['--setting-sources', 'project']);
       const init = await initOf(compiled, withoutMode);
       expect(init.permissionMode).toBe('acceptEdits');
     },

@@ -42,6 +42,7 @@ function compile(options: {
   hostEnv?: Record<string, string | undefined>;
   depth?: number;
   repoOwner?: { uid: number; gid: number };
+  scope?: string;
 } = {}): CompiledSandbox {
   const input: CompileInput = {
     agentName: 'api',
@@ -53,8 +54,13 @@ function compile(options: {
     hostEnv: options.hostEnv ?? { ANTHROPIC_API_KEY: REAL_KEY, PATH: '/host/bin', SECRET_HOST_THING: 'zzz-host-only-value' },
     depth: options.depth ?? 0,
     ...(options.repoOwner ? { repoOwner: options.repoOwner } : {}),
+    ...(options.scope !== undefined ? { scope: options.scope } : {}),
   };
   return compileSandbox(input);
+}
+
+function namedVolumeSources(compiled: CompiledSandbox): string[] {
+  return compiled.container.HostConfig.Mounts.filter((m) => m.Type === 'volume').map((m) => m.Source!);
 }
 
 function envOf(compiled: CompiledSandbox): Record<string, string> {
@@ -204,24 +210,52 @@ describe('repo mounts', () => {
     ]);
   });
 
-  it('uses per-agent named volumes for Claude state (rw) and the gateway socket (ro)', () => {
-    const volumes = compile().container.HostConfig.Mounts.filter((m) => m.Type === 'volume');
+  it('uses per-agent named volumes, scoped by config and agent directory, for Claude state (rw) and the gateway socket (ro)', () => {
+    const volumes = compile({ scope: '/home/u/.config/agent-dispatch' }).container.HostConfig.Mounts.filter((m) => m.Type === 'volume');
+    const scope = layout.volumeScope('/home/u/.config/agent-dispatch', repo);
+    expect(scope).toMatch(/^[0-9a-f]{12}$/);
+    const Labels = { 'agent-dispatch.agent': 'api', 'agent-dispatch.scope': scope };
     expect(volumes).toEqual([
       {
         Type: 'volume',
-        Source: 'agent-dispatch-claude-api',
+        Source: `agent-dispatch-claude.api.${scope}`,
         Target: layout.CLAUDE_CONFIG_DIR,
         ReadOnly: false,
-        VolumeOptions: { NoCopy: true, Labels: { 'agent-dispatch.agent': 'api' } },
+        VolumeOptions: { NoCopy: true, Labels },
       },
       {
         Type: 'volume',
-        Source: 'agent-dispatch-gateway-api',
+        Source: `agent-dispatch-gateway.api.${scope}`,
         Target: layout.GATEWAY_SOCKET_DIR,
         ReadOnly: true,
-        VolumeOptions: { NoCopy: true, Labels: { 'agent-dispatch.agent': 'api' } },
+        VolumeOptions: { NoCopy: true, Labels },
       },
     ]);
+  });
+
+  it('another config directory, another agent directory, or another uid gives another session volume', () => {
+    const state = (c: CompiledSandbox) => namedVolumeSources(c)[0];
+    const base = state(compile({ scope: '/cfg/one' }));
+    expect(state(compile({ scope: '/cfg/one' }))).toBe(base);
+    expect(state(compile({ scope: '/cfg/two' }))).not.toBe(base);
+    expect(state(compile({ scope: '/cfg/one', agent: { directory: join(repo, 'sub') } }))).not.toBe(base);
+    expect(state(compile({ scope: '/cfg/one', policy: policy({ repo: 'rw' }), repoOwner: { uid: 1001, gid: 1001 } }))).toBe(`${base}.uid1001`);
+  });
+
+  it("volume names cannot collide across agent names: 'web' as uid 1001 is not 'web-uid1001'", () => {
+    const scope = layout.volumeScope('/cfg', '/srv/web');
+    expect(layout.claudeStateVolume('web', scope, 1001)).toBe(`agent-dispatch-claude.web.${scope}.uid1001`);
+    expect(layout.claudeStateVolume('web-uid1001', scope)).toBe(`agent-dispatch-claude.web-uid1001.${scope}`);
+    expect(layout.claudeStateVolume('web', scope, 1001)).not.toBe(layout.claudeStateVolume('web-uid1001', scope));
+    // Docker's volume-name grammar
+    for (const name of [layout.claudeStateVolume('a_b-C9', scope, 4242), layout.gatewayVolume('a_b-C9', scope)]) {
+      expect(name).toMatch(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/);
+    }
+  });
+
+  it("the scope keeps its two parts apart: ('/x', '/y/z') and ('/x/y', '/z') differ", () => {
+    expect(layout.volumeScope('/x', '/y/z')).not.toBe(layout.volumeScope('/x/y', '/z'));
+    expect(layout.volumeScope(undefined, '/srv/x')).not.toBe(layout.volumeScope('/cfg', '/srv/x'));
   });
 });
 
@@ -439,14 +473,68 @@ describe('tool narrowing (effectiveTools)', () => {
 });
 
 describe('managed settings', () => {
-  it('carries the deny list and disables bypass mode by default', () => {
-    const compiled = compile({ policy: policy({ tools: { permission_mode: 'default', allow: null, deny: ['WebFetch'] } }), agent: { disallowed_tools: ['Bash'] } });
-    expect(compiled.managedSettings).toEqual({ permissions: { deny: ['WebFetch', 'Bash'], disableBypassPermissionsMode: 'disable' } });
+  const NO_COMMANDS = { apiKeyHelper: '', awsAuthRefresh: '', awsCredentialExport: '', gcpAuthRefresh: '', otelHeadersHelper: '', proxyAuthHelper: '' };
+  const LOCKS = { allowManagedPermissionRulesOnly: true, allowManagedHooksOnly: true, disableAllHooks: true };
+
+  it('carries the effective allow and deny lists as the only permission rules, no hooks, no command settings; bypass disabled by default', () => {
+    const compiled = compile({
+      policy: policy({ tools: { permission_mode: 'default', allow: ['Read', 'Bash'], deny: ['WebFetch'] } }),
+      agent: { allowed_tools: ['Read', 'Bash(git *)', 'Write'], disallowed_tools: ['Bash(rm:*)'] },
+    });
+    expect(compiled.managedSettings).toEqual({
+      permissions: { allow: ['Read', 'Bash(git *)'], deny: ['WebFetch', 'Bash(rm:*)'], disableBypassPermissionsMode: 'disable' },
+      ...LOCKS,
+      env: expect.any(Object),
+      ...NO_COMMANDS,
+    });
+    expect(compiled.managedSettings.permissions.allow).toEqual(compiled.tools.allowedTools);
+    expect(compiled.managedSettings.permissions.deny).toEqual(compiled.tools.disallowedTools);
   });
 
-  it('does not disable bypass mode when the policy allows it', () => {
+  it('does not disable bypass mode when the policy allows it (the locks stay)', () => {
     const compiled = compile({ policy: policy({ tools: { permission_mode: 'bypassPermissions', allow: ['Read'], deny: [] } }) });
-    expect(compiled.managedSettings).toEqual({ permissions: { deny: [] } });
+    expect(compiled.managedSettings).toMatchObject({ permissions: { allow: ['Read'], deny: [] }, ...LOCKS, ...NO_COMMANDS });
+    expect(compiled.managedSettings.permissions).not.toHaveProperty('disableBypassPermissionsMode');
+  });
+
+  it('an explicit empty allow list stays empty (nothing pre-approved)', () => {
+    expect(compile({ agent: { allowed_tools: [] } }).managedSettings.permissions.allow).toEqual([]);
+  });
+
+  it("pins the sandbox's own environment values and empties the redirect/injection names it does not set", () => {
+    const compiled = compile({ depth: 1, policy: policy({ env: { pass: [], set: { LANG: 'C.UTF-8' } } }) });
+    const env = compiled.managedSettings.env;
+    expect(env).toMatchObject({
+      HOME: layout.CONTAINER_HOME,
+      PATH: layout.CONTAINER_PATH,
+      CLAUDE_CONFIG_DIR: layout.CLAUDE_CONFIG_DIR,
+      AGENT_DISPATCH_DEPTH: '2',
+      LANG: 'C.UTF-8',
+    });
+    // default preset: gateway mode, so the proxy and base URL are the sandbox's own
+    expect(env['ANTHROPIC_BASE_URL']).toBe(envOf(compiled)['ANTHROPIC_BASE_URL']);
+    expect(env['HTTPS_PROXY']).toBe(envOf(compiled)['HTTPS_PROXY']);
+    for (const name of ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'BASH_ENV', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS', 'http_proxy']) expect(env[name]).toBe('');
+    // every pinned value is the container's (or empty): nothing the container does not already have
+    for (const [name, value] of Object.entries(env)) expect(value === '' || envOf(compiled)[name] === value, name).toBe(true);
+  });
+
+  it('never carries a value from the host: credentials, env.pass names, the host base URL with credentials: env', () => {
+    const open = policy({ credentials: 'env', network: { mode: 'open' }, env: { pass: ['GITHUB_TOKEN', 'NODE_OPTIONS'], set: {} } });
+    const hostEnv = { ANTHROPIC_API_KEY: REAL_KEY, ANTHROPIC_BASE_URL: 'https://user:pw@proxy.example', GITHUB_TOKEN: 'ghp_secret', NODE_OPTIONS: '--max-old-space-size=512' };
+    const compiled = compile({ policy: open, hostEnv });
+    const text = JSON.stringify(compiled.managedSettings);
+    for (const secret of [REAL_KEY, 'ghp_secret', 'user:pw', '--max-old-space-size']) expect(text).not.toContain(secret);
+    const env = compiled.managedSettings.env;
+    for (const name of ['ANTHROPIC_API_KEY', 'ANTHROPIC_BASE_URL', 'GITHUB_TOKEN', 'NODE_OPTIONS']) expect(env).not.toHaveProperty(name);
+    expect(env['LD_PRELOAD']).toBe('');
+  });
+
+  it('credentials: env without a host base URL pins it empty, so no settings file can point the key elsewhere', () => {
+    const open = policy({ credentials: 'env', network: { mode: 'open' } });
+    const compiled = compile({ policy: open, hostEnv: { ANTHROPIC_API_KEY: REAL_KEY } });
+    expect(compiled.managedSettings.env['ANTHROPIC_BASE_URL']).toBe('');
+    expect(compiled.managedSettings.env['HTTPS_PROXY']).toBe('');
   });
 
   it.each(['plan', 'acceptEdits', 'dontAsk', 'auto'] as const)('disables bypass mode under a %s cap', (mode) => {
@@ -464,6 +552,8 @@ describe('claude args', () => {
       'sonnet',
       '--permission-mode',
       'default',
+      '--setting-sources',
+      'project',
       '--allowedTools',
       'Read',
       '--allowedTools',
@@ -471,8 +561,16 @@ describe('claude args', () => {
     ]);
   });
 
-  it("only --permission-mode default for a bare agent under the default policy (always passed, so a repo's defaultMode cannot raise it)", () => {
-    expect(compile().claudeArgs).toEqual(['--permission-mode', 'default']);
+  it("only --permission-mode default and --setting-sources project for a bare agent under the default policy (the mode is always passed, so a repo's defaultMode cannot raise it)", () => {
+    expect(compile().claudeArgs).toEqual(['--permission-mode', 'default', '--setting-sources', 'project']);
+  });
+
+  it('--setting-sources project is always passed: user settings and .claude.json MCP servers in the session volume are never read', () => {
+    for (const c of [compile(), compile({ policy: policy({ tools: { permission_mode: 'bypassPermissions', allow: null, deny: [] } }) })]) {
+      const i = c.claudeArgs.indexOf('--setting-sources');
+      expect(c.claudeArgs[i + 1]).toBe('project');
+      expect(c.claudeArgs.filter((a) => a === '--setting-sources')).toHaveLength(1);
+    }
   });
 
   it('--permission-mode is passed whatever the policy cap', () => {
@@ -502,6 +600,8 @@ describe('claude args', () => {
       '2',
       '--permission-mode',
       'plan',
+      '--setting-sources',
+      'project',
       '--allowedTools',
       'Read',
       '--allowedTools',
@@ -524,12 +624,12 @@ describe('claude args', () => {
   });
 
   it('a narrowed mode is what is passed', () => {
-    expect(compile({ agent: { permission_mode: 'bypassPermissions' } }).claudeArgs).toEqual(['--permission-mode', 'default']);
+    expect(compile({ agent: { permission_mode: 'bypassPermissions' } }).claudeArgs).toEqual(['--permission-mode', 'default', '--setting-sources', 'project']);
   });
 
   it('a policy deny list becomes --disallowedTools', () => {
     const args = compile({ policy: policy({ tools: { permission_mode: 'default', allow: null, deny: ['WebFetch', 'WebSearch'] } }) }).claudeArgs;
-    expect(args).toEqual(['--permission-mode', 'default', '--disallowedTools', 'WebFetch', '--disallowedTools', 'WebSearch']);
+    expect(args).toEqual(['--permission-mode', 'default', '--setting-sources', 'project', '--disallowedTools', 'WebFetch', '--disallowedTools', 'WebSearch']);
   });
 
   it('refuses a model that starts with -', () => {
@@ -553,7 +653,7 @@ describe('claude args', () => {
 
   it('an agent permission_mode starting with - never reaches argv: it is unknown, so plan is used', () => {
     const compiled = compile({ agent: { permission_mode: '--dangerously-skip-permissions' } });
-    expect(compiled.claudeArgs).toEqual(['--permission-mode', 'plan']);
+    expect(compiled.claudeArgs).toEqual(['--permission-mode', 'plan', '--setting-sources', 'project']);
     expect(compiled.notes.join()).toContain('is unknown');
   });
 
@@ -617,7 +717,19 @@ describe('resolveAgentPolicy', () => {
     const config = configSchema.parse({ agents: { api: { directory: repo } } });
     const report = resolveAgentPolicy(config, 'api', { configDir: join(repo, 'no-config-here'), home: '/home/tester', hostEnv: {} });
     expect(report.findings.filter((f) => f.severity === 'error')).toEqual([]);
-    expect(report.compiled?.claudeArgs).toEqual(['--permission-mode', 'default']);
+    expect(report.compiled?.claudeArgs).toEqual(['--permission-mode', 'default', '--setting-sources', 'project']);
+  });
+
+  it('scopes the volumes by its config directory: two configs with an agent of the same name get different ones', () => {
+    const config = configSchema.parse({ agents: { api: { directory: repo } } });
+    const volumesFor = (configDir: string) =>
+      namedVolumeSources(resolveAgentPolicy(config, 'api', { configDir, home: '/home/tester', hostEnv: {} }).compiled!);
+    const one = volumesFor(join(repo, 'config-one'));
+    const two = volumesFor(join(repo, 'config-two'));
+    expect(one[0]).toBe(layout.claudeStateVolume('api', layout.volumeScope(join(repo, 'config-one'), repo)));
+    expect(one[0]).not.toBe(two[0]);
+    expect(one[1]).not.toBe(two[1]);
+    expect(volumesFor(join(repo, 'config-one'))).toEqual(one);
   });
 });
 
