@@ -27,11 +27,11 @@ import { stringify } from 'yaml';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
-import { claudeStateVolume } from '../dist/policy/layout.js';
 import { LABELS } from '../dist/sandbox/owner.js';
 import { dockerOptions } from '../dist/sandbox/runner.js';
 import { DIRECTIVE, startFakeModel } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
+import { removeLabelled } from './lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist/cli.js');
@@ -148,28 +148,7 @@ async function removeEverything() {
     }
   }
   await model?.close().catch(() => undefined);
-  const filters = JSON.stringify({ label: [`${TEST_LABEL}=${runId}`] });
-  let containers = 0;
-  for (const c of await docker.listContainers({ all: true, filters }).catch(() => [])) {
-    await docker.getContainer(c.Id).remove({ force: true, v: true }).then(() => containers++, () => undefined);
-  }
-  const { Volumes } = await docker.listVolumes({ filters }).catch(() => ({ Volumes: [] }));
-  const names = new Set([...(Volumes ?? []).map((v) => v.Name), claudeStateVolume(agent)]);
-  let volumes = 0;
-  const left = [];
-  for (const name of names) {
-    // A container removal still in progress holds the volume (409): retry for a few seconds.
-    for (let attempt = 0; ; attempt++) {
-      const status = await docker.getVolume(name).remove({ force: true }).then(() => 0, (e) => e.statusCode ?? -1);
-      if (status === 0) volumes++;
-      if (status === 0 || status === 404) break;
-      if (attempt >= 20) {
-        left.push(name);
-        break;
-      }
-      await sleep(250);
-    }
-  }
+  const { containers, volumes, left } = await removeLabelled(docker, `${TEST_LABEL}=${runId}`);
   rmSync(root, { recursive: true, force: true });
   info(`cleanup: removed ${containers} container(s), ${volumes} volume(s) labelled ${TEST_LABEL}=${runId}`);
   if (left.length) info(`cleanup: could not remove volume(s) ${left.join(', ')}: docker volume rm ${left.join(' ')}`);

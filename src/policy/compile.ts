@@ -205,7 +205,7 @@ function effectiveMounts(input: CompileInput, uid: number, scope: string): Effec
   mounts.push({
     kind: 'volume',
     source: layout.claudeStateVolume(input.agentName, scope, uid),
-    target: layout.CLAUDE_CONFIG_DIR,
+    target: layout.CLAUDE_SESSIONS_DIR,
     mode: 'rw',
     what: 'Claude session state',
   });
@@ -237,6 +237,7 @@ function tmpfs(input: CompileInput, user: { uid: number; gid: number }, memory: 
   const mounts: Record<string, string> = {
     '/tmp': `rw,nosuid,nodev,size=${size},mode=1777`,
     [layout.CONTAINER_HOME]: `rw,nosuid,nodev,size=${size},${owned},mode=0700`,
+    [layout.CLAUDE_CONFIG_DIR]: `rw,nosuid,nodev,size=${size},${owned},mode=0700`,
   };
   if (input.policy.repo === 'overlay') mounts[input.agent.directory] = `rw,nosuid,nodev,size=${memory},${owned},mode=0755`;
   return mounts;

@@ -5,6 +5,11 @@ export const CONTAINER_UID = 1000;
 export const CONTAINER_GID = 1000;
 export const CONTAINER_HOME = '/home/agent';
 export const CLAUDE_CONFIG_DIR = `${CONTAINER_HOME}/.claude`;
+/**
+ * Only the transcripts persist (the per-agent volume is mounted here); the rest of CLAUDE_CONFIG_DIR is a fresh
+ * tmpfs per dispatch, so nothing an agent writes there (settings.json, .claude.json, hooks) reaches the next one.
+ */
+export const CLAUDE_SESSIONS_DIR = `${CLAUDE_CONFIG_DIR}/projects`;
 export const CONTAINER_PATH = '/usr/local/bin:/usr/bin:/bin';
 export const MANAGED_SETTINGS_PATH = '/etc/claude-code/managed-settings.json';
 /** Where the gateway's Unix socket appears inside the agent container (a volume shared with the gateway). */

@@ -154,7 +154,7 @@ export class SandboxRunner {
   }
 
   private prepareOnce(spec: ContainerSpec, user: { uid: number; gid: number }, labels: Record<string, string>): Promise<void> {
-    const key = `${spec.HostConfig.Mounts.find((m) => m.Target === layout.CLAUDE_CONFIG_DIR)?.Source ?? ''}`;
+    const key = `${spec.HostConfig.Mounts.find((m) => m.Target === layout.CLAUDE_SESSIONS_DIR)?.Source ?? ''}`;
     const inFlight = this.preparing.get(key);
     if (inFlight) return inFlight;
     const preparation = prepareStateVolume(this.docker, spec, user, labels).finally(() => this.preparing.delete(key));

@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
 import type { ContainerSpec } from '../policy/container-spec.js';
-import { CLAUDE_CONFIG_DIR } from '../policy/layout.js';
+import { CLAUDE_SESSIONS_DIR } from '../policy/layout.js';
 import { sandboxError } from './sandbox-error.js';
 
 const TARGET = '/state';
@@ -17,7 +17,7 @@ export async function prepareStateVolume(
   user: { uid: number; gid: number },
   extraLabels: Record<string, string>,
 ): Promise<void> {
-  const mount = spec.HostConfig.Mounts.find((m) => m.Type === 'volume' && m.Target === CLAUDE_CONFIG_DIR);
+  const mount = spec.HostConfig.Mounts.find((m) => m.Type === 'volume' && m.Target === CLAUDE_SESSIONS_DIR);
   if (!mount?.Source) return;
   const name = mount.Source;
   try {

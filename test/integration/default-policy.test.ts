@@ -295,7 +295,7 @@ function probeScript(repo: string): string {
     'sec net; ls -1 /sys/class/net',
     'sec tmp; echo tmp-ok > /tmp/probe 2>&1 && cat /tmp/probe; echo "rc=$?"',
     'sec home; echo home-ok > "$HOME/probe" 2>&1 && cat "$HOME/probe"; echo "rc=$?"',
-    'sec claude; echo claude-ok > "$CLAUDE_CONFIG_DIR/probe" 2>&1 && cat "$CLAUDE_CONFIG_DIR/probe"; echo "rc=$?"',
+    'sec claude; echo claude-ok > "$CLAUDE_CONFIG_DIR/projects/probe" 2>&1 && cat "$CLAUDE_CONFIG_DIR/projects/probe"; echo "rc=$?"',
     'sec repo_file; cat "$REPO/README.md" 2>&1; echo "rc=$?"',
     'sec pwd; pwd',
     'sec end',

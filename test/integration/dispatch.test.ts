@@ -152,6 +152,15 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
     expect(resumed.session_id).toBe(first.session_id);
   }, TIMEOUT);
 
+  it('only the transcripts persist between dispatches: anything else written to the Claude config dir is gone', async () => {
+    const first = await dispatch(DIRECTIVE.bash('echo planted > "$CLAUDE_CONFIG_DIR/settings.json" && echo kept > "$CLAUDE_CONFIG_DIR/projects/kept" && echo wrote'));
+    expect(first.result).toContain('wrote');
+    const second = await dispatch(DIRECTIVE.bash('ls -a "$CLAUDE_CONFIG_DIR"; echo ---; cat "$CLAUDE_CONFIG_DIR/projects/kept"'));
+    const [config, kept] = second.result.split('---');
+    expect(config).not.toContain('settings.json');
+    expect(kept).toContain('kept');
+  }, TIMEOUT);
+
   it('response_format=json comes back parsed', async () => {
     const result = await dispatch(DIRECTIVE.json({ answer: 42, items: ['a'] }), { responseFormat: 'json' });
     expect(result.parsed_result).toEqual({ answer: 42, items: ['a'] });

@@ -127,11 +127,11 @@ describe.skipIf(skipDocker)('sandbox runner on a real engine', () => {
 
   it('gives a new session volume to the container user, also when that is the repo owner and not 1000', async () => {
     const c = compiled('uid', { uid: 1234, gid: 1234 });
-    const volume = c.container.HostConfig.Mounts.find((m) => m.Target === layout.CLAUDE_CONFIG_DIR)!.Source!;
+    const volume = c.container.HostConfig.Mounts.find((m) => m.Target === layout.CLAUDE_SESSIONS_DIR)!.Source!;
     expect(volume).toMatch(/^agent-dispatch-claude\.itest-[^.]+\.[0-9a-f]{12}\.uid1234$/);
     const outcome = await runner.run({
       spec: { ...c.container, Image: NODE_IMAGE, WorkingDir: '/' },
-      cmd: ['sh', '-c', `id -u; touch ${layout.CLAUDE_CONFIG_DIR}/written && echo writable`],
+      cmd: ['sh', '-c', `id -u; touch ${layout.CLAUDE_SESSIONS_DIR}/written && echo writable`],
       stdin: '',
       managedSettings: c.managedSettings,
       job: 'job-uid',
@@ -147,7 +147,7 @@ describe.skipIf(skipDocker)('sandbox runner on a real engine', () => {
     const runOne = (i: number) =>
       runner.run({
         spec: { ...c.container, Image: NODE_IMAGE, WorkingDir: '/' },
-        cmd: ['sh', '-c', `touch ${layout.CLAUDE_CONFIG_DIR}/w${i} && echo ok`],
+        cmd: ['sh', '-c', `touch ${layout.CLAUDE_SESSIONS_DIR}/w${i} && echo ok`],
         stdin: '',
         managedSettings: c.managedSettings,
         job: `job-concurrent-${i}`,

@@ -66,6 +66,8 @@ describe('claudeCommand (TestBuildCommand, TestResumableTimeout argv)', () => {
       'sonnet',
       '--permission-mode',
       'default',
+      '--setting-sources',
+      'project',
       '--allowedTools',
       'Bash(git diff)',
       '--disallowedTools',

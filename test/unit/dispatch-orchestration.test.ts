@@ -340,11 +340,17 @@ describe('what the sandbox is asked to run', () => {
     expect(JSON.stringify(spec)).not.toContain(SECRET);
   });
 
-  it('managedSettings carries the deny list and disables bypass mode', async () => {
+  it('managedSettings carries the deny list, disables bypass mode and makes its rules the only ones', async () => {
     const inst = install();
     const sandbox = new FakeSandbox(succeeds());
     await runDispatch(inst.deps(sandbox), req());
-    expect(sandbox.last.managedSettings).toEqual({ permissions: { deny: ['WebFetch', 'WebSearch'], disableBypassPermissionsMode: 'disable' } });
+    expect(sandbox.last.managedSettings).toMatchObject({
+      permissions: { deny: ['WebFetch', 'WebSearch'], disableBypassPermissionsMode: 'disable' },
+      allowManagedPermissionRulesOnly: true,
+      allowManagedHooksOnly: true,
+      disableAllHooks: true,
+      apiKeyHelper: '',
+    });
   });
 
   it('an agent disallowed tool is denied by the managed settings too', async () => {

@@ -135,11 +135,12 @@ describe('container hardening (default preset)', () => {
     ]);
   });
 
-  it('mounts /tmp and $HOME as small private tmpfs', () => {
+  it('mounts /tmp, $HOME and the Claude config dir as small private tmpfs (only the transcripts persist)', () => {
     const tmpfs = c().HostConfig.Tmpfs;
     expect(tmpfs['/tmp']).toBe('rw,nosuid,nodev,size=256m,mode=1777');
     expect(tmpfs[layout.CONTAINER_HOME]).toBe('rw,nosuid,nodev,size=256m,uid=1000,gid=1000,mode=0700');
-    expect(Object.keys(tmpfs)).toHaveLength(2);
+    expect(tmpfs[layout.CLAUDE_CONFIG_DIR]).toBe('rw,nosuid,nodev,size=256m,uid=1000,gid=1000,mode=0700');
+    expect(Object.keys(tmpfs)).toHaveLength(3);
   });
 
   it('labels the container with agent, policy and policy hash', () => {
@@ -219,7 +220,7 @@ describe('repo mounts', () => {
       {
         Type: 'volume',
         Source: `agent-dispatch-claude.api.${scope}`,
-        Target: layout.CLAUDE_CONFIG_DIR,
+        Target: layout.CLAUDE_SESSIONS_DIR,
         ReadOnly: false,
         VolumeOptions: { NoCopy: true, Labels },
       },
