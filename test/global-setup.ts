@@ -34,13 +34,17 @@ export default async function setup(): Promise<void> {
   const binary = join(dirname(createRequire(import.meta.url).resolve('@anthropic-ai/claude-code-linux-x64/package.json')), 'claude');
   const wanted = contextHash(binary);
   const docker = new Docker();
+  let previous: string | undefined;
   try {
     const existing = await docker.getImage(TEST_AGENT_IMAGE).inspect();
     if (existing.Config?.Labels?.[HASH_LABEL] === wanted) return;
+    previous = existing.Id;
   } catch {
     // not built yet
   }
   const started = Date.now();
   await buildAgentImage({ tag: TEST_AGENT_IMAGE, claudeBinary: binary, labels: { [TEST_LABEL]: 'image', [HASH_LABEL]: wanted }, docker });
+  // The replaced image is now untagged: remove it (unless something still uses it) so rebuilds do not pile up.
+  if (previous) await docker.getImage(previous).remove().catch(() => undefined);
   process.stderr.write(`[global-setup] built ${TEST_AGENT_IMAGE} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
 }
