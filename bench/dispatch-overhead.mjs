@@ -16,7 +16,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,7 @@ import { loadConfig, requireConfig } from '../dist/config/load.js';
 import { DispatchService } from '../dist/dispatch/service.js';
 import { buildPrompt } from '../dist/dispatch/prompt.js';
 import { resolveAgentPolicy } from '../dist/policy/resolve.js';
+import { bridgeAddress } from '../dist/sandbox/bridge.js';
 import { dockerOptions } from '../dist/sandbox/runner.js';
 import { DIRECTIVE, startFakeModel } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
@@ -81,19 +82,6 @@ function resultEvent(text) {
     }
   }
   return undefined;
-}
-
-async function bridgeAddress(docker) {
-  try {
-    const net = await docker.getNetwork('bridge').inspect();
-    const gw = (net.IPAM?.Config ?? []).map((c) => c.Gateway).find(Boolean);
-    if (gw) return gw;
-  } catch {
-    // fall through to docker0
-  }
-  const docker0 = networkInterfaces()['docker0']?.find((a) => a.family === 'IPv4');
-  if (docker0) return docker0.address;
-  throw new Error('cannot find the Docker bridge address (no IPAM gateway, no docker0 interface)');
 }
 
 const runId = `bench-${randomBytes(4).toString('hex')}`;
@@ -240,6 +228,7 @@ async function main() {
   }
 
   const host = await bridgeAddress(docker);
+  if (!host) throw new Error('cannot find the Docker bridge address (no IPAM gateway, no docker0 interface)');
   model = await startFakeModel({ host });
   info(`fake model on ${model.url}; label ${TEST_LABEL}=${runId}; image ${opts.image}; ${opts.runs} run(s) per mode`);
 

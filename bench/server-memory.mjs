@@ -18,7 +18,7 @@
 // killed, by PID. Nothing is ever pulled.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -28,6 +28,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { LABELS } from '../dist/sandbox/owner.js';
+import { bridgeAddress } from '../dist/sandbox/bridge.js';
 import { dockerOptions } from '../dist/sandbox/runner.js';
 import { DIRECTIVE, startFakeModel } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
@@ -91,19 +92,6 @@ function procMemory(pid) {
   } catch {
     return { rss: undefined, hwm: undefined };
   }
-}
-
-async function bridgeAddress(docker) {
-  try {
-    const net = await docker.getNetwork('bridge').inspect();
-    const gw = (net.IPAM?.Config ?? []).map((c) => c.Gateway).find(Boolean);
-    if (gw) return gw;
-  } catch {
-    // fall through to docker0
-  }
-  const docker0 = networkInterfaces()['docker0']?.find((a) => a.family === 'IPv4');
-  if (docker0) return docker0.address;
-  throw new Error('cannot find the Docker bridge address (no IPAM gateway, no docker0 interface)');
 }
 
 const runId = `bench-${randomBytes(4).toString('hex')}`;
@@ -198,6 +186,7 @@ async function main() {
   }
 
   const host = await bridgeAddress(docker);
+  if (!host) throw new Error('cannot find the Docker bridge address (no IPAM gateway, no docker0 interface)');
   model = await startFakeModel({ host });
   info(`fake model on ${model.url}; label ${TEST_LABEL}=${runId}; image ${opts.image}; ${opts.dispatches} dispatches holding ${opts.holdMs} ms`);
 

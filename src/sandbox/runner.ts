@@ -7,6 +7,7 @@ import { AppError, describeError } from '../errors.js';
 import type { ContainerSpec } from '../policy/container-spec.js';
 import * as layout from '../policy/layout.js';
 import { logger } from '../log.js';
+import { bridgeAddress } from './bridge.js';
 import { LineCollector } from './lines.js';
 import { LABELS, ownerLabels } from './owner.js';
 import { imageMissing, sandboxError } from './sandbox-error.js';
@@ -137,13 +138,8 @@ export class SandboxRunner {
   }
 
   /** The host address of the default bridge: what a container on it reaches host services through. */
-  async bridgeAddress(): Promise<string | undefined> {
-    try {
-      const info = await this.docker.getNetwork('bridge').inspect();
-      return (info.IPAM?.Config ?? []).map((c: { Gateway?: string }) => c.Gateway).find(Boolean);
-    } catch (error) {
-      throw sandboxError(error, 'inspect the default bridge network', '');
-    }
+  bridgeAddress(): Promise<string | undefined> {
+    return bridgeAddress(this.docker);
   }
 
   /** Kill and remove every container this runner still has running (server shutdown). */

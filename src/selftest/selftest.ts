@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig, requireConfig } from '../config/load.js';
@@ -57,7 +57,7 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
   const runner = createSandboxRunner({ runDir: join(root, 'run'), extraLabels: containerLabels(baseEnv) }, baseEnv);
   const job = newJobId();
   try {
-    const host = (await runner.bridgeAddress().catch(() => undefined)) ?? docker0Address() ?? '127.0.0.1';
+    const host = (await runner.bridgeAddress()) ?? '127.0.0.1';
     step(`scripted model on ${host}`);
     const model = await startFakeModel({ host });
     try {
@@ -124,8 +124,4 @@ export function judge(result: DispatchResult, facts: ProbeFacts | undefined, see
 
 function isZero(mask: string | undefined): boolean {
   return mask !== undefined && /^0+$/.test(mask);
-}
-
-function docker0Address(): string | undefined {
-  return networkInterfaces()['docker0']?.find((a) => a.family === 'IPv4')?.address;
 }

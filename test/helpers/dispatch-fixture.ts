@@ -5,10 +5,10 @@
  * with `credentials: env`, so the fake model listens on the Docker bridge address the containers can reach.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { stringify } from 'yaml';
+import { bridgeAddress } from '../../src/sandbox/bridge.js';
 import { startFakeModel, type FakeModel } from '../../src/selftest/fake-model.js';
 import { openNetworkPolicy } from '../../src/selftest/open-policy.js';
 import { requireLocalImage, TEST_LABEL } from './docker.js';
@@ -34,16 +34,6 @@ export async function createBuiltFixture(docker: Docker, runId: string): Promise
   return createFixture(docker, runId);
 }
 
-/** The address of the default bridge on the host: where containers on it reach host services. */
-export async function bridgeAddress(docker: Docker): Promise<string> {
-  const info = await docker.getNetwork('bridge').inspect();
-  const gateway = (info.IPAM?.Config ?? []).map((c: { Gateway?: string }) => c.Gateway).find(Boolean);
-  if (gateway) return gateway;
-  const docker0 = networkInterfaces()['docker0']?.find((a) => a.family === 'IPv4');
-  if (docker0) return docker0.address;
-  throw new Error('cannot find the Docker bridge address (no IPAM gateway, no docker0 interface)');
-}
-
 export interface Fixture {
   root: string;
   configDir: string;
@@ -66,6 +56,7 @@ export async function createFixture(docker: Docker, runId: string): Promise<Fixt
   const configDir = join(root, 'config');
   mkdirSync(join(configDir, 'policies'), { recursive: true });
   const host = await bridgeAddress(docker);
+  if (!host) throw new Error('cannot find the Docker bridge address (no IPAM gateway, no docker0 interface)');
   const model = await startFakeModel({ host });
   const apiKey = `sk-test-${runId}`;
   const secret = `server-secret-${runId}`;
