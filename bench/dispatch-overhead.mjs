@@ -31,7 +31,7 @@ import { bridgeAddress } from '../dist/sandbox/bridge.js';
 import { dockerOptions } from '../dist/sandbox/runner.js';
 import { DIRECTIVE, startFakeModel } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
-import { removeLabelled } from './lib.mjs';
+import { cleanupOnSignals, removeRun } from './lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_LABEL = 'agent-dispatch.test';
@@ -104,23 +104,10 @@ async function removeEverything() {
   for (const child of children) child.kill('SIGKILL');
   await service?.shutdown().catch(() => undefined);
   await model?.close().catch(() => undefined);
-  const { containers, volumes, left } = await removeLabelled(docker, `${TEST_LABEL}=${runId}`);
-  rmSync(root, { recursive: true, force: true });
-  info(`cleanup: removed ${containers} container(s), ${volumes} volume(s) labelled ${TEST_LABEL}=${runId}`);
-  if (left.length) info(`cleanup: could not remove volume(s) ${left.join(', ')}: docker volume rm ${left.join(' ')}`);
+  await removeRun(docker, `${TEST_LABEL}=${runId}`, root, info);
 }
 
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  // `on`, not `once`: a second signal (e.g. sent to the whole process group) must not kill us mid-cleanup.
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    info(`${signal}: cleaning up`);
-    cleanup()
-      .catch((error) => info(`cleanup failed: ${error?.stack ?? error}`))
-      .finally(() => process.exit(130));
-  });
-}
+cleanupOnSignals(cleanup, info, () => (stopping = true));
 
 /** (1) The host claude binary, fresh HOME and config dir per run. */
 function runBare(prompt, repo) {

@@ -29,3 +29,31 @@ export async function removeLabelled(docker, label) {
   }
   return { containers, volumes, left };
 }
+
+/** Remove a run's labelled Docker objects and its temp dir, and say what was removed (or left). */
+export async function removeRun(docker, label, root, info) {
+  const { containers, volumes, left } = await removeLabelled(docker, label);
+  const { rmSync } = await import('node:fs');
+  rmSync(root, { recursive: true, force: true });
+  info(`cleanup: removed ${containers} container(s), ${volumes} volume(s) labelled ${label}`);
+  if (left.length) info(`cleanup: could not remove volume(s) ${left.join(', ')}: docker volume rm ${left.join(' ')}`);
+}
+
+/**
+ * Clean up once on SIGINT/SIGTERM, then exit 130. `on`, not `once`: a second signal (e.g. sent to the whole
+ * process group) must not kill the process mid-cleanup.
+ */
+export function cleanupOnSignals(cleanup, info, onStop = () => {}) {
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      onStop();
+      info(`${signal}: cleaning up`);
+      cleanup()
+        .catch((error) => info(`cleanup failed: ${error?.stack ?? error}`))
+        .finally(() => process.exit(130));
+    });
+  }
+}
