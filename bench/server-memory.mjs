@@ -7,7 +7,8 @@
 //
 //   node bench/server-memory.mjs [--dispatches N] [--hold-ms MS] [--json] [--image NAME] [--node-arg FLAG ...]
 //
-// --node-arg passes a flag to the server's node (repeatable), e.g. --node-arg=--max-semi-space-size=1 to see how
+// By default the server runs with the node flags `init` registers it with (SERVER_NODE_FLAGS); --node-arg
+// replaces them (repeatable), e.g. --node-arg=--max-semi-space-size=16 (node's default) to see how
 // much of the figure is V8 heap sizing rather than live data.
 //
 // Reported: baseline RSS (server started, tools listed), RSS after one warm-up dispatch (which also creates the
@@ -33,6 +34,7 @@ import { dockerOptions } from '../dist/sandbox/runner.js';
 import { DIRECTIVE, startFakeModel } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
 import { cleanupOnSignals, removeRun } from './lib.mjs';
+import { SERVER_NODE_FLAGS } from '../dist/cli/commands/init.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist/cli.js');
@@ -43,7 +45,7 @@ const DOCKER_POLL_MS = 250;
 const CALL_TIMEOUT_MS = 300_000;
 
 function parseArgs(argv) {
-  const out = { dispatches: 10, holdMs: 15_000, json: false, image: 'agent-dispatch/agent:test', nodeArgs: [] };
+  const out = { dispatches: 10, holdMs: 15_000, json: false, image: 'agent-dispatch/agent:test', nodeArgs: undefined };
   const num = (name, v) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1) throw new Error(`${name} needs a positive integer`);
@@ -58,13 +60,15 @@ function parseArgs(argv) {
     else if (a.startsWith('--hold-ms=')) out.holdMs = num('--hold-ms', a.slice(10));
     else if (a === '--image') out.image = argv[++i];
     else if (a.startsWith('--image=')) out.image = a.slice(8);
-    else if (a === '--node-arg') out.nodeArgs.push(argv[++i]);
-    else if (a.startsWith('--node-arg=')) out.nodeArgs.push(a.slice(11));
+    else if (a === '--node-arg') (out.nodeArgs ??= []).push(argv[++i]);
+    else if (a.startsWith('--node-arg=')) (out.nodeArgs ??= []).push(a.slice(11));
     else if (a === '-h' || a === '--help') {
       console.log('usage: node bench/server-memory.mjs [--dispatches N] [--hold-ms MS] [--json] [--image NAME] [--node-arg FLAG ...]');
       process.exit(0);
     } else throw new Error(`unknown argument: ${a}`);
   }
+  // Default: the flags `init` registers the server with, i.e. what users run.
+  out.nodeArgs ??= [...SERVER_NODE_FLAGS];
   return out;
 }
 

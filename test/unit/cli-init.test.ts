@@ -39,7 +39,7 @@ describe('init (TestInit)', () => {
     const r = await run('init');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Warning: claude CLI not found.');
-    expect(r.stdout).toMatch(/ {2}claude mcp add-json agent-dispatch '\{"type":"stdio","command":"[^"]+","args":\["[^"]+cli\.js","serve"\]\}' --scope user/);
+    expect(r.stdout).toMatch(/ {2}claude mcp add-json agent-dispatch '\{"type":"stdio","command":"[^"]+","args":\["--max-semi-space-size=4","[^"]+cli\.js","serve"\]\}' --scope user/);
     expect(env.configExists()).toBe(true);
   });
 
@@ -52,13 +52,13 @@ describe('init (TestInit)', () => {
     expect(calls).toHaveLength(1);
     expect(calls[0]!.slice(0, 3)).toEqual(['mcp', 'add-json', 'agent-dispatch']);
     expect(calls[0]!.slice(4)).toEqual(['--scope', 'user']);
-    expect(JSON.parse(calls[0]![3]!)).toMatchObject({ type: 'stdio', command: process.execPath, args: [expect.stringMatching(/cli\.js$/), 'serve'] });
+    expect(JSON.parse(calls[0]![3]!)).toMatchObject({ type: 'stdio', command: process.execPath, args: ['--max-semi-space-size=4', expect.stringMatching(/cli\.js$/), 'serve'] });
     expect(r.stdout).toContain('Registered MCP server with Claude Code (user scope).');
     expect(r.stdout).toContain('Next steps:');
     expect(r.stdout).toContain('  agent-dispatch add <name> <directory>');
   });
 
-  it('without agent-dispatch on PATH, registers node + the CLI script', async () => {
+  it('without agent-dispatch on PATH, registers node with the server flags + the CLI script', async () => {
     const claude = fakeClaude(env.binDir);
     const r = await run('init');
     expect(r.code).toBe(0);
@@ -66,9 +66,7 @@ describe('init (TestInit)', () => {
     const spec = JSON.parse(call![3]!) as { type: string; command: string; args: string[] };
     expect(spec.type).toBe('stdio');
     expect(spec.command).toBe(process.execPath);
-    expect(spec.args).toHaveLength(2);
-    expect(spec.args[0]).toMatch(/cli\.js$/);
-    expect(spec.args[1]).toBe('serve');
+    expect(spec.args).toEqual(['--max-semi-space-size=4', expect.stringMatching(/cli\.js$/), 'serve']);
   });
 
   it('a failed registration prints claude’s error and the manual command, exit 0', async () => {
