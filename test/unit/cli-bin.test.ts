@@ -103,11 +103,12 @@ describe('node dist/cli.js', () => {
     expect(call!.slice(0, 3)).toEqual(['mcp', 'add-json', 'agent-dispatch']);
     expect(call!.slice(4)).toEqual(['--scope', 'user']);
     const spec = JSON.parse(call![3]!) as { type: string; command: string; args: string[] };
-    expect(spec).toEqual({ type: 'stdio', command: process.execPath, args: [CLI, 'serve'] });
+    expect(spec).toEqual({ type: 'stdio', command: process.execPath, args: ['--max-semi-space-size=4', CLI, 'serve'] });
+    expect(existsSync(spec.args[1]!)).toBe(true);
     expect(existsSync(join(root, 'init', 'agents.yaml'))).toBe(true);
   });
 
-  it('init registers the agent-dispatch on PATH when it is this program (an npm link / global install symlink)', () => {
+  it('init registers this Node and script (with the server flags) also when agent-dispatch on PATH is this program', () => {
     const binDir = join(root, 'bin-linked');
     mkdirSync(binDir, { recursive: true });
     symlinkSync(CLI, join(binDir, 'agent-dispatch'));
@@ -115,6 +116,6 @@ describe('node dist/cli.js', () => {
     const r = bin(['init'], { PATH: binDir, AGENT_DISPATCH_CONFIG: join(root, 'init-linked', 'agents.yaml') });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const spec = JSON.parse(claude.calls()[0]![3]!) as { command: string; args: string[] };
-    expect(spec).toEqual({ type: 'stdio', command: join(binDir, 'agent-dispatch'), args: ['serve'] });
+    expect(spec).toEqual({ type: 'stdio', command: process.execPath, args: ['--max-semi-space-size=4', CLI, 'serve'] });
   });
 });
