@@ -28,7 +28,7 @@ import { DispatchService } from '../dist/dispatch/service.js';
 import { buildPrompt } from '../dist/dispatch/prompt.js';
 import { resolveAgentPolicy } from '../dist/policy/resolve.js';
 import { bridgeAddress } from '../dist/sandbox/bridge.js';
-import { dockerOptions } from '../dist/sandbox/runner.js';
+import { dockerOptions } from '../dist/sandbox/engine-calls.js';
 import { DIRECTIVE, startFakeModel } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
 import { cleanupOnSignals, removeRun } from './lib.mjs';

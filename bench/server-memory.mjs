@@ -30,7 +30,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { LABELS } from '../dist/sandbox/owner.js';
 import { bridgeAddress } from '../dist/sandbox/bridge.js';
-import { dockerOptions } from '../dist/sandbox/runner.js';
+import { dockerOptions } from '../dist/sandbox/engine-calls.js';
 import { DIRECTIVE, startFakeModel } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
 import { cleanupOnSignals, removeRun } from './lib.mjs';

@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'IMAGE_NOT_FOUND'
   | 'IMAGE_BUILD_FAILED'
   | 'SANDBOX_FAILED'
+  | 'SANDBOX_CANCELLED'
   | 'CLAUDE_NOT_FOUND'
   | 'INTERNAL';
 

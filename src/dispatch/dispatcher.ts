@@ -10,7 +10,7 @@ import { resolveAgentPolicy } from '../policy/resolve.js';
 import { imageBuildHint } from '../sandbox/image.js';
 import type { SandboxOutcome, SandboxRun } from '../sandbox/runner.js';
 import { claudeCommand, isSessionFlagRejection } from './command.js';
-import { extractPatch, OVERLAY_SETUP_FAILED, overlayCommand } from './overlay.js';
+import { extractPatch, OVERLAY_PATCH_BEGIN, OVERLAY_PATCH_END, OVERLAY_SETUP_FAILED, overlayCommand } from './overlay.js';
 import { buildPrompt } from './prompt.js';
 import { currentDepth, errorResult, hasResultEvent, recursionResult, resultFromRun, type PolicyBounds, type ResultContext } from './result.js';
 import { progressFromLine, type ProgressEvent } from './stream-events.js';
@@ -170,17 +170,17 @@ function planRun(deps: DispatchDeps, request: DispatchRequest, checked: Checked)
 function interpret(outcome: SandboxOutcome, ctx: ResultContext, checked: Checked, patchFile: string): DispatchResult {
   const name = ctx.agent;
   // A result that arrived before the cancel is kept (it is paid for and complete).
-  if (outcome.cancelled && !hasResult(outcome)) return errorResult(name, 'cli_error', `Dispatch to '${name}' was cancelled; its container was killed.`);
+  if (outcome.cancelled && !hasResult(outcome)) return cancelledResult(name, true);
   const notStarted = claudeDidNotStart(name, checked.sandbox, outcome);
   if (notStarted) return notStarted;
-  if (!checked.overlay) return resultFromRun(outcome, ctx);
+  if (!checked.overlay) return noteTruncation(resultFromRun(outcome, ctx), outcome);
   if (outcome.exitCode === OVERLAY_SETUP_FAILED && !hasResult(outcome)) {
     return errorResult(name, 'sandbox', outcome.stderr.trim().slice(0, 1000) || 'The overlay copy of the repo could not be prepared.', {
       hint: 'The repo is copied into the container before claude runs: check it fits in the policy memory limit and that the image has git.',
     });
   }
   const { lines, patch, complete } = extractPatch(outcome.stdoutLines);
-  return withPatch(resultFromRun({ ...outcome, stdoutLines: lines }, ctx), patch, complete, patchFile);
+  return withPatch(noteTruncation(resultFromRun({ ...outcome, stdoutLines: lines }, ctx), outcome), patch, complete, patchFile);
 }
 
 /**
@@ -255,14 +255,42 @@ async function runInSandbox(deps: DispatchDeps, sandbox: CompiledSandbox, run: I
       job: run.job,
       timeoutMs: sandbox.timeoutSeconds * 1000,
       ...(onProgress ? { onStdoutLine: (line: string) => progressFromLine(line).forEach(onProgress) } : {}),
+      keepLine: keptLines(),
       ...(run.signal ? { signal: run.signal } : {}),
     });
   } catch (error) {
     if (!isAppError(error)) throw error;
+    if (error.code === 'SANDBOX_CANCELLED') return cancelledResult(run.agent, false);
     return errorResult(run.agent, 'sandbox', error.message, {
       hint: error.hint ?? 'Run agent-dispatch doctor: it checks the engine, the image and each policy.',
     });
   }
+}
+
+/** A cancel by the caller: before the container started (nothing ran), or while it ran (it was killed). */
+export function cancelledResult(agent: string, started: boolean): DispatchResult {
+  return errorResult(agent, 'cli_error', started ? `Dispatch to '${agent}' was cancelled; its container was killed.` : `Dispatch to '${agent}' was cancelled before its container started.`);
+}
+
+/**
+ * claude's result line and an overlay patch are kept whatever precedes them: verbose stream-json repeats every
+ * tool output, which must not push the answer out of the bounded output buffer.
+ */
+function keptLines(): (line: string) => boolean {
+  let inPatch = false;
+  return (line) => {
+    if (line === OVERLAY_PATCH_BEGIN) inPatch = true;
+    const keep = inPatch || line.startsWith('{"type":"result"');
+    if (line === OVERLAY_PATCH_END) inPatch = false;
+    return keep;
+  };
+}
+
+/** A failure with no result after output was dropped says so (the answer may have been in what was cut). */
+function noteTruncation(result: DispatchResult, outcome: SandboxOutcome): DispatchResult {
+  if (result.success || !outcome.stdoutTruncated || hasResult(outcome)) return result;
+  const note = 'The agent produced more output than the sandbox keeps; the part that was dropped may have held the answer.';
+  return makeResult({ ...result, hint: result.hint ? `${result.hint} ${note}` : note });
 }
 
 function hasResult(outcome: SandboxOutcome): boolean {

@@ -6,8 +6,8 @@ import { logger } from '../log.js';
 import { LABEL_PREFIX } from '../policy/layout.js';
 import { LABELS } from '../sandbox/owner.js';
 import { createSandboxRunner, type SandboxRunner } from '../sandbox/runner.js';
-import { newJobId, runDispatch, type DispatchRequest, type Sandbox } from './dispatcher.js';
-import { Slots } from './slots.js';
+import { cancelledResult, newJobId, runDispatch, type DispatchRequest, type Sandbox } from './dispatcher.js';
+import { SlotCancelled, Slots } from './slots.js';
 import type { DispatchResult } from './types.js';
 
 const log = logger('dispatch');
@@ -28,7 +28,12 @@ export class DispatchService {
 
   async dispatch(config: DispatchConfig, request: DispatchRequest, job: string = newJobId()): Promise<DispatchResult> {
     this.limit = config.settings.max_concurrency;
-    return this.slots.with(() => runDispatch({ config, configDir: stateDir(this.env), env: this.env, sandbox: this.sandbox(), job }, request));
+    try {
+      return await this.slots.with(() => runDispatch({ config, configDir: stateDir(this.env), env: this.env, sandbox: this.sandbox(), job }, request), request.signal);
+    } catch (error) {
+      if (error instanceof SlotCancelled) return cancelledResult(request.agent, false);
+      throw error;
+    }
   }
 
   /** Best effort: a server must start even when the engine is down (dispatches then say why). */

@@ -14,8 +14,9 @@ export class Slots {
     return this.running;
   }
 
-  async with<T>(work: () => Promise<T>): Promise<T> {
-    await this.acquire();
+  /** Run `work` in a slot; a caller that cancels while still queued leaves the queue (SlotCancelled). */
+  async with<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    await this.acquire(signal);
     try {
       return await work();
     } finally {
@@ -23,19 +24,37 @@ export class Slots {
     }
   }
 
-  private acquire(): Promise<void> {
+  private acquire(signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.reject(new SlotCancelled());
     if (this.running < Math.max(1, this.limit())) {
       this.running += 1;
       return Promise.resolve();
     }
-    return new Promise((resolve) => this.waiting.push(() => {
-      this.running += 1;
-      resolve();
-    }));
+    return new Promise((resolve, reject) => {
+      const grant = (): void => {
+        signal?.removeEventListener('abort', leave);
+        this.running += 1;
+        resolve();
+      };
+      const leave = (): void => {
+        const at = this.waiting.indexOf(grant);
+        if (at !== -1) this.waiting.splice(at, 1);
+        reject(new SlotCancelled());
+      };
+      signal?.addEventListener('abort', leave, { once: true });
+      this.waiting.push(grant);
+    });
   }
 
   private release(): void {
     this.running -= 1;
     while (this.waiting.length > 0 && this.running < Math.max(1, this.limit())) this.waiting.shift()!();
+  }
+}
+
+export class SlotCancelled extends Error {
+  constructor() {
+    super('cancelled while waiting for a container slot');
+    this.name = 'SlotCancelled';
   }
 }

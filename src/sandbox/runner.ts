@@ -1,14 +1,13 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import Docker from 'dockerode';
 import { AppError, describeError } from '../errors.js';
 import type { ContainerSpec } from '../policy/container-spec.js';
 import * as layout from '../policy/layout.js';
 import { logger } from '../log.js';
 import { bridgeAddress } from './bridge.js';
-import { LineCollector } from './lines.js';
+import { runAttached } from './container-io.js';
+import { bounded, dockerOptions, removeQuietly } from './engine-calls.js';
 import { LABELS, ownerLabels } from './owner.js';
 import { imageMissing, sandboxError } from './sandbox-error.js';
 import { reapOrphans } from './reaper.js';
@@ -25,12 +24,17 @@ export interface SandboxRun {
   job: string;
   timeoutMs: number;
   onStdoutLine?: (line: string) => void;
+  /** Lines kept under their own cap however much other output came first (claude's result, an overlay patch). */
+  keepLine?: (line: string) => boolean;
   signal?: AbortSignal;
 }
 
 export interface SandboxOutcome {
   exitCode: number | null;
+  /** Kept stdout lines: every marked line and the first ordinary ones; all of them went to onStdoutLine. */
   stdoutLines: string[];
+  /** Output past a cap was dropped. */
+  stdoutTruncated: boolean;
   stderr: string;
   timedOut: boolean;
   cancelled: boolean;
@@ -46,14 +50,8 @@ export interface RunnerOptions {
 }
 
 const log = logger('sandbox');
-const STDERR_CAP = 64 * 1024;
-const STDOUT_CAP = 16 * 1024 * 1024;
-/** After the container exits, how long the attach stream may take to deliver its last bytes. */
-const DRAIN_MS = 2000;
 /** Each engine call before the container runs (inspect, volume, create, attach, start) must answer within this. */
 const PREPARE_MS = 60_000;
-/** After a kill, how long to wait for the engine to report the exit before removing the container regardless. */
-const KILL_GRACE_MS = 15_000;
 /** Longer than the longest dispatch (7200 s) plus its grace: per-dispatch files older than this are stale. */
 const STALE_RUN_FILES_MS = 3 * 3600_000;
 
@@ -72,26 +70,45 @@ export class SandboxRunner {
     private readonly options: RunnerOptions,
   ) {}
 
+  /**
+   * The deadline counts from here: engine calls before the container starts use up the dispatch's time, and
+   * each is bounded, so a slow or hung engine can never stretch a dispatch past its timeout by much.
+   */
   async run(request: SandboxRun): Promise<SandboxOutcome> {
-    if (request.signal?.aborted) throw new AppError('SANDBOX_FAILED', 'The dispatch was cancelled before its container started.');
-    this.refuseWhenClosed();
-    const image = await this.requireImage(request.spec.Image);
-    const labels = { ...this.options.extraLabels, ...ownerLabels(request.job, request.timeoutMs) };
+    const deadline = Date.now() + request.timeoutMs;
+    const stepMs = () => Math.max(1000, Math.min(PREPARE_MS, deadline - Date.now()));
+    this.refuseWhen(request.signal);
+    const image = await this.requireImage(request.spec.Image, stepMs());
+    const owner = ownerLabels(request.job, request.timeoutMs);
     const user = parseUser(request.spec.User);
-    await bounded(this.prepareOnce(request.spec, user, labels), PREPARE_MS, 'prepare the session volume');
+    await bounded(this.prepareOnce(request.spec, user, owner), stepMs(), 'prepare the session volume');
     const settingsDir = this.writeManagedSettings(request.job, request.managedSettings);
     let container: Docker.Container | undefined;
     try {
-      container = await this.create(request, labels, settingsDir);
+      this.refuseWhen(request.signal);
+      container = await this.create(request, { ...this.options.extraLabels, ...owner }, settingsDir, stepMs());
       this.live.set(container.id, container);
-      this.refuseWhenClosed();
-      return await this.attachAndRun(container, request, image);
+      this.refuseWhen(request.signal);
+      const io = await runAttached(container, {
+        image: request.spec.Image,
+        stdin: request.stdin,
+        deadline,
+        stepMs,
+        ...(request.onStdoutLine ? { onStdoutLine: request.onStdoutLine } : {}),
+        ...(request.keepLine ? { keepLine: request.keepLine } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
+      });
+      return { ...io, containerId: container.id, imageId: image.Id };
     } finally {
       if (container) {
         this.live.delete(container.id);
         await removeQuietly(container);
       }
-      rmSync(settingsDir, { recursive: true, force: true });
+      try {
+        rmSync(settingsDir, { recursive: true, force: true });
+      } catch (error) {
+        log.warn(`could not remove ${settingsDir} (the next server start sweeps it): ${describeError(error)}`);
+      }
     }
   }
 
@@ -149,23 +166,27 @@ export class SandboxRunner {
     this.live.clear();
   }
 
-  private prepareOnce(spec: ContainerSpec, user: { uid: number; gid: number }, labels: Record<string, string>): Promise<void> {
+  private prepareOnce(spec: ContainerSpec, user: { uid: number; gid: number }, owner: Record<string, string>): Promise<void> {
     const key = `${spec.HostConfig.Mounts.find((m) => m.Target === layout.CLAUDE_SESSIONS_DIR)?.Source ?? ''}`;
     const inFlight = this.preparing.get(key);
     if (inFlight) return inFlight;
-    const preparation = prepareStateVolume(this.docker, spec, user, labels).finally(() => this.preparing.delete(key));
+    const preparation = prepareStateVolume(this.docker, spec, user, this.options.extraLabels ?? {}, owner).finally(() => this.preparing.delete(key));
     this.preparing.set(key, preparation);
     return preparation;
   }
 
-  /** After shutdown began no container may start (one being created meanwhile is removed by run's finally). */
-  private refuseWhenClosed(): void {
+  /**
+   * No container may start after shutdown began or once the caller cancelled (one being created meanwhile is
+   * removed by run's finally).
+   */
+  private refuseWhen(signal: AbortSignal | undefined): void {
     if (this.closed) throw new AppError('SANDBOX_FAILED', 'The server is shutting down; the dispatch was not started.', { hint: 'Retry once the server is back.' });
+    if (signal?.aborted) throw new AppError('SANDBOX_CANCELLED', 'The dispatch was cancelled before its container started.');
   }
 
-  private async requireImage(image: string): Promise<Docker.ImageInspectInfo> {
+  private async requireImage(image: string, ms: number): Promise<Docker.ImageInspectInfo> {
     try {
-      return await bounded(this.docker.getImage(image).inspect(), PREPARE_MS, `inspect the image ${image}`);
+      return await bounded(this.docker.getImage(image).inspect(), ms, `inspect the image ${image}`);
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) throw imageMissing(image, error);
       throw sandboxError(error, `inspect the image ${image}`, image);
@@ -173,13 +194,14 @@ export class SandboxRunner {
   }
 
   private writeManagedSettings(job: string, settings: unknown): string {
-    mkdirSync(this.options.runDir, { recursive: true, mode: 0o700 });
-    const dir = mkdtempSync(join(this.options.runDir, `${job}-`));
+    let dir: string | undefined;
     try {
+      mkdirSync(this.options.runDir, { recursive: true, mode: 0o700 });
+      dir = mkdtempSync(join(this.options.runDir, `${job}-`));
       // 0644: the container user (not the server's uid) must read it; it holds tool rules, no secret.
       writeFileSync(join(dir, 'managed-settings.json'), JSON.stringify(settings), { mode: 0o644 });
     } catch (error) {
-      rmSync(dir, { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
       throw new AppError('SANDBOX_FAILED', `Could not write the managed settings for the container: ${describeError(error)}`, {
         hint: `Check free space and permissions of ${this.options.runDir}.`,
       });
@@ -187,7 +209,7 @@ export class SandboxRunner {
     return dir;
   }
 
-  private async create(request: SandboxRun, labels: Record<string, string>, settingsDir: string): Promise<Docker.Container> {
+  private async create(request: SandboxRun, labels: Record<string, string>, settingsDir: string, ms: number): Promise<Docker.Container> {
     const spec = structuredClone(request.spec);
     const body = {
       ...spec,
@@ -206,92 +228,16 @@ export class SandboxRunner {
         ],
       },
     };
+    const creating = this.docker.createContainer(body as unknown as Docker.ContainerCreateOptions);
     try {
-      return await bounded(this.docker.createContainer(body as unknown as Docker.ContainerCreateOptions), PREPARE_MS, 'create the container');
+      return await bounded(creating, ms, 'create the container');
     } catch (error) {
+      // A container the engine creates after we gave up waiting would be nobody's: remove it when it appears.
+      creating.then((late) => removeQuietly(late), () => undefined);
       throw sandboxError(error, 'create the container', spec.Image);
     }
   }
 
-  private async attachAndRun(container: Docker.Container, request: SandboxRun, image: Docker.ImageInspectInfo): Promise<SandboxOutcome> {
-    const stdout = new LineCollector(STDOUT_CAP, request.onStdoutLine);
-    const stderrOut = new PassThrough();
-    const stderrDecoder = new StringDecoder('utf8');
-    let stderr = '';
-    stderrOut.on('data', (chunk: Buffer) => {
-      if (stderr.length < STDERR_CAP) stderr += stderrDecoder.write(chunk).slice(0, STDERR_CAP - stderr.length);
-    });
-    const stdoutOut = new PassThrough();
-    stdoutOut.on('data', (chunk: Buffer) => stdout.push(chunk));
-
-    let stream: NodeJS.ReadWriteStream;
-    try {
-      stream = (await bounded(container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true }), PREPARE_MS, 'attach to the container')) as NodeJS.ReadWriteStream;
-    } catch (error) {
-      throw sandboxError(error, 'attach to the container', request.spec.Image);
-    }
-    const ended = new Promise<void>((resolve) => {
-      stream.on('end', resolve);
-      stream.on('close', resolve);
-      stream.on('error', () => resolve());
-    });
-    this.docker.modem.demuxStream(stream, stdoutOut, stderrOut);
-
-    try {
-      await bounded(container.start(), PREPARE_MS, 'start the container');
-    } catch (error) {
-      stream.end();
-      throw sandboxError(error, 'start the container', request.spec.Image);
-    }
-    stream.write(request.stdin);
-    stream.end();
-
-    let timedOut = false;
-    let cancelled = false;
-    let giveUp: () => void = () => undefined;
-    const stuck = new Promise<'stuck'>((resolve) => (giveUp = () => resolve('stuck')));
-    let graceTimer: NodeJS.Timeout | undefined;
-    const kill = (): void => {
-      container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
-      // If the engine never reports the exit (kill failed, engine hung), stop waiting; removal is forced.
-      graceTimer ??= setTimeout(giveUp, KILL_GRACE_MS);
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      kill();
-    }, request.timeoutMs);
-    const onAbort = (): void => {
-      cancelled = true;
-      kill();
-    };
-    request.signal?.addEventListener('abort', onAbort, { once: true });
-    // A cancel that arrived while the container was being created, attached or started.
-    if (request.signal?.aborted) onAbort();
-    let exitCode: number | null = null;
-    try {
-      // 'not-running' after start: a container that already exited answers at once (no lost exit).
-      const exited = container.wait({ condition: 'not-running' }) as Promise<{ StatusCode: number }>;
-      const status = await Promise.race([exited, stuck]);
-      if (status !== 'stuck') exitCode = timedOut || cancelled ? null : status.StatusCode;
-    } catch (error) {
-      if (!timedOut && !cancelled) throw sandboxError(error, 'wait for the container', request.spec.Image);
-    } finally {
-      clearTimeout(timer);
-      clearTimeout(graceTimer);
-      request.signal?.removeEventListener('abort', onAbort);
-    }
-    await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, DRAIN_MS))]);
-    stdout.flush();
-    return {
-      exitCode,
-      stdoutLines: stdout.lines,
-      stderr,
-      timedOut,
-      cancelled,
-      containerId: container.id,
-      imageId: image.Id,
-    };
-  }
 }
 
 /** A runner on the engine the environment's DOCKER_HOST names (default: the local socket). */
@@ -299,43 +245,7 @@ export function createSandboxRunner(options: RunnerOptions, env: NodeJS.ProcessE
   return new SandboxRunner(new Docker(dockerOptions(env)), options);
 }
 
-/** unix:///path or tcp://host:port from DOCKER_HOST; anything else is left to docker-modem's defaults. */
-export function dockerOptions(env: NodeJS.ProcessEnv): Docker.DockerOptions {
-  const host = env['DOCKER_HOST'];
-  if (!host) return { socketPath: '/var/run/docker.sock' };
-  if (host.startsWith('unix://')) return { socketPath: host.slice('unix://'.length) };
-  if (host.startsWith('tcp://')) {
-    const url = new URL(host.replace(/^tcp:/, 'http:'));
-    return { host: url.hostname, port: Number(url.port || 2375) };
-  }
-  return {};
-}
-
-/** Reject with a clear error when the engine does not answer a call in time (a hung engine must not hang us). */
-function bounded<T>(promise: Promise<T>, ms: number, step: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new AppError('SANDBOX_FAILED', `The Docker engine did not answer within ${ms / 1000} s while trying to ${step}.`, { hint: 'Check the engine (docker info); agent-dispatch doctor shows its state.' })),
-      ms,
-    );
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
-
 function parseUser(user: string): { uid: number; gid: number } {
   const [uid, gid] = user.split(':').map(Number);
   return { uid: uid ?? layout.CONTAINER_UID, gid: gid ?? uid ?? layout.CONTAINER_GID };
-}
-
-async function removeQuietly(container: Docker.Container): Promise<void> {
-  try {
-    await container.remove({ force: true, v: true });
-  } catch (error) {
-    const status = (error as { statusCode?: number }).statusCode;
-    // Gone already (404), or a removal already in progress (409, shutdown racing the dispatch's own cleanup).
-    if (status === 404 || status === 409) return;
-    // Anything else is left for the reaper of the next server start.
-    log.warn(`could not remove container ${container.id.slice(0, 12)}: ${describeError(error)}`);
-  }
 }

@@ -16,6 +16,8 @@ export async function prepareStateVolume(
   spec: ContainerSpec,
   user: { uid: number; gid: number },
   extraLabels: Record<string, string>,
+  /** The dispatch's owner labels, for the one-shot chown container (so a crash mid-way leaves it reapable). */
+  helperLabels: Record<string, string> = {},
 ): Promise<void> {
   const mount = spec.HostConfig.Mounts.find((m) => m.Type === 'volume' && m.Target === CLAUDE_SESSIONS_DIR);
   if (!mount?.Source) return;
@@ -33,7 +35,7 @@ export async function prepareStateVolume(
       Image: spec.Image,
       User: '0:0',
       Cmd: ['chown', `${user.uid}:${user.gid}`, TARGET],
-      Labels: labels,
+      Labels: { ...labels, ...helperLabels },
       NetworkDisabled: true,
       HostConfig: {
         NetworkMode: 'none',

@@ -38,6 +38,8 @@ export interface SelftestOptions {
   image?: string;
   env?: NodeJS.ProcessEnv;
   onStep?: (message: string) => void;
+  /** Cancels the dispatch (its container is killed); everything the selftest created is still removed. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -83,7 +85,7 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
       const service = new DispatchService(env, runner);
       step(`dispatching to a sandboxed claude in ${image}`);
       const config = requireConfig(loadConfig(configPath));
-      const result = await service.dispatch(config, { agent, task: DIRECTIVE.bash(probeScript({ repo, canary, hostPaths: [configPath, join(root, 'outside.txt'), baseEnv['HOME'] ? join(baseEnv['HOME'], '.config') : '/root/.config'] })) }, job);
+      const result = await service.dispatch(config, { agent, ...(options.signal ? { signal: options.signal } : {}), task: DIRECTIVE.bash(probeScript({ repo, canary, hostPaths: [configPath, join(root, 'outside.txt'), baseEnv['HOME'] ? join(baseEnv['HOME'], '.config') : '/root/.config'] })) }, job);
       const facts = result.success ? parseProbe(result.result) : undefined;
       const keyArrived = model.requests.some((r) => r.apiKey === key);
       const otherCredentials = model.requests.filter((r) => (r.apiKey !== undefined && r.apiKey !== key) || r.authorization !== undefined).length;

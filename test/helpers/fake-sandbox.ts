@@ -34,7 +34,7 @@ export class FakeSandbox implements Sandbox {
 }
 
 export function outcome(fields: Partial<SandboxOutcome> = {}): SandboxOutcome {
-  return { exitCode: 0, stdoutLines: [], stderr: '', timedOut: false, cancelled: false, containerId: 'c0ffee', imageId: 'sha256:1', ...fields };
+  return { exitCode: 0, stdoutLines: [], stdoutTruncated: false, stderr: '', timedOut: false, cancelled: false, containerId: 'c0ffee', imageId: 'sha256:1', ...fields };
 }
 
 /** claude's final `result` event: by default a success with the answer 'Hello from the agent'. */

@@ -372,7 +372,7 @@ describe('core/dispatching: fetchedResult', () => {
 
 // ---------------------------------------------------------------------------------------------------------------
 describe('core/dispatching: agentFingerprint', () => {
-  function setup(): { configDir: string; cfg: (extra?: Record<string, unknown>) => DispatchConfig; writePolicy: (timeout: number) => void } {
+  function setup(): { configDir: string; cfg: (extra?: Record<string, unknown>, settings?: Record<string, unknown>) => DispatchConfig; writePolicy: (timeout: number) => void } {
     const configDir = join(root, 'config');
     mkdirSync(join(configDir, 'policies'), { recursive: true });
     const writePolicy = (timeout: number) =>
@@ -381,36 +381,56 @@ describe('core/dispatching: agentFingerprint', () => {
         stringify({ version: 1, credentials: 'env', network: { mode: 'open' }, resources: { timeout } }),
       );
     writePolicy(300);
-    const cfg = (extra: Record<string, unknown> = {}) => config({ agents: { api: { directory: root, policy: 'open', ...extra } } });
+    const cfg = (extra: Record<string, unknown> = {}, settings: Record<string, unknown> = {}) =>
+      config({ agents: { api: { directory: root, policy: 'open', ...extra } }, settings });
     return { configDir, cfg, writePolicy };
   }
 
+  const fp = (c: DispatchConfig, configDir: string) => agentFingerprint(c.agents['api']!, c.settings, configDir);
+
   it('is stable for the same agent and policy', () => {
     const { configDir, cfg } = setup();
-    const a = agentFingerprint(cfg().agents['api']!, configDir);
+    const a = fp(cfg(), configDir);
     expect(a).toMatch(/^[0-9a-f]{32}$/);
-    expect(agentFingerprint(cfg().agents['api']!, configDir)).toBe(a);
+    expect(fp(cfg(), configDir)).toBe(a);
   });
 
   it("changes when the agent's model changes", () => {
     const { configDir, cfg } = setup();
-    const before = agentFingerprint(cfg().agents['api']!, configDir);
-    expect(agentFingerprint(cfg({ model: 'sonnet' }).agents['api']!, configDir)).not.toBe(before);
-    expect(agentFingerprint(cfg({ model: 'opus' }).agents['api']!, configDir)).not.toBe(agentFingerprint(cfg({ model: 'sonnet' }).agents['api']!, configDir));
+    const before = fp(cfg(), configDir);
+    expect(fp(cfg({ model: 'sonnet' }), configDir)).not.toBe(before);
+    expect(fp(cfg({ model: 'opus' }), configDir)).not.toBe(fp(cfg({ model: 'sonnet' }), configDir));
   });
 
   it("changes when the policy file's content changes (same ref)", () => {
     const { configDir, cfg, writePolicy } = setup();
-    const before = agentFingerprint(cfg().agents['api']!, configDir);
+    const before = fp(cfg(), configDir);
     writePolicy(600);
-    expect(agentFingerprint(cfg().agents['api']!, configDir)).not.toBe(before);
+    expect(fp(cfg(), configDir)).not.toBe(before);
+  });
+
+  it.each([
+    { default_allowed_tools: ['Read'] },
+    { default_disallowed_tools: ['Bash'] },
+    { default_permission_mode: 'plan' },
+    { default_max_budget_usd: 0.25 },
+    { default_timeout: 60 },
+  ])('changes when an inherited setting changes: %j', (settings) => {
+    const { configDir, cfg } = setup();
+    expect(fp(cfg({}, settings), configDir)).not.toBe(fp(cfg(), configDir));
+  });
+
+  it('ignores the settings that only govern the server', () => {
+    const { configDir, cfg } = setup();
+    const server = { cache: { enabled: false, ttl: 1, max_size: 2 }, max_concurrency: 9, job_retention_days: 7, max_dispatch_depth: 5 };
+    expect(fp(cfg({}, server), configDir)).toBe(fp(cfg(), configDir));
   });
 
   it('does not throw for a missing or broken policy', () => {
     const { configDir, cfg } = setup();
-    expect(agentFingerprint(cfg({ policy: 'nowhere' }).agents['api']!, configDir)).toMatch(/^[0-9a-f]{32}$/);
+    expect(fp(cfg({ policy: 'nowhere' }), configDir)).toMatch(/^[0-9a-f]{32}$/);
     writeFileSync(join(configDir, 'policies', 'broken.yaml'), 'version: 2\n');
-    expect(agentFingerprint(cfg({ policy: 'broken' }).agents['api']!, configDir)).toMatch(/^[0-9a-f]{32}$/);
+    expect(fp(cfg({ policy: 'broken' }), configDir)).toMatch(/^[0-9a-f]{32}$/);
   });
 });
 
@@ -451,10 +471,10 @@ describe('LineCollector', () => {
     expect(collect([Buffer.from([0x61, 0xe2, 0x82])]).lines).toEqual(['a\uFFFD']);
   });
 
-  it('keeps at most `cap` characters in total and drops the rest', () => {
+  it('keeps at most `cap` characters in total and drops the rest; every line still reaches onLine', () => {
     const { lines, seen } = collect(['abcd\nefgh\nijkl\n'], 6);
     expect(lines).toEqual(['abcd', 'ef']);
-    expect(seen).toEqual(['abcd', 'ef']);
+    expect(seen).toEqual(['abcd', 'efgh', 'ijkl']);
   });
 
   it('a single line longer than the cap is cut instead of buffered forever', () => {

@@ -22,6 +22,23 @@ describe('LineCollector under hostile output', () => {
     expect(c.truncated).toBe(true);
   });
 
+  it('marked lines are kept under their own cap after ordinary output filled its cap; all lines reach onLine', () => {
+    const seen: string[] = [];
+    const c = new LineCollector(8, (l) => seen.push(l), { test: (l) => l.startsWith('{"type":"result"'), cap: 100 });
+    c.push(Buffer.from(`${'x'.repeat(20)}\n${'y'.repeat(20)}\n{"type":"result","result":"kept"}\n`));
+    c.flush();
+    expect(c.lines).toEqual(['x'.repeat(8), '{"type":"result","result":"kept"}']);
+    expect(seen).toHaveLength(3);
+    expect(c.truncated).toBe(true);
+  });
+
+  it('a marked line longer than the ordinary cap is kept whole (up to its own cap)', () => {
+    const c = new LineCollector(4, undefined, { test: (l) => l.startsWith('R'), cap: 64 });
+    c.push(Buffer.from(`R${'z'.repeat(40)}\n`));
+    c.flush();
+    expect(c.lines).toEqual([`R${'z'.repeat(40)}`]);
+  });
+
   it('a multi-byte character split across chunks is decoded whole', () => {
     const bytes = Buffer.from('é\n');
     const c = new LineCollector(100);

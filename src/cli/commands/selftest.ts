@@ -6,10 +6,22 @@ import { err, out, style } from '../output.js';
 export async function selftestCommand(argv: string[]): Promise<number> {
   const p = parse('selftest', argv, { image: { type: 'string' }, json: { type: 'boolean' } }, { min: 0, max: 0, names: '[--image IMAGE] [--json]' });
   const json = p.values['json'] === true;
-  const report = await runSelftest({
-    ...(typeof p.values['image'] === 'string' ? { image: p.values['image'] } : {}),
-    ...(json ? {} : { onStep: (m: string) => err(style.cyan(`  -> ${m}`, process.stderr)) }),
-  });
+  // Ctrl-C cancels the dispatch (its container is killed) and still lets the selftest remove what it created.
+  const controller = new AbortController();
+  const interrupt = () => controller.abort();
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  let report;
+  try {
+    report = await runSelftest({
+      signal: controller.signal,
+      ...(typeof p.values['image'] === 'string' ? { image: p.values['image'] } : {}),
+      ...(json ? {} : { onStep: (m: string) => err(style.cyan(`  -> ${m}`, process.stderr)) }),
+    });
+  } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
+  }
   if (json) {
     out(JSON.stringify({ ok: report.ok, image: report.image, checks: report.checks, notes: report.notes, duration_ms: report.durationMs }, null, 2));
     return report.ok ? 0 : 1;

@@ -6,6 +6,9 @@ import { parse } from '../args.js';
  * The stdio MCP server. At start it reaps dispatch containers left by a server that died; when the client
  * goes away or a SIGTERM/SIGINT arrives, every container still running is killed and removed before exit.
  */
+/** Upper bound on a stop: container removals (each bounded at 15 s, run in parallel) and closing the transport. */
+const SHUTDOWN_MS = 20_000;
+
 export async function serveCommand(argv: string[]): Promise<number> {
   parse('serve', argv, {}, { min: 0, max: 0, names: '' });
   const { server, context } = createServer();
@@ -17,9 +20,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
+  const code = signal ? 128 + (signal === 'SIGTERM' ? 15 : 2) : 0;
+  // A hung engine must not keep a stopped server alive: removals are bounded (15 s); this bounds the rest.
+  setTimeout(() => process.exit(code), SHUTDOWN_MS).unref();
   await context.dispatcher.shutdown();
   await server.close();
-  const code = signal ? 128 + (signal === 'SIGTERM' ? 15 : 2) : 0;
   // Containers are gone; a dispatch still unwinding (e.g. a Docker call in flight) must not keep us alive.
   setTimeout(() => process.exit(code), 2000).unref();
   return code;
