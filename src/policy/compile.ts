@@ -5,7 +5,7 @@ import { containerPath, hostPathForms, type RealpathFn } from './host-path.js';
 import * as layout from './layout.js';
 import { compileNetwork, type NetworkSpec } from './network-spec.js';
 import { effectiveTools, type EffectiveTools } from './permissions.js';
-import { CREDENTIAL_ENV, type Policy } from './schema.js';
+import { CREDENTIAL_ENV, type Policy, type SandboxEnvName } from './schema.js';
 
 export interface CompileInput {
   agentName: string;
@@ -18,7 +18,7 @@ export interface CompileInput {
   hostEnv: Readonly<Record<string, string | undefined>>;
   /** The dispatch depth of the calling process; the container gets depth + 1. */
   depth: number;
-  /** Host owner of the repo, used as the container user for `repo: rw` (never root). */
+  /** Host owner of the repo, used as the container user for `repo: rw` and `repo: overlay` (never root). */
   repoOwner?: { uid: number; gid: number };
   /** Symlink resolver for extra-mount sources (default: the real file system). */
   realpath?: RealpathFn;
@@ -51,6 +51,8 @@ export interface CompiledSandbox {
   envNames: string[];
   /** env.pass names that the server environment does not define. */
   missingEnv: string[];
+  /** Host variables deliberately kept out of the container, and why (also in `notes`; lintCompiled warns). */
+  withheldEnv: { name: string; reason: string }[];
   notes: string[];
 }
 
@@ -60,7 +62,8 @@ export const COMMAND_SETTINGS = ['apiKeyHelper', 'awsAuthRefresh', 'awsCredentia
 /**
  * Names a settings file's `env` could use to send the credential elsewhere or to run code in every process
  * claude starts (its own git calls, MCP servers, Bash). Pinned to empty in the managed `env` unless the
- * sandbox sets them (then they are pinned to the sandbox's value) or the policy passes them from the host.
+ * sandbox sets them (then they are pinned to the sandbox's value, ANTHROPIC_BASE_URL included when it is the
+ * host's) or the policy passes them from the host.
  */
 export const PINNED_UNSET_ENV = [
   'ANTHROPIC_BASE_URL',
@@ -79,8 +82,9 @@ export const PINNED_UNSET_ENV = [
 
 /**
  * The managed settings file: the highest-precedence settings source, which nothing in the container can
- * change. Besides the repo's `.claude/settings*.json`, claude reads `.claude.json` in CLAUDE_CONFIG_DIR, the
- * agent's writable session volume, where an earlier dispatch may have left anything. So, checked against
+ * change. Besides the repo's `.claude/settings*.json`, claude reads `settings.json` and `.claude.json` in
+ * CLAUDE_CONFIG_DIR, which the agent can write during its dispatch (a per-dispatch tmpfs; only `projects/` is
+ * the persistent session volume). So, checked against
  * claude 2.1.197 (test/integration/settings-escape.test.ts):
  * - `allowManagedPermissionRulesOnly`: allow/ask/deny rules from user, project and local settings are ignored,
  *   also once a trust flag planted in `.claude.json` would make a repo's rules count. The command-line `--allowedTools` /
@@ -89,9 +93,11 @@ export const PINNED_UNSET_ENV = [
  * - `allowManagedHooksOnly` and `disableAllHooks`: no hook from any other source runs.
  * - the command settings (`apiKeyHelper`, ...) pinned to empty: a repo's helper command never runs.
  * - `env`: the sandbox's own values (PATH, HOME, the depth counter, ...) pinned, so a settings file cannot
- *   reset them; PINNED_UNSET_ENV pinned empty. Values from the host (credentials, `env.pass`, and with
- *   `credentials: env` the base URL) are never written here.
- * User settings (`~/.claude/settings.json` in the volume) and the MCP servers in `.claude.json` are dropped
+ *   reset them; PINNED_UNSET_ENV pinned empty. With `credentials: env` the host's ANTHROPIC_BASE_URL is pinned
+ *   to its value (not a secret, and already in the container env), so a repo cannot send the key elsewhere;
+ *   a base URL carrying credentials (user:pass@) is withheld from the container altogether and pinned empty.
+ *   The credentials and `env.pass` values are never written here.
+ * User settings (`~/.claude/settings.json`) and the MCP servers in `.claude.json` are dropped
  * by `--setting-sources project` (claudeFlags).
  */
 export interface ManagedSettings {
@@ -114,16 +120,20 @@ export function compileSandbox(input: CompileInput): CompiledSandbox {
   const user = containerUser(input);
   const scope = layout.volumeScope(input.scope, agent.directory);
   const mounts = effectiveMounts(input, user.uid, scope);
-  const { env, missing } = containerEnv(input);
+  const { env, missing, withheld } = containerEnv(input);
   const network = compileNetwork(policy);
   const memory = parseSize(policy.resources.memory);
   const requestedTimeout = agent.timeout || input.settings.default_timeout;
   const timeoutSeconds = Math.min(requestedTimeout, policy.resources.timeout);
   const notes = [...tools.notes];
   if (timeoutSeconds < requestedTimeout) notes.push(`timeout ${requestedTimeout}s capped at the policy's ${timeoutSeconds}s`);
-  if (policy.repo === 'rw' && user.uid === layout.CONTAINER_UID && input.repoOwner?.uid === 0) {
+  if (policy.repo === 'rw' && input.repoOwner?.uid === 0) {
     notes.push('the repo is owned by root; the container never runs as root, so writes to it may fail');
   }
+  if (policy.repo === 'overlay' && input.repoOwner?.uid === 0) {
+    notes.push('the repo is owned by root; the container never runs as root, so files only root can read make the overlay copy fail');
+  }
+  for (const w of withheld) notes.push(withheldMessage(w));
 
   const container: ContainerSpec = {
     Image: policy.image,
@@ -177,13 +187,18 @@ export function compileSandbox(input: CompileInput): CompiledSandbox {
     mounts,
     envNames: Object.keys(env),
     missingEnv: missing,
+    withheldEnv: withheld,
     notes,
   };
 }
 
+/**
+ * The repo owner for `rw` (its writes stay the owner's) and `overlay` (the copy must read every file the owner
+ * can, 0600 ones included); never root. `ro` and an unknown or root owner: uid 1000.
+ */
 function containerUser(input: CompileInput): { uid: number; gid: number } {
   const owner = input.repoOwner;
-  if (input.policy.repo === 'rw' && owner && owner.uid !== 0) return owner;
+  if (input.policy.repo !== 'ro' && owner && owner.uid !== 0) return owner;
   return { uid: layout.CONTAINER_UID, gid: layout.CONTAINER_GID };
 }
 
@@ -243,9 +258,18 @@ function tmpfs(input: CompileInput, user: { uid: number; gid: number }, memory: 
   return mounts;
 }
 
-function containerEnv(input: CompileInput): { env: Record<string, string>; missing: string[] } {
+/** The message for a withheld variable: a compile note and (lintCompiled) a warning. */
+export function withheldMessage(w: { name: string; reason: string }): string {
+  return `${w.name} is not passed into the container: ${w.reason}`;
+}
+
+/**
+ * The container environment. Only `SandboxEnvName`s (RESERVED_ENV and the credential names) can be set here
+ * before the policy's `env.pass` and `env.set`, which the schema keeps off those names.
+ */
+function containerEnv(input: CompileInput): { env: Record<string, string>; missing: string[]; withheld: { name: string; reason: string }[] } {
   const { policy, hostEnv } = input;
-  const env: Record<string, string> = {
+  const own: Partial<Record<SandboxEnvName, string>> = {
     HOME: layout.CONTAINER_HOME,
     PATH: layout.CONTAINER_PATH,
     USER: 'agent',
@@ -254,19 +278,37 @@ function containerEnv(input: CompileInput): { env: Record<string, string>; missi
     DISABLE_AUTOUPDATER: '1',
     AGENT_DISPATCH_DEPTH: String(input.depth + 1),
   };
-  if (policy.repo === 'overlay') env['AGENT_DISPATCH_OVERLAY_LOWER'] = layout.OVERLAY_LOWER_DIR;
+  const withheld: { name: string; reason: string }[] = [];
+  if (policy.repo === 'overlay') own.AGENT_DISPATCH_OVERLAY_LOWER = layout.OVERLAY_LOWER_DIR;
   if (policy.network.mode === 'gateway') {
     const proxy = `http://127.0.0.1:${layout.GATEWAY_BRIDGE_PORT}`;
-    Object.assign(env, { HTTPS_PROXY: proxy, HTTP_PROXY: proxy, NO_PROXY: '', ANTHROPIC_BASE_URL: proxy });
+    own.HTTPS_PROXY = proxy;
+    own.HTTP_PROXY = proxy;
+    own.NO_PROXY = '';
+    own.ANTHROPIC_BASE_URL = proxy;
   }
   if (policy.credentials === 'inject') {
-    env['ANTHROPIC_API_KEY'] = layout.CREDENTIAL_PLACEHOLDER;
+    own.ANTHROPIC_API_KEY = layout.CREDENTIAL_PLACEHOLDER;
   } else {
-    for (const name of [...CREDENTIAL_ENV, 'ANTHROPIC_BASE_URL']) {
+    for (const name of CREDENTIAL_ENV) {
       const value = hostEnv[name];
-      if (value !== undefined && value !== '' && !(name === 'ANTHROPIC_BASE_URL' && policy.network.mode === 'gateway')) env[name] = value;
+      if (value !== undefined && value !== '') own[name] = value;
+    }
+    const baseUrl = hostEnv['ANTHROPIC_BASE_URL'];
+    if (baseUrl !== undefined && baseUrl !== '' && policy.network.mode !== 'gateway') {
+      // Pinned in the managed settings (see ManagedSettings); a URL with credentials in it is never written there.
+      if (hasUserinfo(baseUrl)) {
+        withheld.push({
+          name: 'ANTHROPIC_BASE_URL',
+          reason:
+            "the server's value has credentials in it (user:password@), which would be written to the managed settings file; claude will use the default Anthropic API. Put the proxy's credential in ANTHROPIC_AUTH_TOKEN or ANTHROPIC_API_KEY and drop the userinfo from the URL",
+        });
+      } else {
+        own.ANTHROPIC_BASE_URL = baseUrl;
+      }
     }
   }
+  const env: Record<string, string> = { ...own };
   const missing: string[] = [];
   for (const name of policy.env.pass) {
     const value = hostEnv[name];
@@ -274,15 +316,27 @@ function containerEnv(input: CompileInput): { env: Record<string, string>; missi
     else env[name] = value;
   }
   Object.assign(env, policy.env.set);
-  return { env, missing };
+  return { env, missing, withheld };
+}
+
+/** True when a URL carries userinfo (`user@`, `user:pass@`), also when it does not parse as a URL. */
+export function hasUserinfo(url: string): boolean {
+  const authority = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').split(/[/?#]/, 1)[0] ?? '';
+  if (authority.includes('@')) return true;
+  try {
+    const parsed = new URL(url);
+    return parsed.username !== '' || parsed.password !== '';
+  } catch {
+    return false;
+  }
 }
 
 function managedSettings(tools: EffectiveTools, policy: Policy, env: Record<string, string>): ManagedSettings {
   const permissions: ManagedSettings['permissions'] = { allow: [...tools.allowedTools], deny: [...tools.disallowedTools] };
   if (policy.tools.permission_mode !== 'bypassPermissions') permissions.disableBypassPermissionsMode = 'disable';
-  // As containerEnv decides: with `credentials: env` and no gateway, the base URL is the host's.
-  const hostBaseUrl = policy.credentials === 'env' && policy.network.mode !== 'gateway';
-  const fromHost = new Set<string>([...CREDENTIAL_ENV, ...policy.env.pass, ...(hostBaseUrl ? ['ANTHROPIC_BASE_URL'] : [])]);
+  // Secrets and the policy's own host values stay out of the file; every other container value is pinned,
+  // the host's ANTHROPIC_BASE_URL included (containerEnv keeps one with credentials in it out of the container).
+  const fromHost = new Set<string>([...CREDENTIAL_ENV, ...policy.env.pass]);
   const pinned: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) if (!fromHost.has(name)) pinned[name] = value;
   for (const name of PINNED_UNSET_ENV) if (!(name in env) && !policy.env.pass.includes(name)) pinned[name] = '';

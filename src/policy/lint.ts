@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { dirname } from 'node:path';
-import type { CompiledSandbox } from './compile.js';
+import { withheldMessage, type CompiledSandbox } from './compile.js';
 import { containerPath, hostPathForms, isUnder, overlaps, type HostPathForms, type HostPathOptions, type RealpathFn } from './host-path.js';
 import * as layout from './layout.js';
 import { parseAllowPattern } from './network-spec.js';
@@ -144,7 +144,9 @@ export function lintPolicy(policy: Policy, context: LintContext = {}): Finding[]
 
 /** Findings that depend on the agent: its repo, its narrowed fields, its missing environment. */
 export function lintCompiled(compiled: CompiledSandbox): Finding[] {
-  const findings: Finding[] = compiled.notes.map((note) => ({ severity: 'info' as const, code: 'narrowed', message: note }));
+  const withheld = compiled.withheldEnv.map(withheldMessage);
+  const findings: Finding[] = compiled.notes.filter((note) => !withheld.includes(note)).map((note) => ({ severity: 'info' as const, code: 'narrowed', message: note }));
+  for (const message of withheld) findings.push({ severity: 'warning', code: 'env-withheld', message });
   for (const name of compiled.missingEnv) {
     findings.push({ severity: 'info', code: 'env-missing', message: `env.pass: ${name} is not set in this environment, so it will not be passed` });
   }

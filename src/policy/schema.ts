@@ -45,13 +45,20 @@ export const mountSchema = z
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const envName = z.string().refine((v) => ENV_NAME.test(v), { error: (i) => `'${String(i.input)}' is not a variable name` });
 
-/** Names the sandbox sets itself; a policy may not override them. */
+/**
+ * Names the sandbox sets itself (compile.ts containerEnv can only set these and the credential names: its
+ * fixed values are typed by this list); a policy may neither pass nor set them. CLAUDE_CONFIG_DIR, for one,
+ * would move claude's settings back onto the persistent session volume.
+ */
 export const RESERVED_ENV = [
   'HOME',
   'PATH',
   'USER',
-  'AGENT_DISPATCH_DEPTH',
+  'CLAUDE_CONFIG_DIR',
   'CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC',
+  'DISABLE_AUTOUPDATER',
+  'AGENT_DISPATCH_DEPTH',
+  'AGENT_DISPATCH_OVERLAY_LOWER',
   'ANTHROPIC_BASE_URL',
   'HTTPS_PROXY',
   'HTTP_PROXY',
@@ -60,6 +67,9 @@ export const RESERVED_ENV = [
 
 /** Credential variables only ever enter a container through `credentials: env`. */
 export const CREDENTIAL_ENV = ['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'CLAUDE_CODE_OAUTH_TOKEN'] as const;
+
+/** Every name the sandbox itself may put in a container's environment. */
+export type SandboxEnvName = (typeof RESERVED_ENV)[number] | (typeof CREDENTIAL_ENV)[number];
 
 const notReserved = (v: string) => !([...RESERVED_ENV, ...CREDENTIAL_ENV] as readonly string[]).includes(v);
 const reservedMessage = (i: { input: unknown }) =>

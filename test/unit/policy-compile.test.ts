@@ -5,14 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.js';
 import { configSchema, parseAgent, settingsSchema, type AgentInput, type Settings } from '../../src/config/schema.js';
 import { checked, claudeFlags, effectiveBudget } from '../../src/policy/claude-args.js';
-import { compileSandbox, type CompileInput, type CompiledSandbox } from '../../src/policy/compile.js';
+import { compileSandbox, hasUserinfo, type CompileInput, type CompiledSandbox } from '../../src/policy/compile.js';
 import { parseSize } from '../../src/policy/container-spec.js';
 import * as layout from '../../src/policy/layout.js';
 import { loadPolicy } from '../../src/policy/load.js';
 import { resolveAgentPolicy } from '../../src/policy/resolve.js';
 import { effectiveTools, permissionRank } from '../../src/policy/permissions.js';
 import { isValidToolPattern, toolPatternProblem } from '../../src/policy/tool-pattern.js';
-import { policySchema, type Policy, type PolicyInput } from '../../src/policy/schema.js';
+import { CREDENTIAL_ENV, policySchema, RESERVED_ENV, type Policy, type PolicyInput } from '../../src/policy/schema.js';
+import { lintCompiled } from '../../src/policy/lint.js';
+import { redactCompiled } from '../../src/policy/redact.js';
 
 const REAL_KEY = 'sk-ant-api03-REAL-HOST-KEY-must-never-leak-0123456789';
 let repo: string;
@@ -194,6 +196,17 @@ describe('repo mounts', () => {
     expect(compiled.mounts.map((m) => m.mode)).toEqual(['ro', 'overlay', 'rw', 'ro']);
   });
 
+  it("overlay runs as the repo owner's uid too, so the copy can read the owner's 0600 files (never root)", () => {
+    const compiled = compile({ policy: policy({ repo: 'overlay' }), repoOwner: { uid: 1234, gid: 2345 } });
+    expect(compiled.container.User).toBe('1234:2345');
+    expect(compiled.container.HostConfig.Tmpfs[repo]).toContain('uid=1234,gid=2345');
+    expect(compiled.container.HostConfig.Tmpfs[layout.CONTAINER_HOME]).toContain('uid=1234,gid=2345');
+    expect(namedVolumeSources(compiled)[0]).toMatch(/\.uid1234$/);
+    const rootOwned = compile({ policy: policy({ repo: 'overlay' }), repoOwner: { uid: 0, gid: 0 } });
+    expect(rootOwned.container.User).toBe('1000:1000');
+    expect(rootOwned.notes.join('\n')).toMatch(/owned by root/);
+  });
+
   it('ro and rw do not set the overlay variable', () => {
     expect(envOf(compile())).not.toHaveProperty('AGENT_DISPATCH_OVERLAY_LOWER');
     expect(envOf(compile({ policy: policy({ repo: 'rw' }) }))).not.toHaveProperty('AGENT_DISPATCH_OVERLAY_LOWER');
@@ -330,6 +343,25 @@ describe('environment allowlist', () => {
     expect(env['ANTHROPIC_AUTH_TOKEN']).toBe('tok');
     expect(env['ANTHROPIC_BASE_URL']).toBe('https://corp-proxy.example');
     expect(env).not.toHaveProperty('ANTHROPIC_API_KEY');
+  });
+});
+
+describe('reserved environment names', () => {
+  it.each([
+    ['default preset (gateway, inject, ro)', {}],
+    ['open network, credentials env, overlay', { network: { mode: 'open' as const, allow: [] }, credentials: 'env' as const, repo: 'overlay' as const }],
+    ['rw', { repo: 'rw' as const }],
+  ])('every name the sandbox sets itself is reserved, so no policy can pass or set it: %s', (_label, overrides) => {
+    const hostEnv = { ANTHROPIC_API_KEY: REAL_KEY, ANTHROPIC_AUTH_TOKEN: 'tok', CLAUDE_CODE_OAUTH_TOKEN: 'oauth', ANTHROPIC_BASE_URL: 'https://proxy.example', LANG: 'C' };
+    const compiled = compile({ policy: policy(overrides), hostEnv, depth: 1 });
+    const sandboxOwn = Object.keys(envOf(compiled));
+    expect(sandboxOwn.length).toBeGreaterThan(5);
+    for (const name of sandboxOwn) expect([...RESERVED_ENV, ...CREDENTIAL_ENV], name).toContain(name);
+  });
+
+  it.each(['CLAUDE_CONFIG_DIR', 'DISABLE_AUTOUPDATER', 'AGENT_DISPATCH_OVERLAY_LOWER', 'USER', 'NO_PROXY'])('a policy may not set or pass %s', (name) => {
+    expect(policySchema.safeParse({ version: 1, env: { set: { [name]: '/x' } } }).success).toBe(false);
+    expect(policySchema.safeParse({ version: 1, env: { pass: [name] } }).success).toBe(false);
   });
 });
 
@@ -520,15 +552,66 @@ describe('managed settings', () => {
     for (const [name, value] of Object.entries(env)) expect(value === '' || envOf(compiled)[name] === value, name).toBe(true);
   });
 
-  it('never carries a value from the host: credentials, env.pass names, the host base URL with credentials: env', () => {
+  it('never carries a secret from the host: credentials, env.pass names, a base URL with credentials in it', () => {
     const open = policy({ credentials: 'env', network: { mode: 'open' }, env: { pass: ['GITHUB_TOKEN', 'NODE_OPTIONS'], set: {} } });
     const hostEnv = { ANTHROPIC_API_KEY: REAL_KEY, ANTHROPIC_BASE_URL: 'https://user:pw@proxy.example', GITHUB_TOKEN: 'ghp_secret', NODE_OPTIONS: '--max-old-space-size=512' };
     const compiled = compile({ policy: open, hostEnv });
     const text = JSON.stringify(compiled.managedSettings);
     for (const secret of [REAL_KEY, 'ghp_secret', 'user:pw', '--max-old-space-size']) expect(text).not.toContain(secret);
     const env = compiled.managedSettings.env;
-    for (const name of ['ANTHROPIC_API_KEY', 'ANTHROPIC_BASE_URL', 'GITHUB_TOKEN', 'NODE_OPTIONS']) expect(env).not.toHaveProperty(name);
+    for (const name of ['ANTHROPIC_API_KEY', 'GITHUB_TOKEN', 'NODE_OPTIONS']) expect(env).not.toHaveProperty(name);
     expect(env['LD_PRELOAD']).toBe('');
+  });
+
+  it("credentials: env pins the host's base URL to its value, so a repo's settings env cannot send the key elsewhere", () => {
+    const open = policy({ credentials: 'env', network: { mode: 'open' } });
+    const compiled = compile({ policy: open, hostEnv: { ANTHROPIC_API_KEY: REAL_KEY, ANTHROPIC_BASE_URL: 'https://corp-proxy.example/anthropic' } });
+    expect(compiled.managedSettings.env['ANTHROPIC_BASE_URL']).toBe('https://corp-proxy.example/anthropic');
+    expect(envOf(compiled)['ANTHROPIC_BASE_URL']).toBe('https://corp-proxy.example/anthropic');
+    expect(compiled.withheldEnv).toEqual([]);
+    expect(JSON.stringify(compiled.managedSettings)).not.toContain(REAL_KEY);
+  });
+
+  it.each(['https://user:pw@proxy.example', 'https://token@proxy.example/v1', 'http://u:p@[::1]:8080', 'not a url user:pw@proxy'])(
+    'credentials: env withholds a base URL with userinfo (%s): not in the container, pinned empty, said in a note and a warning',
+    (url) => {
+      const open = policy({ credentials: 'env', network: { mode: 'open' } });
+      const compiled = compile({ policy: open, hostEnv: { ANTHROPIC_API_KEY: REAL_KEY, ANTHROPIC_BASE_URL: url } });
+      expect(envOf(compiled)).not.toHaveProperty('ANTHROPIC_BASE_URL');
+      expect(compiled.managedSettings.env['ANTHROPIC_BASE_URL']).toBe('');
+      expect(JSON.stringify(compiled)).not.toContain(url);
+      expect(compiled.withheldEnv.map((w) => w.name)).toEqual(['ANTHROPIC_BASE_URL']);
+      expect(compiled.notes.join('\n')).toContain('ANTHROPIC_BASE_URL is not passed into the container');
+      const findings = lintCompiled(compiled);
+      expect(findings.filter((f) => f.code === 'env-withheld')).toEqual([
+        { severity: 'warning', code: 'env-withheld', message: expect.stringContaining('ANTHROPIC_BASE_URL is not passed into the container') },
+      ]);
+      expect(findings.some((f) => f.code === 'narrowed' && f.message.includes('ANTHROPIC_BASE_URL'))).toBe(false);
+    },
+  );
+
+  it.each([
+    ['https://proxy.example', false],
+    ['https://proxy.example/path@x', false],
+    ['https://proxy.example/?next=a@b', false],
+    ['proxy.example:8080', false],
+    ['https://user@proxy.example', true],
+    ['https://:pw@proxy.example', true],
+    ['https://@proxy.example', true],
+  ] as const)('hasUserinfo(%j) = %s', (url, expected) => {
+    expect(hasUserinfo(url)).toBe(expected);
+  });
+
+  it("policy show's redaction also hides the host base URL pinned in the managed settings", () => {
+    const open = policy({ credentials: 'env', network: { mode: 'open' } });
+    const compiled = compile({ policy: open, hostEnv: { ANTHROPIC_API_KEY: REAL_KEY, ANTHROPIC_BASE_URL: 'https://corp-proxy.example' } });
+    const safe = redactCompiled(compiled, open);
+    expect(JSON.stringify(safe)).not.toContain('corp-proxy.example');
+    expect(JSON.stringify(safe)).not.toContain(REAL_KEY);
+    expect(safe.managedSettings.env['ANTHROPIC_BASE_URL']).toBe('<passed from the server environment>');
+    expect(safe.managedSettings.env['HOME']).toBe(layout.CONTAINER_HOME);
+    // without a host value the pinned empty string stays (nothing came from the host)
+    expect(redactCompiled(compile({ policy: open, hostEnv: {} }), open).managedSettings.env['ANTHROPIC_BASE_URL']).toBe('');
   });
 
   it('credentials: env without a host base URL pins it empty, so no settings file can point the key elsewhere', () => {

@@ -347,7 +347,7 @@ describe('agent repo', () => {
 
 describe('lintCompiled and worstSeverity', () => {
   it('turns notes and missing env into info findings', () => {
-    const compiled = { notes: ["permission_mode 'bypassPermissions' narrowed to 'default' by the policy"], missingEnv: ['LANG'] } as unknown as CompiledSandbox;
+    const compiled = { notes: ["permission_mode 'bypassPermissions' narrowed to 'default' by the policy"], missingEnv: ['LANG'], withheldEnv: [] } as unknown as CompiledSandbox;
     expect(lintCompiled(compiled)).toEqual([
       expect.objectContaining({ severity: 'info', code: 'narrowed' }),
       expect.objectContaining({ severity: 'info', code: 'env-missing', message: expect.stringContaining('LANG') }),
