@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { AgentConfig, DispatchConfig } from '../config/schema.js';
+import type { AgentConfig, DispatchConfig, Settings } from '../config/schema.js';
 import { AppError } from '../errors.js';
 import { loadPolicy } from '../policy/load.js';
 import type { DispatchResult } from '../dispatch/types.js';
@@ -27,13 +27,16 @@ export function mergeGroupContext(config: DispatchConfig, group: string, context
 }
 
 /**
- * A digest of everything about the agent that changes its answers (config fields and the policy file's
- * content), so an edit from another process (the CLI) misses the cache by itself.
+ * A digest of everything about the agent that changes its answers: its config fields, the settings it inherits
+ * (`default_*`: tools, permission mode, budget, timeout shape the compiled flags) and the policy file's content,
+ * so an edit from another process (the CLI) misses the cache by itself. Settings that only govern the server
+ * (cache, concurrency, retention, depth limit) are left out: changing them keeps cached answers valid.
  */
-export function agentFingerprint(agent: AgentConfig, configDir: string): string {
+export function agentFingerprint(agent: AgentConfig, settings: Settings, configDir: string): string {
   const policy = loadPolicy(agent.policy, configDir);
   const policyHash = policy.kind === 'ok' ? policy.hash : policy.kind;
-  return createHash('sha256').update(JSON.stringify({ agent, policyHash })).digest('hex').slice(0, 32);
+  const { cache: _cache, max_concurrency: _concurrency, job_retention_days: _retention, max_dispatch_depth: _depth, ...inherited } = settings;
+  return createHash('sha256').update(JSON.stringify({ agent, settings: inherited, policyHash })).digest('hex').slice(0, 32);
 }
 
 export const DEFAULT_SUMMARY_CHARS = 500;

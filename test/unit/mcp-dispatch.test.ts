@@ -225,6 +225,17 @@ describe('dispatch: the result and the cache', () => {
     expect(sandbox.runs).toHaveLength(3);
   });
 
+  it('an edit of the inherited settings behind the server misses the cache (they shape the claude flags)', async () => {
+    await dispatch();
+    writeConfig({}, { settings: { default_allowed_tools: ['Read'] } });
+    const after = await dispatch();
+    expect(after.json).not.toHaveProperty('cached');
+    expect(sandbox.last.cmd).toContain('--allowedTools');
+    expect(sandbox.runs).toHaveLength(2);
+    writeConfig({}, { settings: { default_allowed_tools: ['Read'], max_concurrency: 9 } });
+    expect((await dispatch()).json.cached).toBe(true);
+  });
+
   it('group folds the shared context into the prompt and the key', async () => {
     writeFileSync(
       configPath,
@@ -416,6 +427,26 @@ describe('the error envelope', () => {
     expect(json.error).toContain(configPath);
     expect(json.hint).toBeTypeOf('string');
     expect(sandbox.runs).toHaveLength(0);
+  });
+
+  it.each([
+    ['dispatch', { agent: 'api', task: 't', timeout_seconds: -5 }],
+    ['dispatch_session', { agent: 'api', task: 't', timeout_seconds: -1 }],
+    ['dispatch_stream', { agent: 'api', task: 't', timeout_seconds: -1 }],
+    ['dispatch', { agent: 'api', task: 't', return_ref: true, summary_chars: -1 }],
+  ])('%s with a negative number %j → envelope, nothing started', async (tool, args) => {
+    const { json, isError } = await call(tool, args);
+    expect(isError).toBe(true);
+    expect(json.error).toMatch(/timeout_seconds|summary_chars/);
+    expect(sandbox.runs).toHaveLength(0);
+  });
+
+  it('fetch_result with a negative max_chars → envelope (0 is the whole result)', async () => {
+    const { ref } = (await dispatch({ return_ref: true })).json;
+    const { json, isError } = await call('fetch_result', { ref, max_chars: -1 });
+    expect(isError).toBe(true);
+    expect(json.error).toMatch(/max_chars/);
+    expect((await call('fetch_result', { ref, max_chars: 0 })).json.result).toBe(ANSWER.result);
   });
 
   it('arguments of the wrong type → envelope from createToolError', async () => {

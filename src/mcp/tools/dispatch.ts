@@ -20,7 +20,7 @@ const common = {
   caller: z.string().default('').describe('Who is asking (shown to the agent)'),
   goal: z.string().default('').describe('The larger goal this task serves (shown to the agent)'),
   response_format: z.string().default('').describe('"json": ask for a single JSON value and return it parsed as parsed_result'),
-  timeout_seconds: z.number().int().default(0).describe('One-off timeout, clamped to 10..7200 s and to the policy cap; 0 = the agent default'),
+  timeout_seconds: z.number().int().min(0).default(0).describe('One-off timeout, clamped to 10..7200 s and to the policy cap; 0 = the agent default'),
 };
 
 function request(args: { agent: string; task: string; context: string; caller: string; goal: string; response_format: string; timeout_seconds: number }, extra: Extra): DispatchRequest {
@@ -45,7 +45,7 @@ export function registerDispatchTools(server: McpServer, ctx: ServerContext): vo
       inputSchema: {
         ...common,
         return_ref: z.boolean().default(false).describe('Return a ref + summary instead of the whole result'),
-        summary_chars: z.number().int().default(DEFAULT_SUMMARY_CHARS).describe('Summary length with return_ref (0..100000)'),
+        summary_chars: z.number().int().min(0).default(DEFAULT_SUMMARY_CHARS).describe('Summary length with return_ref (0..100000)'),
         group: z.string().default('').describe("Dispatch as a member of this group (adds the group's shared context)"),
       },
     },
@@ -56,7 +56,7 @@ export function registerDispatchTools(server: McpServer, ctx: ServerContext): vo
         if (args.group) requireGroupMember(config, args.group, args.agent);
         const context = mergeGroupContext(config, args.group, args.context);
         const cache = ctx.cacheFor(config);
-        const key = { agent: args.agent, task: args.task, context, caller: args.caller, goal: args.goal, response_format: args.response_format, fingerprint: agentFingerprint(agent, ctx.configDir()) };
+        const key = { agent: args.agent, task: args.task, context, caller: args.caller, goal: args.goal, response_format: args.response_format, fingerprint: agentFingerprint(agent, config.settings, ctx.configDir()) };
         const reply = (result: DispatchResult, cached: boolean) => {
           const body = args.return_ref
             ? refPayload(ctx.jobs().createCompleted({ agent: args.agent, task: args.task, context, caller: args.caller, goal: args.goal, result }).id, result, args.summary_chars)
@@ -116,7 +116,7 @@ export function registerDispatchTools(server: McpServer, ctx: ServerContext): vo
     'fetch_result',
     {
       description: 'Read a result stored by dispatch(return_ref=true). max_chars > 0 cuts the result text (truncated, full_size tell).',
-      inputSchema: { ref: z.string().describe('The 32-hex ref'), max_chars: z.number().int().default(0) },
+      inputSchema: { ref: z.string().describe('The 32-hex ref'), max_chars: z.number().int().min(0).default(0).describe('0 = the whole result') },
     },
     (args) =>
       guarded('fetch_result', () => {
