@@ -13,7 +13,9 @@ export async function testCommand(argv: string[]): Promise<number> {
   const name = p.positionals[0]!;
   const task = p.positionals[1] ?? DEFAULT_TASK;
   const timeout = p.values['timeout'] === undefined ? 0 : Number(p.values['timeout']);
-  if (!Number.isInteger(timeout) || timeout < 0) throw new UsageError(`test: --timeout must be a positive number of seconds (got ${String(p.values['timeout'])}).`);
+  if (!Number.isInteger(timeout) || timeout < 0) {
+    throw new UsageError(`test: --timeout must be a whole number of seconds >= 0 (0 = the agent's default) (got ${String(p.values['timeout'])}).`);
+  }
   const config = readConfig();
   const agent = requireAgent(config, name, `Run 'agent-dispatch list' to see agents.`);
   out(`Dispatching to '${name}' (${agent.directory})...`);
@@ -31,41 +33,44 @@ export async function testCommand(argv: string[]): Promise<number> {
       task,
       timeoutSeconds: timeout,
       signal: controller.signal,
-      ...(p.values['stream'] ? { onProgress: (e) => err(style.cyan(`  -> ${e.message}`, process.stderr)) } : {}),
+      ...(p.values['stream'] ? { onProgress: (e) => err(style.cyan(`  -> ${terminalSafe(e.message)}`, process.stderr)) } : {}),
     });
   } finally {
     process.off('SIGINT', interrupt);
     process.off('SIGTERM', interrupt);
     await service.shutdown();
   }
-  return report(name, result);
+  return report(result);
 }
 
-function report(name: string, result: DispatchResult): number {
+/**
+ * Agent text made safe to print: C0 and C1 control characters (and DEL) removed, except newline and tab. An
+ * agent's answer could otherwise carry escape sequences that set the terminal title or the clipboard (OSC 52),
+ * move the cursor over earlier lines, or hide text; stripped always, also when the output is not a terminal.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '');
+}
+
+/** Prints the result; 0 on success, 1 on failure. */
+export function report(result: DispatchResult): number {
   if (result.success) {
-    out(result.result);
-    if (result.hint) out(style.yellow(`Note: ${result.hint}`));
+    out(terminalSafe(result.result));
+    if (result.hint) out(style.yellow(`Note: ${terminalSafe(result.hint)}`));
     if (result.cost_usd !== undefined) out(`\n--- Cost: $${result.cost_usd.toFixed(4)} | Turns: ${result.num_turns ?? '?'}`);
     return 0;
   }
-  out(style.red(`Error: ${result.error ?? 'the dispatch failed'}`));
-  for (const line of diagnosis(name, result)) out(line);
+  out(style.red(`Error: ${terminalSafe(result.error ?? 'the dispatch failed')}`));
+  for (const line of diagnosis(result)) out(line);
   return 1;
 }
 
-function diagnosis(name: string, result: DispatchResult): string[] {
-  switch (result.error_type) {
-    case 'permission':
-      return ['Diagnosis: permission error', `  agent-dispatch update ${name} --permission-mode bypassPermissions`, `  agent-dispatch update ${name} --allowed-tools Bash,Read,Edit,Write`];
-    case 'timeout':
-      return ['Diagnosis: timeout', `  agent-dispatch test ${name} --timeout 600    # one-off`, `  agent-dispatch update ${name} --timeout 600  # permanent`];
-    case 'budget':
-      return ['Diagnosis: spend cap reached', 'The claude CLI stopped the session at --max-budget-usd.', `  agent-dispatch update ${name} --max-budget-usd 2.0`, `  agent-dispatch update ${name} --model haiku`];
-    case 'sandbox':
-    case 'policy':
-    case 'not_found':
-      return result.hint ? [`Diagnosis: ${result.error_type}`, `  ${result.hint}`] : [];
-    default:
-      return result.hint ? [style.yellow(result.hint)] : [];
-  }
+/**
+ * What went wrong, in a word, and the result's own hint: the dispatcher writes it knowing the agent's policy,
+ * so it never suggests a flag the policy would undo.
+ */
+export function diagnosis(result: DispatchResult): string[] {
+  const lines = result.error_type ? [`Diagnosis: ${result.error_type}`] : [];
+  if (result.hint) lines.push(`  ${terminalSafe(result.hint)}`);
+  return lines;
 }
