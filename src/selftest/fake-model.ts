@@ -85,7 +85,18 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
 }
 
-export function startFakeModel(options: { host?: string; port?: number } = {}): Promise<FakeModel> {
+export interface FakeModelOptions {
+  host?: string;
+  port?: number;
+  /**
+   * Serve the request log (credential headers included) at `GET /_fake/requests`. Off by default: the fake
+   * listens on the bridge address, where anything that can reach it (a dispatched agent, another container)
+   * could read the headers. In-process callers read `requests` instead.
+   */
+  exposeLog?: boolean;
+}
+
+export function startFakeModel(options: FakeModelOptions = {}): Promise<FakeModel> {
   const host = options.host ?? '127.0.0.1';
   const requests: FakeModelRequest[] = [];
   const sockets = new Set<Socket>();
@@ -150,7 +161,7 @@ export function startFakeModel(options: { host?: string; port?: number } = {}): 
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const method = req.method ?? '';
     const path = new URL(req.url ?? '/', 'http://fake').pathname;
-    if (method === 'GET' && path === LOG_PATH) return sendJson(res, 200, requests);
+    if (options.exposeLog === true && method === 'GET' && path === LOG_PATH) return sendJson(res, 200, requests);
     if (method === 'POST' && (path === '/v1/messages' || path === '/v1/messages/count_tokens')) {
       void messages(req, res, path);
       return;

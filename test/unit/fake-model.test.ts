@@ -245,7 +245,7 @@ describe('fake model over HTTP', () => {
     expect((await messages({ tools: TOOLS, messages: [prompt] })).content[0]!.type).toBe('tool_use');
   });
 
-  it('logs every request with its credential headers and serves the log at /_fake/requests', async () => {
+  it('logs every request with its credential headers in process; the log is not served over HTTP by default', async () => {
     await messages({ tools: TOOLS, messages: [user('hi')] }, { 'x-api-key': 'key-log-1' });
     await messages({ stream: true, model: 'claude-other', messages: [user('hi')] }, { authorization: 'Bearer tok-log-2' });
     const one = fake.requests.find((r) => r.apiKey === 'key-log-1');
@@ -253,9 +253,23 @@ describe('fake model over HTTP', () => {
     const two = fake.requests.find((r) => r.authorization === 'Bearer tok-log-2');
     expect(two).toMatchObject({ model: 'claude-other', stream: true, hasTools: false });
     expect(two!.apiKey).toBeUndefined();
-    const served = JSON.parse((await send(fake.url, 'GET', '/_fake/requests')).body) as FakeModelRequest[];
-    expect(served).toEqual(fake.requests);
-    expect(served.some((r) => r.path === '/_fake/requests')).toBe(false);
+    const served = await send(fake.url, 'GET', '/_fake/requests');
+    expect(served.status).toBe(404);
+    expect(served.body).not.toContain('key-log-1');
+    expect(served.body).not.toContain('tok-log-2');
+  });
+
+  it('serves the log at /_fake/requests only when asked to (exposeLog)', async () => {
+    const exposed = await startFakeModel({ exposeLog: true });
+    try {
+      await send(exposed.url, 'POST', '/v1/messages', { model: 'm', messages: [user('hi')] }, { 'x-api-key': 'key-log-3' });
+      const served = JSON.parse((await send(exposed.url, 'GET', '/_fake/requests')).body) as FakeModelRequest[];
+      expect(served).toEqual(exposed.requests);
+      expect(served.some((r) => r.apiKey === 'key-log-3')).toBe(true);
+      expect(served.some((r) => r.path === '/_fake/requests')).toBe(false);
+    } finally {
+      await exposed.close();
+    }
   });
 
   it('counts tokens and refuses a body that is not JSON', async () => {
