@@ -14,8 +14,9 @@ export function writeFileAtomic(path: string, text: string | Uint8Array): void {
   let fd: number | undefined;
   try {
     fd = openSync(temp, 'wx', 0o600);
-    if (typeof text === 'string') writeSync(fd, text);
-    else writeSync(fd, text);
+    const data = typeof text === 'string' ? Buffer.from(text) : text;
+    // writeSync may write less than asked for; loop until every byte is in.
+    for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done);
     fsyncSync(fd);
     closeSync(fd);
     fd = undefined;

@@ -35,7 +35,6 @@ const REJECTION_MARKERS = ['unknown option', 'unrecognized option', 'unknown arg
  * retries once without the flag. The other conditions (first attempt, fresh session, no result) are the caller's.
  */
 export function isSessionFlagRejection(stderr: string): boolean {
-  if (typeof stderr !== 'string') return false;
   const lower = stderr.toLowerCase();
   return lower.includes('--session-id') && REJECTION_MARKERS.some((marker) => lower.includes(marker));
 }
