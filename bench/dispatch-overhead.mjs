@@ -27,11 +27,10 @@ import { loadConfig, requireConfig } from '../dist/config/load.js';
 import { DispatchService } from '../dist/dispatch/service.js';
 import { buildPrompt } from '../dist/dispatch/prompt.js';
 import { resolveAgentPolicy } from '../dist/policy/resolve.js';
-import { bridgeAddress } from '../dist/sandbox/bridge.js';
 import { dockerOptions } from '../dist/sandbox/engine-calls.js';
-import { DIRECTIVE, startFakeModel } from '../dist/selftest/fake-model.js';
+import { DIRECTIVE } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
-import { cleanupOnSignals, removeRun } from './lib.mjs';
+import { cleanupOnSignals, removeRun, startLocalModel } from './lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_LABEL = 'agent-dispatch.test';
@@ -207,16 +206,7 @@ async function runDocker(spec, prompt) {
 async function main() {
   if (!existsSync(join(ROOT, 'dist/dispatch/service.js'))) throw new Error('dist/ is missing: run `npm run build` first');
   if (!existsSync(CLAUDE_BIN)) throw new Error(`no claude binary at ${CLAUDE_BIN} (npm install the devDependencies)`);
-  try {
-    await docker.getImage(opts.image).inspect();
-  } catch (error) {
-    if (error.statusCode === 404) throw new Error(`image ${opts.image} is not present locally (this benchmark never pulls): build it first`);
-    throw error;
-  }
-
-  const host = await bridgeAddress(docker);
-  if (!host) throw new Error('cannot find the Docker bridge address (no IPAM gateway, no docker0 interface)');
-  model = await startFakeModel({ host });
+  model = await startLocalModel(docker, opts.image);
   info(`fake model on ${model.url}; label ${TEST_LABEL}=${runId}; image ${opts.image}; ${opts.runs} run(s) per mode`);
 
   const repo = join(root, 'repo');

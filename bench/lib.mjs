@@ -57,3 +57,21 @@ export function cleanupOnSignals(cleanup, info, onStop = () => {}) {
     });
   }
 }
+
+/**
+ * Check the image is local (benchmarks never pull) and start the scripted model where containers on the default
+ * bridge reach it. The two imports come from the built package (run `npm run build` first).
+ */
+export async function startLocalModel(docker, image) {
+  try {
+    await docker.getImage(image).inspect();
+  } catch (error) {
+    if (error.statusCode === 404) throw new Error(`image ${image} is not present locally (this benchmark never pulls): build it first`);
+    throw error;
+  }
+  const { bridgeAddress } = await import('../dist/sandbox/bridge.js');
+  const { startFakeModel } = await import('../dist/selftest/fake-model.js');
+  const host = await bridgeAddress(docker);
+  if (!host) throw new Error('cannot find the Docker bridge address (no IPAM gateway, no docker0 interface)');
+  return startFakeModel({ host });
+}

@@ -29,11 +29,10 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { LABELS } from '../dist/sandbox/owner.js';
-import { bridgeAddress } from '../dist/sandbox/bridge.js';
 import { dockerOptions } from '../dist/sandbox/engine-calls.js';
-import { DIRECTIVE, startFakeModel } from '../dist/selftest/fake-model.js';
+import { DIRECTIVE } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
-import { cleanupOnSignals, removeRun } from './lib.mjs';
+import { cleanupOnSignals, removeRun, startLocalModel } from './lib.mjs';
 import { SERVER_NODE_FLAGS } from '../dist/cli/commands/init.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -170,16 +169,7 @@ async function dispatch(task) {
 async function main() {
   if (!existsSync(CLI)) throw new Error('dist/ is missing: run `npm run build` first');
   if (!existsSync('/proc/self/status')) throw new Error('this benchmark reads /proc/<pid>/status (Linux only)');
-  try {
-    await docker.getImage(opts.image).inspect();
-  } catch (error) {
-    if (error.statusCode === 404) throw new Error(`image ${opts.image} is not present locally (this benchmark never pulls): build it first`);
-    throw error;
-  }
-
-  const host = await bridgeAddress(docker);
-  if (!host) throw new Error('cannot find the Docker bridge address (no IPAM gateway, no docker0 interface)');
-  model = await startFakeModel({ host });
+  model = await startLocalModel(docker, opts.image);
   info(`fake model on ${model.url}; label ${TEST_LABEL}=${runId}; image ${opts.image}; ${opts.dispatches} dispatches holding ${opts.holdMs} ms`);
 
   const repo = join(root, 'repo');

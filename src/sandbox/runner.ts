@@ -6,7 +6,7 @@ import type { ContainerSpec } from '../policy/container-spec.js';
 import * as layout from '../policy/layout.js';
 import { logger } from '../log.js';
 import { bridgeAddress } from './bridge.js';
-import { runAttached } from './container-io.js';
+import { runAttached, type IoOutcome } from './container-io.js';
 import { bounded, dockerOptions, removeQuietly } from './engine-calls.js';
 import { LABELS, ownerLabels } from './owner.js';
 import { imageMissing, sandboxError } from './sandbox-error.js';
@@ -29,15 +29,7 @@ export interface SandboxRun {
   signal?: AbortSignal;
 }
 
-export interface SandboxOutcome {
-  exitCode: number | null;
-  /** Kept stdout lines: every marked line and the first ordinary ones; all of them went to onStdoutLine. */
-  stdoutLines: string[];
-  /** Output past a cap was dropped. */
-  stdoutTruncated: boolean;
-  stderr: string;
-  timedOut: boolean;
-  cancelled: boolean;
+export interface SandboxOutcome extends IoOutcome {
   containerId: string;
   imageId: string;
 }
