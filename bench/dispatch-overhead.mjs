@@ -30,7 +30,7 @@ import { resolveAgentPolicy } from '../dist/policy/resolve.js';
 import { dockerOptions } from '../dist/sandbox/engine-calls.js';
 import { DIRECTIVE } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
-import { cleanupOnSignals, removeRun, startLocalModel } from './lib.mjs';
+import { cleanupOnSignals, removeRun, startLocalModel, writeBenchInstall } from './lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_LABEL = 'agent-dispatch.test';
@@ -209,34 +209,13 @@ async function main() {
   model = await startLocalModel(docker, opts.image);
   info(`fake model on ${model.url}; label ${TEST_LABEL}=${runId}; image ${opts.image}; ${opts.runs} run(s) per mode`);
 
-  const repo = join(root, 'repo');
-  mkdirSync(repo);
-  writeFileSync(join(repo, 'README.md'), '# bench\n');
-  const configDir = join(root, 'config');
-  mkdirSync(join(configDir, 'policies'), { recursive: true });
-  writeFileSync(
-    join(configDir, 'policies', 'open-bench.yaml'),
-    stringify(openNetworkPolicy(opts.image, { description: 'bench: open network until the egress gateway exists' })),
-  );
-  const configPath = join(configDir, 'agents.yaml');
-  writeFileSync(configPath, stringify({ agents: { [agent]: { directory: repo, policy: 'open-bench', description: 'bench' } }, groups: {}, settings: {} }), {
-    mode: 0o600,
-  });
-  const env = {
-    PATH: process.env.PATH,
-    HOME: root,
-    AGENT_DISPATCH_CONFIG: configPath,
-    AGENT_DISPATCH_CONTAINER_LABELS: `${TEST_LABEL}=${runId}`,
-    AGENT_DISPATCH_DEPTH: '0',
-    ANTHROPIC_BASE_URL: model.url,
-    ANTHROPIC_API_KEY: 'sk-bench-dummy',
-    ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
-  };
+  const { repo, configPath, env } = await writeBenchInstall({ root, agent, image: opts.image, label: `${TEST_LABEL}=${runId}`, modelUrl: model.url, settings: {} });
+
   const config = requireConfig(loadConfig(configPath));
   service = new DispatchService(env);
 
   // The same compiled container spec the dispatch uses, for the docker-run baseline (same hardening, same mounts).
-  const report = resolveAgentPolicy(config, agent, { configDir, hostEnv: env, depth: 0 });
+  const report = resolveAgentPolicy(config, agent, { configDir: dirname(configPath), hostEnv: env, depth: 0 });
   if (!report.compiled) throw new Error(`the bench policy did not compile: ${JSON.stringify(report.findings)}`);
   const spec = report.compiled.container;
   const prompt = buildPrompt({ task: TASK });

@@ -75,3 +75,34 @@ export async function startLocalModel(docker, image) {
   if (!host) throw new Error('cannot find the Docker bridge address (no IPAM gateway, no docker0 interface)');
   return startFakeModel({ host });
 }
+
+/**
+ * A throwaway installation under `root`: a repo, agents.yaml with one agent under an open-network policy for
+ * `image`, and the environment a server needs (labels for cleanup, the scripted model as the API).
+ */
+export async function writeBenchInstall({ root, agent, image, label, modelUrl, settings = {} }) {
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { stringify } = await import('yaml');
+  const { openNetworkPolicy } = await import('../dist/selftest/open-policy.js');
+  const repo = join(root, 'repo');
+  mkdirSync(repo);
+  writeFileSync(join(repo, 'README.md'), '# bench\n');
+  const configDir = join(root, 'config');
+  mkdirSync(join(configDir, 'policies'), { recursive: true });
+  writeFileSync(join(configDir, 'policies', 'open-bench.yaml'), stringify(openNetworkPolicy(image, { description: 'bench: open network until the egress gateway exists' })));
+  const configPath = join(configDir, 'agents.yaml');
+  const config = { agents: { [agent]: { directory: repo, policy: 'open-bench', description: 'bench' } }, groups: {}, settings };
+  writeFileSync(configPath, stringify(config), { mode: 0o600 });
+  const env = {
+    PATH: process.env.PATH,
+    HOME: root,
+    AGENT_DISPATCH_CONFIG: configPath,
+    AGENT_DISPATCH_CONTAINER_LABELS: label,
+    AGENT_DISPATCH_DEPTH: '0',
+    ANTHROPIC_BASE_URL: modelUrl,
+    ANTHROPIC_API_KEY: 'sk-bench-dummy',
+    ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+  };
+  return { repo, configPath, env };
+}

@@ -32,7 +32,7 @@ import { LABELS } from '../dist/sandbox/owner.js';
 import { dockerOptions } from '../dist/sandbox/engine-calls.js';
 import { DIRECTIVE } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
-import { cleanupOnSignals, removeRun, startLocalModel } from './lib.mjs';
+import { cleanupOnSignals, removeRun, startLocalModel, writeBenchInstall } from './lib.mjs';
 import { SERVER_NODE_FLAGS } from '../dist/cli/commands/init.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -172,35 +172,8 @@ async function main() {
   model = await startLocalModel(docker, opts.image);
   info(`fake model on ${model.url}; label ${TEST_LABEL}=${runId}; image ${opts.image}; ${opts.dispatches} dispatches holding ${opts.holdMs} ms`);
 
-  const repo = join(root, 'repo');
-  mkdirSync(repo);
-  writeFileSync(join(repo, 'README.md'), '# bench\n');
-  const configDir = join(root, 'config');
-  mkdirSync(join(configDir, 'policies'), { recursive: true });
-  writeFileSync(
-    join(configDir, 'policies', 'open-bench.yaml'),
-    stringify(openNetworkPolicy(opts.image, { description: 'bench: open network until the egress gateway exists' })),
-  );
-  const configPath = join(configDir, 'agents.yaml');
-  writeFileSync(
-    configPath,
-    stringify({
-      agents: { [agent]: { directory: repo, policy: 'open-bench', description: 'bench' } },
-      groups: {},
-      settings: { max_concurrency: Math.max(10, opts.dispatches) },
-    }),
-    { mode: 0o600 },
-  );
-  const env = {
-    PATH: process.env.PATH,
-    HOME: root,
-    AGENT_DISPATCH_CONFIG: configPath,
-    AGENT_DISPATCH_CONTAINER_LABELS: `${TEST_LABEL}=${runId}`,
-    AGENT_DISPATCH_DEPTH: '0',
-    ANTHROPIC_BASE_URL: model.url,
-    ANTHROPIC_API_KEY: 'sk-bench-dummy',
-    ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
-  };
+  const { repo, configPath, env } = await writeBenchInstall({ root, agent, image: opts.image, label: `${TEST_LABEL}=${runId}`, modelUrl: model.url, settings: { max_concurrency: Math.max(10, opts.dispatches) } });
+
 
   transport = new StdioClientTransport({ command: process.execPath, args: [...opts.nodeArgs, CLI, 'serve'], env, cwd: root, stderr: 'pipe' });
   transport.stderr?.on('data', (chunk) => {
