@@ -5,9 +5,11 @@ import { configPath as defaultConfigPath, expandDirectory } from '../config/path
 import { mutateConfig } from '../config/store.js';
 import { agentSchema, permissionModeWarning, type AgentConfig, type DispatchConfig } from '../config/schema.js';
 import { describePolicyProblem, loadPolicy } from '../policy/load.js';
+import { volumeScope } from '../policy/layout.js';
 import { lintPolicy } from '../policy/lint.js';
 import { toolPatternProblem } from '../policy/tool-pattern.js';
 import { autoDescribe } from '../project/detect.js';
+import { agentVolumeFilter, removeAgentVolumes } from '../sandbox/volumes.js';
 import { validateName } from './validate.js';
 
 export interface NewAgent {
@@ -164,14 +166,33 @@ export async function updateAgent(name: string, patch: AgentPatch, configPath?: 
   return { fields, warnings };
 }
 
-export async function removeAgent(name: string, configPath?: string): Promise<void> {
+/** Remove the agent from agents.yaml; returns its entry (for cleaning up what it left on the engine). */
+export async function removeAgent(name: string, configPath?: string): Promise<AgentConfig> {
+  let removed: AgentConfig | undefined;
   await mutateConfig((config) => {
-    if (!(name in config.agents)) {
+    removed = config.agents[name];
+    if (!removed) {
       const available = Object.keys(config.agents).join(', ') || '(none)';
       throw new AppError('AGENT_NOT_FOUND', `Agent '${name}' not found. Available: ${available}`);
     }
     delete config.agents[name];
   }, configPath);
+  return removed!;
+}
+
+/**
+ * After `removeAgent`: delete the agent's session transcripts (its volumes in this config's scope), so a removed
+ * agent leaves nothing on the engine. Best effort: returns a line to show the user, a warning when some stay.
+ */
+export async function forgetAgentSessions(name: string, agent: AgentConfig, configPath: string = defaultConfigPath(), env: NodeJS.ProcessEnv = process.env): Promise<{ message: string; warning?: string }> {
+  const scope = volumeScope(dirname(configPath), agent.directory);
+  const outcome = await removeAgentVolumes(name, scope, env);
+  const manual = `docker volume rm $(docker volume ls -q ${agentVolumeFilter(name, scope).map((l) => `--filter label=${l}`).join(' ')})`;
+  if (outcome.unreachable) return { message: '', warning: `its session volumes were not removed (Docker: ${outcome.unreachable}); later: ${manual}` };
+  if (outcome.kept.length > 0) {
+    return { message: '', warning: `${outcome.kept.length} session volume(s) kept (${outcome.kept[0]!.reason}); when no dispatch of it runs: ${manual}` };
+  }
+  return { message: outcome.removed.length > 0 ? `Removed its ${outcome.removed.length} session volume(s).` : '' };
 }
 
 export function requireAgent(config: DispatchConfig, name: string, next?: string): AgentConfig {

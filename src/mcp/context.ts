@@ -19,6 +19,11 @@ export class ServerContext {
     this.dispatcher = new DispatchService(env, sandbox);
   }
 
+  /** The server's environment (DOCKER_HOST and friends for engine calls). */
+  environment(): NodeJS.ProcessEnv {
+    return this.env;
+  }
+
   jobs(): JobStore {
     return new JobStore(jobsDir(this.env));
   }

@@ -114,6 +114,14 @@ describe.skipIf(skipDocker)('dispatch tools over stdio with the real claude bina
     expect(result.json.error).toContain("Unknown agent: 'nobody'");
   });
 
+  it('remove_agent deletes the session volume its dispatches used', async () => {
+    const volumes = async () => ((await docker.listVolumes({ filters: { label: [`agent-dispatch.agent=${agent}`] } })).Volumes ?? []).length;
+    expect(await volumes()).toBeGreaterThan(0);
+    const removed = await call('remove_agent', { name: agent });
+    expect(removed.json).toEqual({ removed: agent });
+    expect(await volumes()).toBe(0);
+  }, TIMEOUT);
+
   it('leaves no dispatch container behind', async () => {
     const left = await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=${runId}`, LABELS.job] } });
     expect(left).toEqual([]);

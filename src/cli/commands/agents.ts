@@ -1,4 +1,4 @@
-import { addAgent, removeAgent, updateAgent, requireAgent, validateBudget, type AgentPatch } from '../../core/agents.js';
+import { addAgent, forgetAgentSessions, removeAgent, updateAgent, requireAgent, validateBudget, type AgentPatch } from '../../core/agents.js';
 import { isClearSentinel, parseCsv } from '../../core/validate.js';
 import { readConfig } from '../../config/store.js';
 import { directoryHealth } from '../../project/detect.js';
@@ -115,8 +115,11 @@ export async function updateCommand(argv: string[]): Promise<number> {
 export async function removeCommand(argv: string[]): Promise<number> {
   const p = parse('remove', argv, {}, { min: 1, max: 1, names: 'NAME' });
   const name = p.positionals[0]!;
-  await removeAgent(name);
+  const agent = await removeAgent(name);
   out(`Removed agent '${name}'.`);
+  const sessions = await forgetAgentSessions(name, agent);
+  if (sessions.message) out(sessions.message);
+  if (sessions.warning) warn(`agent '${name}': ${sessions.warning}`);
   return 0;
 }
 

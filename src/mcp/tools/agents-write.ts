@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { addAgent, removeAgent, updateAgent, type AgentPatch } from '../../core/agents.js';
+import { addAgent, forgetAgentSessions, removeAgent, updateAgent, type AgentPatch } from '../../core/agents.js';
 import { isClearSentinel, parseCsv } from '../../core/validate.js';
 import { guarded, jsonResult, notify } from '../envelope.js';
 import type { ServerContext } from '../context.js';
@@ -106,12 +106,17 @@ export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): 
 
   server.registerTool(
     'remove_agent',
-    { description: 'Remove an agent from agents.yaml (its groups keep the name and flag it as unknown).', inputSchema: { name: z.string() } },
-    ({ name }) =>
+    {
+      description: "Remove an agent from agents.yaml and delete its session transcripts (its groups keep the name and flag it as unknown).",
+      inputSchema: { name: z.string() },
+    },
+    ({ name }, extra) =>
       guarded('remove_agent', async () => {
-        await removeAgent(name, ctx.configPath());
+        const agent = await removeAgent(name, ctx.configPath());
         ctx.invalidateAgent(name);
-        return jsonResult({ removed: name });
+        const sessions = await forgetAgentSessions(name, agent, ctx.configPath(), ctx.environment());
+        if (sessions.warning) await notify(extra, `Warning: agent '${name}': ${sessions.warning}`);
+        return jsonResult(sessions.warning ? { removed: name, warning: sessions.warning } : { removed: name });
       }),
   );
 }

@@ -1,0 +1,42 @@
+import Docker from 'dockerode';
+import { describeError } from '../errors.js';
+import { LABEL_PREFIX } from '../policy/layout.js';
+import { bounded, dockerOptions } from './engine-calls.js';
+
+export interface VolumeRemoval {
+  removed: string[];
+  /** Volumes that stayed (in use by a running dispatch, or the engine refused), with why. */
+  kept: { name: string; reason: string }[];
+  /** The engine could not be asked at all. */
+  unreachable?: string;
+}
+
+const CALL_MS = 10_000;
+
+/** The label filter that selects one agent's volumes in one scope (config dir + agent dir). */
+export function agentVolumeFilter(agent: string, scope: string): string[] {
+  return [`${LABEL_PREFIX}.agent=${agent}`, `${LABEL_PREFIX}.scope=${scope}`];
+}
+
+/** Remove an agent's session (and gateway) volumes in one scope; never throws. */
+export async function removeAgentVolumes(agent: string, scope: string, env: NodeJS.ProcessEnv = process.env): Promise<VolumeRemoval> {
+  const docker = new Docker(dockerOptions(env));
+  const result: VolumeRemoval = { removed: [], kept: [] };
+  let names: string[];
+  try {
+    const { Volumes } = await bounded(docker.listVolumes({ filters: JSON.stringify({ label: agentVolumeFilter(agent, scope) }) }), CALL_MS, 'list volumes');
+    names = (Volumes ?? []).map((v) => v.Name);
+  } catch (error) {
+    return { ...result, unreachable: describeError(error) };
+  }
+  for (const name of names) {
+    try {
+      await bounded(docker.getVolume(name).remove(), CALL_MS, `remove the volume ${name}`);
+      result.removed.push(name);
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) continue;
+      result.kept.push({ name, reason: describeError(error) });
+    }
+  }
+  return result;
+}
