@@ -131,16 +131,6 @@ export class SandboxRunner {
     return removed;
   }
 
-  /** Remove an agent's Claude-state volumes (selftest cleanup; a removed agent's sessions). */
-  async removeAgentVolumes(agent: string): Promise<number> {
-    const { Volumes } = await this.docker.listVolumes({ filters: JSON.stringify({ label: [`${layout.LABEL_PREFIX}.agent=${agent}`] }) });
-    let removed = 0;
-    for (const volume of Volumes ?? []) {
-      await this.docker.getVolume(volume.Name).remove({ force: true }).then(() => (removed += 1), () => undefined);
-    }
-    return removed;
-  }
-
   /** Containers this server started that are still there (a job label of ours); 0 after every dispatch. */
   async leftoverContainers(job: string): Promise<number> {
     return (await this.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABELS.job}=${job}`] }) })).length;

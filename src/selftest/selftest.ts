@@ -10,6 +10,8 @@ import { DispatchService, containerLabels } from '../dispatch/service.js';
 import type { DispatchResult } from '../dispatch/types.js';
 import { DEFAULT_AGENT_IMAGE } from '../sandbox/image.js';
 import { createSandboxRunner } from '../sandbox/runner.js';
+import { removeAgentVolumes } from '../sandbox/volumes.js';
+import { volumeScope } from '../policy/layout.js';
 import { DIRECTIVE, startFakeModel } from './fake-model.js';
 import { openNetworkPolicy } from './open-policy.js';
 import { probeScript, type ProbeFacts, parseProbe } from './probe.js';
@@ -96,7 +98,7 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
       await model.close();
     }
   } finally {
-    await runner.removeAgentVolumes(agent).catch(() => undefined);
+    await removeAgentVolumes(agent, volumeScope(join(root, 'config'), join(root, 'repo')), baseEnv);
     rmSync(root, { recursive: true, force: true });
   }
 }
