@@ -25,6 +25,14 @@ export function bounded<T>(promise: Promise<T>, ms: number, step: string): Promi
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
+/** The engine did not answer at all: the one message and hint for every place that talks to it. */
+export function engineUnreachable(error: unknown, detail: string = describeError(error)): AppError {
+  return new AppError('DOCKER_UNAVAILABLE', `Docker engine not reachable (${detail}).`, {
+    hint: 'Start the Docker engine (or set DOCKER_HOST to it), then retry. agent-dispatch never runs a dispatch outside a container.',
+    cause: error,
+  });
+}
+
 /** Force-remove a container; never throws and never waits longer than REMOVE_MS. */
 export async function removeQuietly(container: Docker.Container): Promise<void> {
   try {

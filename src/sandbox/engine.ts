@@ -1,5 +1,6 @@
 import Docker from 'dockerode';
 import { AppError, describeError } from '../errors.js';
+import { engineUnreachable } from './engine-calls.js';
 
 /** The one place that talks to the Docker engine (dockerode never escapes src/sandbox). */
 export interface EngineInfo {
@@ -20,10 +21,7 @@ export function createEngine(options: Docker.DockerOptions = {}): Engine {
         const v = await docker.version();
         return { version: v.Version, apiVersion: v.ApiVersion };
       } catch (error) {
-        throw new AppError('DOCKER_UNAVAILABLE', `Docker engine not reachable: ${describeError(error)}`, {
-          hint: 'Start the Docker engine (or set DOCKER_HOST to it), then retry. agent-dispatch never runs a dispatch outside a container.',
-          cause: error,
-        });
+        throw engineUnreachable(error);
       }
     },
     async imageExists(image) {

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import tar from 'tar-fs';
 import { AppError, describeError } from '../errors.js';
+import { engineUnreachable } from './engine-calls.js';
 
 /** The image a policy runs when it names none (the default of `image` in src/policy/schema.ts). */
 export const DEFAULT_AGENT_IMAGE = 'agent-dispatch/agent:latest';
@@ -231,10 +232,7 @@ function engineError(error: unknown, what: string): AppError {
     return new AppError('INVALID_INPUT', `${what}: ${reason}`, { cause: error, hint: 'Check --tag and --base (NAME[:TAG], lower case).' });
   }
   if (status !== undefined) return new AppError('IMAGE_BUILD_FAILED', `${what}: ${reason}`, { cause: error });
-  return new AppError('DOCKER_UNAVAILABLE', `Docker engine not reachable: ${reason}`, {
-    cause: error,
-    hint: 'Start the Docker engine (or set DOCKER_HOST to it), then retry.',
-  });
+  return engineUnreachable(error, reason);
 }
 
 function engineReason(error: unknown): string {

@@ -1,4 +1,5 @@
 import { AppError, describeError, isAppError } from '../errors.js';
+import { engineUnreachable } from './engine-calls.js';
 import { imageBuildHint } from './image.js';
 
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET', 'EPIPE']);
@@ -9,12 +10,7 @@ export function sandboxError(error: unknown, step: string, image: string): AppEr
   const code = (error as { code?: string }).code;
   const status = (error as { statusCode?: number }).statusCode;
   const detail = describeError(error);
-  if (code && UNREACHABLE.has(code)) {
-    return new AppError('DOCKER_UNAVAILABLE', `Docker engine not reachable (${code}) while trying to ${step}.`, {
-      hint: 'Start the Docker engine (or set DOCKER_HOST to it), then retry. agent-dispatch never runs a dispatch outside a container.',
-      cause: error,
-    });
-  }
+  if (code && UNREACHABLE.has(code)) return engineUnreachable(error, `${code} while trying to ${step}`);
   if (status === 404 && /image/i.test(detail)) return imageMissing(image, error);
   return new AppError('SANDBOX_FAILED', `Could not ${step}: ${detail.trim().slice(0, 500)}`, {
     hint: 'Run agent-dispatch doctor to check the engine, the image and the policy; the policy may ask for a mount or limit this engine refuses.',
