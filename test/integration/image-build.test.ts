@@ -50,6 +50,7 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
 describe.skipIf(skipDocker)('agent image build (images/agent through dockerode)', () => {
   const docker = dockerClient();
   const runId = testRunId();
+  const startedAt = Date.now();
   const labels = { [TEST_LABEL]: runId };
   const root = mkdtempSync(join(tmpdir(), 'ad-image-build-'));
   const fakeClaude = join(root, 'claude');
@@ -79,6 +80,11 @@ describe.skipIf(skipDocker)('agent image build (images/agent through dockerode)'
     await cleanupTestResources(docker, runId);
     await removeVolumes(docker, volumes);
     for (const t of tags) await docker.getImage(t).remove({ force: true }).catch(() => undefined);
+    // A failed build step leaves its last good layer as an untagged image: remove the ones this run made.
+    const dangling = await docker.listImages({ filters: JSON.stringify({ dangling: ['true'], label: [TEST_LABEL] }) });
+    for (const image of dangling.filter((i) => i.Created * 1000 >= startedAt - 1000)) {
+      await docker.getImage(image.Id).remove().catch(() => undefined);
+    }
     rmSync(root, { recursive: true, force: true });
   });
 
