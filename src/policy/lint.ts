@@ -34,6 +34,15 @@ const POLICY_RULES: { applies: (p: Policy) => boolean; finding: Finding }[] = [
     },
   },
   {
+    applies: (p) => p.network.mode === 'open' && p.network.allow.length > 0,
+    finding: {
+      severity: 'info',
+      code: 'network-allow-unused',
+      message: 'network.allow is ignored with network.mode: open: the container reaches every host, not just the listed ones',
+      fix: 'Use network.mode: gateway to enforce the list, or remove network.allow.',
+    },
+  },
+  {
     applies: (p) => p.network.mode === 'open' && p.credentials === 'inject',
     finding: {
       severity: 'error',
@@ -259,16 +268,184 @@ function socketFinding(label: string): Finding {
 
 function lintAllowPattern(pattern: string): Finding[] {
   const rule = parseAllowPattern(pattern);
-  if (rule.host === '*') {
-    return [{ severity: 'error', code: 'network-wildcard', message: `network.allow: '${pattern}' allows every host, which defeats the allowlist`, fix: 'List the hosts the agent needs.' }];
-  }
-  if (rule.host.startsWith('*.') && !rule.host.slice(2).includes('.')) {
-    return [{ severity: 'error', code: 'network-wildcard', message: `network.allow: '${pattern}' allows a whole top-level domain`, fix: 'Name the hosts, or a wildcard under a domain you trust.' }];
-  }
+  const wildcard = wildcardFinding(pattern, rule.host);
+  if (wildcard) return [wildcard];
+  const findings = hostFindings(pattern, rule.host);
   if (rule.port === '*') {
-    return [{ severity: 'warning', code: 'network-any-port', message: `network.allow: '${pattern}' allows every port`, fix: 'Name the port (443 is the default).' }];
+    findings.push({ severity: 'warning', code: 'network-any-port', message: `network.allow: '${pattern}' allows every port on ${rule.host}, not just its web port`, fix: 'Name the port (443 is the default).' });
   }
-  return [];
+  return findings;
+}
+
+function wildcardFinding(pattern: string, host: string): Finding | undefined {
+  if (host === '*') {
+    return { severity: 'error', code: 'network-wildcard', message: `network.allow: '${pattern}' allows every host, which defeats the allowlist`, fix: 'List the hosts the agent needs.' };
+  }
+  if (host.startsWith('*.') && !host.slice(2).includes('.')) {
+    return { severity: 'error', code: 'network-wildcard', message: `network.allow: '${pattern}' allows a whole top-level domain`, fix: 'Name the hosts, or a wildcard under a domain you trust.' };
+  }
+  return undefined;
+}
+
+/** What the host part reaches: an internal address, or a channel anyone can upload to. */
+function hostFindings(pattern: string, host: string): Finding[] {
+  const address = ipv4Literal(host);
+  if (address !== undefined) return addressFindings(pattern, address);
+  const channel = exfilChannel(host);
+  return channel ? [exfilFinding(pattern, channel)] : [];
+}
+
+function exfilFinding(pattern: string, channel: ExfilChannel): Finding {
+  return {
+    severity: 'warning',
+    code: 'network-exfil-host',
+    message: `network.allow: '${pattern}' reaches ${channel.host} (${channel.kind}): anyone can upload there, so the agent could send out the repo or anything else it reads`,
+    fix: 'Allow only the narrowest host the task needs (one bucket or API host, not the whole domain), or keep it if you accept that risk.',
+  };
+}
+
+function addressFindings(pattern: string, address: number): Finding[] {
+  const dotted = formatIPv4(address);
+  const label = dotted === pattern.split(':')[0] ? `'${pattern}'` : `'${pattern}' (${dotted})`;
+  const metadata = METADATA_ADDRESSES[dotted];
+  if (metadata) {
+    return [{ severity: 'error', code: 'network-metadata', message: `network.allow: ${label} is ${metadata}, which hands out the machine's cloud credentials`, fix: 'Remove it: no agent needs the metadata service.' }];
+  }
+  const range = PRIVATE_RANGES.find((r) => inRange(address, r));
+  if (!range) return [];
+  return [{
+    severity: 'warning',
+    code: 'network-private-address',
+    message: `network.allow: ${label} is in the ${range.what} range ${range.cidr}; an explicit IP rule is the only way the gateway reaches such addresses, so this opens a service on the host or the internal network to the agent`,
+    fix: 'Remove it unless the agent must reach that service; if it must, name its one port and make sure the service trusts nothing the agent should not have.',
+  }];
+}
+
+/**
+ * Broad exfiltration channels: services where anyone (with an account or keys a prompt injection can supply)
+ * can upload, so an allowlist entry for them lets the agent send the repo out. Each entry means that name and
+ * every name under it; `*` inside an entry label matches any run of characters in that one label. A rule
+ * fires when its host is covered, or (for `*.suffix`) when it covers any such host. Package registries are
+ * deliberately absent: presets allow them for installs.
+ */
+export const EXFIL_HOSTS: readonly { kind: string; hosts: readonly string[] }[] = [
+  { kind: 'code hosting', hosts: ['github.com', 'githubusercontent.com', 'gitlab.com', 'bitbucket.org', 'codeberg.org', 'huggingface.co'] },
+  {
+    kind: 'object storage',
+    hosts: [
+      's3*.amazonaws.com', // s3, s3-accelerate, s3-<region> and buckets under them
+      's3*.*.amazonaws.com', // s3.<region>, s3-website.<region>, and buckets under them
+      's3*.dualstack.*.amazonaws.com', // s3.dualstack.<region>
+      'storage.googleapis.com',
+      'www.googleapis.com', // the GCS JSON and Drive upload APIs
+      'firebasestorage.googleapis.com',
+      'storage.cloud.google.com',
+      'blob.core.windows.net',
+      'dfs.core.windows.net',
+      'r2.cloudflarestorage.com',
+      'digitaloceanspaces.com',
+      'backblazeb2.com',
+      'wasabisys.com',
+    ],
+  },
+  {
+    kind: 'paste and file sharing',
+    hosts: ['pastebin.com', 'hastebin.com', 'paste.ee', 'dpaste.com', 'dpaste.org', 'rentry.co', 'transfer.sh', 'file.io', '0x0.st', 'termbin.com', 'temp.sh', 'catbox.moe', 'gofile.io', 'wetransfer.com', 'dropbox.com', 'dropboxapi.com', 'mega.nz'],
+  },
+  {
+    kind: 'tunnels, webhooks and request catchers',
+    hosts: [
+      'ngrok.io', 'ngrok.app', 'ngrok-free.app', 'ngrok.dev', 'ngrok-free.dev', 'trycloudflare.com', 'loca.lt', 'localtunnel.me', 'serveo.net',
+      'webhook.site', 'requestbin.com', 'requestbin.net', 'pipedream.net', 'requestcatcher.com', 'beeceptor.com', 'hookbin.com',
+      'interact.sh', 'oast.fun', 'oast.pro', 'oast.live', 'oast.site', 'oast.online', 'oast.me', 'oastify.com', 'burpcollaborator.net',
+      'discord.com', 'discordapp.com', 'slack.com', 'api.telegram.org',
+    ],
+  },
+];
+
+export interface ExfilChannel {
+  /** The EXFIL_HOSTS entry the rule reaches. */
+  host: string;
+  kind: string;
+}
+
+/** The exfiltration channel an allow host (`name`, `*.suffix` or `*`) reaches, if any. Pure. */
+export function exfilChannel(host: string): ExfilChannel | undefined {
+  for (const { kind, hosts } of EXFIL_HOSTS) {
+    const entry = hosts.find((h) => reaches(host.toLowerCase(), h));
+    if (entry) return { host: entry, kind };
+  }
+  return undefined;
+}
+
+/** Whether some name matches both the allow host and the entry (the entry's name or one under it). */
+function reaches(host: string, entry: string): boolean {
+  const wild = host === '*' || host.startsWith('*.');
+  const rule = host === '*' ? [] : (wild ? host.slice(2) : host).split('.').reverse();
+  const labels = entry.split('.').reverse();
+  if (!wild && rule.length < labels.length) return false;
+  return labels.slice(0, rule.length).every((label, i) => labelGlob(label).test(rule[i]!));
+}
+
+/** An entry label as a pattern: entries hold only [a-z0-9-] and `*`, so nothing needs escaping. */
+function labelGlob(label: string): RegExp {
+  return new RegExp(`^${label.replaceAll('*', '[^.]*')}$`);
+}
+
+/** Addresses that serve cloud credentials (the gateway would fetch them for the agent). */
+const METADATA_ADDRESSES: Record<string, string> = {
+  '169.254.169.254': 'the cloud instance metadata service (AWS, GCP, Azure, OCI, DigitalOcean)',
+  '169.254.170.2': 'the AWS ECS task metadata and credentials endpoint',
+  '100.100.100.200': 'the Alibaba Cloud metadata service',
+};
+
+interface AddressRange {
+  cidr: string;
+  what: string;
+}
+
+/** Loopback, link-local, private and similar ranges: addresses on the host or behind it, never the internet. */
+const PRIVATE_RANGES: readonly AddressRange[] = [
+  { cidr: '0.0.0.0/8', what: 'unspecified ("this host")' },
+  { cidr: '127.0.0.0/8', what: 'loopback' },
+  { cidr: '10.0.0.0/8', what: 'private' },
+  { cidr: '172.16.0.0/12', what: 'private (Docker bridge)' },
+  { cidr: '192.168.0.0/16', what: 'private' },
+  { cidr: '100.64.0.0/10', what: 'shared (carrier-grade NAT, Tailscale)' },
+  { cidr: '169.254.0.0/16', what: 'link-local' },
+];
+
+function inRange(address: number, range: AddressRange): boolean {
+  const [base = '', bits = '32'] = range.cidr.split('/');
+  const shift = 32 - Number(bits);
+  return shift === 32 || address >>> shift === ipv4Literal(base)! >>> shift;
+}
+
+/**
+ * The address a host names when it is an IPv4 literal, as the resolver reads it (inet_aton): 1 to 4 parts,
+ * each decimal, octal (leading 0) or hex (0x), the last filling the remaining bytes — so `2852039166`,
+ * `0xa9fea9fe` and `169.254.43518` are all 169.254.169.254. Undefined for a name.
+ */
+export function ipv4Literal(host: string): number | undefined {
+  const parts = host.toLowerCase().split('.');
+  if (parts.length > 4) return undefined;
+  const values = parts.map(ipv4Part);
+  if (values.some((v) => v === undefined)) return undefined;
+  const bytes = values.slice(0, -1) as number[];
+  const last = values.at(-1)!;
+  if (bytes.some((v) => v > 255) || last >= 2 ** (8 * (4 - bytes.length))) return undefined;
+  return bytes.reduce((sum, v, i) => sum + v * 2 ** (8 * (3 - i)), last);
+}
+
+function ipv4Part(part: string): number | undefined {
+  if (/^0x[0-9a-f]+$/.test(part)) return parseInt(part.slice(2), 16);
+  if (/^0[0-7]*$/.test(part)) return parseInt(part, 8);
+  if (/^[1-9][0-9]*$/.test(part)) return Number(part);
+  return undefined;
+}
+
+function formatIPv4(address: number): string {
+  return [24, 16, 8, 0].map((shift) => (address >>> shift) & 255).join('.');
 }
 
 export function worstSeverity(findings: Finding[]): Severity | undefined {

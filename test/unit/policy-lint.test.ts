@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bySeverity, lintCompiled, lintPolicy, worstSeverity, type Finding } from '../../src/policy/lint.js';
+import { bySeverity, EXFIL_HOSTS, exfilChannel, ipv4Literal, lintCompiled, lintPolicy, worstSeverity, type Finding } from '../../src/policy/lint.js';
 import { loadPolicy, presetNames } from '../../src/policy/load.js';
 import { policySchema, type Policy, type PolicyInput } from '../../src/policy/schema.js';
 import type { CompiledSandbox } from '../../src/policy/compile.js';
@@ -43,6 +43,12 @@ describe('shipped presets', () => {
     const load = loadPolicy(name, configDir);
     if (load.kind !== 'ok') throw new Error(`${name} does not load`);
     expect(codes(lintPolicy(load.policy, { home: HOME, repo: `${HOME}/projects/app` }), 'error')).toEqual([]);
+  });
+
+  it.each(presetNames())('%s gets no network-allow finding (registries are not exfiltration channels)', (name) => {
+    const load = loadPolicy(name, configDir);
+    if (load.kind !== 'ok') throw new Error(`${name} does not load`);
+    expect(codes(lintPolicy(load.policy, { home: HOME })).filter((c) => c.startsWith('network-'))).toEqual([]);
   });
 
   it('the default preset has no findings at all', () => {
@@ -281,6 +287,233 @@ describe('network', () => {
   it('a wildcard under a real domain is fine; any port is a warning', () => {
     expect(lint({ network: { mode: 'gateway', allow: ['*.example.com', 'api.example.com:8443'] } })).toEqual([]);
     expect(lint({ network: { mode: 'gateway', allow: ['example.com:*'] } })).toEqual([expect.objectContaining({ severity: 'warning', code: 'network-any-port' })]);
+  });
+
+  it.each<[string, Partial<PolicyInput>, string]>([
+    ['network-open', { network: { mode: 'open', allow: [] } }, 'network.mode is open'],
+    ['inject-without-gateway', { network: { mode: 'open', allow: [] } }, 'credentials: inject'],
+    ['rw-with-open-network', { network: { mode: 'open', allow: [] }, repo: 'rw' }, 'repo: rw'],
+    ['credentials-env', { credentials: 'env' }, 'credentials: env'],
+    ['network-wildcard', { network: { mode: 'gateway', allow: ['*:8080'] } }, "'*:8080'"],
+    ['network-wildcard', { network: { mode: 'gateway', allow: ['*.dev'] } }, "'*.dev'"],
+    ['network-any-port', { network: { mode: 'gateway', allow: ['example.com:*'] } }, "'example.com:*'"],
+    ['network-exfil-host', { network: { mode: 'gateway', allow: ['github.com'] } }, "'github.com'"],
+    ['network-private-address', { network: { mode: 'gateway', allow: ['172.17.0.1:8080'] } }, "'172.17.0.1:8080'"],
+    ['network-metadata', { network: { mode: 'gateway', allow: ['169.254.169.254'] } }, "'169.254.169.254'"],
+    ['network-allow-unused', { network: { mode: 'open', allow: ['example.com'] }, credentials: 'env' }, 'network.allow is ignored'],
+  ])('%s says what is wrong and what to do', (code, overrides, named) => {
+    const finding = lint(overrides).find((f) => f.code === code);
+    expect(finding?.message).toContain(named);
+    expect(finding?.fix).toMatch(/\w{3,}/);
+  });
+});
+
+describe('network-exfil-host', () => {
+  const allow = (...patterns: string[]): Finding[] => lint({ network: { mode: 'gateway', allow: patterns } });
+
+  it.each([
+    'github.com',
+    '*.github.com',
+    'api.github.com',
+    'gist.github.com',
+    'uploads.github.com',
+    'raw.githubusercontent.com',
+    '*.githubusercontent.com',
+    'gitlab.com',
+    '*.gitlab.com',
+    'bitbucket.org',
+    'api.bitbucket.org',
+    'huggingface.co',
+    's3.amazonaws.com',
+    '*.s3.amazonaws.com',
+    'my-bucket.s3.amazonaws.com',
+    'my-bucket.s3.eu-west-1.amazonaws.com',
+    's3.us-east-1.amazonaws.com',
+    's3-us-west-2.amazonaws.com',
+    's3-accelerate.amazonaws.com',
+    's3.dualstack.eu-west-1.amazonaws.com',
+    '*.amazonaws.com',
+    '*.us-east-1.amazonaws.com',
+    'storage.googleapis.com',
+    '*.googleapis.com',
+    'www.googleapis.com',
+    '*.blob.core.windows.net',
+    'acct.blob.core.windows.net',
+    '*.core.windows.net',
+    '*.windows.net',
+    '*.r2.cloudflarestorage.com',
+    '*.digitaloceanspaces.com',
+    'nyc3.digitaloceanspaces.com',
+    'pastebin.com',
+    'transfer.sh',
+    '0x0.st',
+    '*.ngrok.io',
+    'abc123.ngrok-free.app',
+    '*.trycloudflare.com',
+    'webhook.site',
+    'eo1234.m.pipedream.net',
+    'requestbin.com',
+    'discord.com',
+    'discordapp.com',
+    'hooks.slack.com',
+    'api.telegram.org',
+    'GitHub.com',
+    'github.com:22',
+  ])('%s is a warning that names the pattern and says why', (pattern) => {
+    const findings = allow(pattern);
+    expect(findings).toEqual([expect.objectContaining({ severity: 'warning', code: 'network-exfil-host' })]);
+    expect(findings[0]!.message).toContain(`'${pattern}'`);
+    expect(findings[0]!.message).toContain('upload');
+    expect(findings[0]!.fix).toContain('narrowest host');
+  });
+
+  it.each([
+    'registry.npmjs.org',
+    'registry.yarnpkg.com',
+    'pypi.org',
+    'files.pythonhosted.org',
+    'crates.io',
+    'static.crates.io',
+    'proxy.golang.org',
+    'repo.maven.apache.org',
+    'deb.debian.org',
+    'api.example.com',
+    '*.example.com',
+    'api.anthropic.com',
+    'ec2.us-east-1.amazonaws.com',
+    'sts.amazonaws.com',
+    '*.ec2.us-east-1.amazonaws.com',
+    '*.compute.eu-west-1.amazonaws.com',
+    'oauth2.googleapis.com',
+    'queue.core.windows.net',
+    'notgithub.com',
+    'github.com.example.org',
+    '*.github.com.example.org',
+    'mygitlab.com',
+    'slack-edge.com',
+    'telegram.org',
+  ])('%s is not an exfiltration channel', (pattern) => {
+    expect(allow(pattern)).toEqual([]);
+  });
+
+  it('a whole-TLD wildcard is only network-wildcard, though it covers github.com too', () => {
+    expect(codes(allow('*.com', '*'))).toEqual(['network-wildcard', 'network-wildcard']);
+  });
+
+  it('an exfiltration host with any port gets both warnings', () => {
+    expect(codes(allow('*.github.com:*'))).toEqual(['network-exfil-host', 'network-any-port']);
+  });
+
+  it('one finding per pattern', () => {
+    expect(codes(allow('github.com', 'api.example.com', 'pastebin.com'))).toEqual(['network-exfil-host', 'network-exfil-host']);
+  });
+
+  it('every EXFIL_HOSTS entry fires as a host, as a host under it, and as a wildcard over it', () => {
+    for (const { hosts } of EXFIL_HOSTS) {
+      for (const entry of hosts) {
+        const host = entry.replaceAll('*', 'x');
+        expect(exfilChannel(host)?.host, host).toBeDefined();
+        expect(exfilChannel(`a.b.${host}`)?.host, `a.b.${host}`).toBeDefined();
+        expect(exfilChannel(`*.${host.split('.').slice(1).join('.')}`), `*.${host}`).toBeDefined();
+        expect(entry, 'entries are lower-case labels and * only').toMatch(/^[a-z0-9*-]+(\.[a-z0-9*-]+)+$/);
+      }
+    }
+  });
+
+  it('exfilChannel is pure and names the entry and its kind', () => {
+    expect(exfilChannel('bucket.s3.amazonaws.com')).toEqual({ host: 's3*.amazonaws.com', kind: 'object storage' });
+    expect(exfilChannel('*.amazonaws.com')).toEqual({ host: 's3*.amazonaws.com', kind: 'object storage' });
+    expect(exfilChannel('gist.github.com')).toEqual({ host: 'github.com', kind: 'code hosting' });
+    expect(exfilChannel('*')).toBeDefined();
+    expect(exfilChannel('example.org')).toBeUndefined();
+    // `*` in an entry stays inside one label: s3*.amazonaws.com does not take s3.<region>.amazonaws.com
+    expect(exfilChannel('s3.eu-west-1.amazonaws.com')?.host).toBe('s3*.*.amazonaws.com');
+    expect(exfilChannel('*.eu-west-1.amazonaws.com')?.host).toBe('s3*.*.amazonaws.com');
+    expect(exfilChannel('ec2.s3x.example.com')).toBeUndefined();
+  });
+});
+
+describe('network-private-address and network-metadata', () => {
+  const allow = (...patterns: string[]): Finding[] => lint({ network: { mode: 'gateway', allow: patterns } });
+
+  it.each([
+    ['172.17.0.1:8080', '172.16.0.0/12'],
+    ['172.31.255.255', '172.16.0.0/12'],
+    ['127.0.0.1', '127.0.0.0/8'],
+    ['127.1.2.3:5432', '127.0.0.0/8'],
+    ['10.0.0.5:5432', '10.0.0.0/8'],
+    ['192.168.1.10', '192.168.0.0/16'],
+    ['100.64.0.1', '100.64.0.0/10'],
+    ['100.127.255.254', '100.64.0.0/10'],
+    ['169.254.1.1', '169.254.0.0/16'],
+    ['0.0.0.0:3000', '0.0.0.0/8'],
+  ])('%s is a warning (%s)', (pattern, cidr) => {
+    const findings = allow(pattern);
+    expect(findings).toEqual([expect.objectContaining({ severity: 'warning', code: 'network-private-address' })]);
+    expect(findings[0]!.message).toContain(`'${pattern}'`);
+    expect(findings[0]!.message).toContain(cidr);
+    expect(findings[0]!.message).toContain('only way the gateway reaches');
+    expect(findings[0]!.fix).toBeTruthy();
+  });
+
+  it.each([
+    ['2130706433', '127.0.0.1'],
+    ['0x7f.0.0.1', '127.0.0.1'],
+    ['0177.0.0.1', '127.0.0.1'],
+    ['127.1', '127.0.0.1'],
+    ['10.1', '10.0.0.1'],
+  ])('the resolver form %s is read as %s', (pattern, dotted) => {
+    const findings = allow(pattern);
+    expect(codes(findings)).toEqual(['network-private-address']);
+    expect(findings[0]!.message).toContain(`'${pattern}' (${dotted})`);
+  });
+
+  it.each(['8.8.8.8', '1.1.1.1:53', '172.15.255.255', '172.32.0.1', '100.63.255.255', '100.128.0.1', '192.169.0.1', '11.0.0.1', '169.253.0.1', '1.2.3.4.5', '256.0.0.1', '08.0.0.1', 'api.example.com', '10.example.com'])(
+    '%s is not a private address',
+    (pattern) => {
+      expect(allow(pattern)).toEqual([]);
+    },
+  );
+
+  it.each(['169.254.169.254', '169.254.169.254:80', '2852039166', '0xa9fea9fe', '0xa9.0xfe.0xa9.0xfe', '169.254.43518', '169.254.170.2', '100.100.100.200'])(
+    '%s is the metadata service: an error, and only that',
+    (pattern) => {
+      const findings = allow(pattern);
+      expect(findings).toEqual([expect.objectContaining({ severity: 'error', code: 'network-metadata' })]);
+      expect(findings[0]!.message).toContain(`'${pattern}'`);
+      expect(findings[0]!.message).toContain('credentials');
+      expect(findings[0]!.fix).toContain('Remove');
+    },
+  );
+
+  it('a private address with any port gets both warnings', () => {
+    expect(codes(allow('192.168.0.2:*'))).toEqual(['network-private-address', 'network-any-port']);
+  });
+
+  it('ipv4Literal reads inet_aton forms and nothing else', () => {
+    expect(ipv4Literal('1.2.3.4')).toBe(0x01020304);
+    expect(ipv4Literal('1.2.772')).toBe(0x01020304);
+    expect(ipv4Literal('1.131844')).toBe(0x01020304);
+    expect(ipv4Literal('16909060')).toBe(0x01020304);
+    expect(ipv4Literal('0x01020304')).toBe(0x01020304);
+    expect(ipv4Literal('255.255.255.255')).toBe(0xffffffff);
+    expect(ipv4Literal('0')).toBe(0);
+    for (const name of ['4294967296', '1.2.3.4.5', '1.256.3.4', '1.2.65536', '09', '0x', 'a.b.c.d', 'example.com', '1.2.3.com', '']) {
+      expect(ipv4Literal(name), name).toBeUndefined();
+    }
+  });
+});
+
+describe('network-allow-unused', () => {
+  it('open mode with an allow list is info: the list is ignored', () => {
+    const findings = lint({ network: { mode: 'open', allow: ['api.example.com'] }, credentials: 'env' });
+    expect(findings).toContainEqual(expect.objectContaining({ severity: 'info', code: 'network-allow-unused' }));
+    expect(findings.find((f) => f.code === 'network-allow-unused')!.fix).toContain('network.mode: gateway');
+  });
+
+  it('not with an empty list, nor in gateway mode', () => {
+    expect(codes(lint({ network: { mode: 'open', allow: [] }, credentials: 'env' }))).not.toContain('network-allow-unused');
+    expect(lint({ network: { mode: 'gateway', allow: ['api.example.com'] } })).toEqual([]);
   });
 });
 
