@@ -9,8 +9,9 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import Docker from 'dockerode';
+import { buildGatewayImage, gatewayContextHash } from '../src/sandbox/gateway-image.js';
 import { AGENT_IMAGE_DIR, buildAgentImage } from '../src/sandbox/image.js';
-import { TEST_AGENT_IMAGE } from './helpers/dispatch-fixture.js';
+import { TEST_AGENT_IMAGE, TEST_GATEWAY_IMAGE } from './helpers/dispatch-fixture.js';
 import { dockerAvailable, TEST_LABEL } from './helpers/docker.js';
 
 const HASH_LABEL = 'agent-dispatch.test.context-hash';
@@ -31,20 +32,35 @@ function contextHash(binary: string): string {
 
 export default async function setup(): Promise<void> {
   if (!dockerAvailable()) return;
-  const binary = join(dirname(createRequire(import.meta.url).resolve('@anthropic-ai/claude-code-linux-x64/package.json')), 'claude');
-  const wanted = contextHash(binary);
+  await agentImage();
+  await gatewayImage();
+}
+
+/** An image tagged `tag` whose context hash is `wanted`: reuse it, or build it and drop the one it replaces. */
+async function ensureImage(tag: string, wanted: string, build: (labels: Record<string, string>, docker: Docker) => Promise<unknown>): Promise<void> {
   const docker = new Docker();
   let previous: string | undefined;
   try {
-    const existing = await docker.getImage(TEST_AGENT_IMAGE).inspect();
+    const existing = await docker.getImage(tag).inspect();
     if (existing.Config?.Labels?.[HASH_LABEL] === wanted) return;
     previous = existing.Id;
   } catch {
     // not built yet
   }
   const started = Date.now();
-  await buildAgentImage({ tag: TEST_AGENT_IMAGE, claudeBinary: binary, labels: { [TEST_LABEL]: 'image', [HASH_LABEL]: wanted }, docker });
+  await build({ [TEST_LABEL]: 'image', [HASH_LABEL]: wanted }, docker);
   // The replaced image is now untagged: remove it (unless something still uses it) so rebuilds do not pile up.
   if (previous) await docker.getImage(previous).remove().catch(() => undefined);
-  process.stderr.write(`[global-setup] built ${TEST_AGENT_IMAGE} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  process.stderr.write(`[global-setup] built ${tag} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+}
+
+/** The gateway image carries the compiled program (dist/gateway): `npm test` builds it first. */
+function gatewayImage(): Promise<void> {
+  return ensureImage(TEST_GATEWAY_IMAGE, gatewayContextHash(), (labels, docker) => buildGatewayImage({ tag: TEST_GATEWAY_IMAGE, labels, docker }));
+}
+
+async function agentImage(): Promise<void> {
+  const binary = join(dirname(createRequire(import.meta.url).resolve('@anthropic-ai/claude-code-linux-x64/package.json')), 'claude');
+  const wanted = contextHash(binary);
+  await ensureImage(TEST_AGENT_IMAGE, wanted, (labels, docker) => buildAgentImage({ tag: TEST_AGENT_IMAGE, claudeBinary: binary, labels, docker }));
 }

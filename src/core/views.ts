@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import type { AgentConfig, DispatchConfig, GroupConfig } from '../config/schema.js';
 import { unknownGroupMembers } from '../config/schema.js';
 import { stateDir } from '../config/paths.js';
+import { AUDIT_FILE, lastAuditRecord, summariseEgress } from '../dispatch/audit.js';
 import { describePolicyProblem, loadPolicy } from '../policy/load.js';
 import { summarizePolicy } from '../policy/summary.js';
 import { collectMcpServers, detectDbs, detectStacks, directoryHealth, Listing, previewFile } from '../project/detect.js';
@@ -70,6 +71,8 @@ export function inspectAgentView(name: string, agent: AgentConfig, previewLines:
   if (agent.model) view['model'] = agent.model;
   if (agent.max_budget_usd !== null && agent.max_budget_usd !== undefined) view['max_budget_usd'] = agent.max_budget_usd;
   Object.assign(view, permissionView(agent), policyView(agent, configDir));
+  const last = lastDispatchView(configDir, name);
+  if (last) view['last_dispatch'] = last;
   const healthy = directoryHealth(agent.directory);
   view['healthy'] = healthy;
   if (healthy !== true) return view;
@@ -95,6 +98,26 @@ export function inspectAgentView(name: string, agent: AgentConfig, previewLines:
       if (preview.truncated) view[`${key}_truncated`] = true;
     }
   }
+  return view;
+}
+
+/** How many of the last dispatch's egress decisions inspect_agent shows (the audit file has all of them). */
+const LAST_DECISIONS = 50;
+
+/** The agent's last dispatch from the audit trail: when, how it ended, and its last egress decisions. */
+function lastDispatchView(configDir: string, agent: string): Json | undefined {
+  const record = lastAuditRecord(configDir, agent);
+  if (!record) return undefined;
+  const view: Json = { time: record.time, success: record.success, duration_ms: record.duration_ms };
+  if (record.error_type) view['error_type'] = record.error_type;
+  if (record.network) view['network'] = record.network;
+  if (record.egress) {
+    view['egress'] = summariseEgress(record.egress);
+    view['egress_decisions'] = record.egress.slice(-LAST_DECISIONS).map((d) => ({ time: d.time, kind: d.kind, host: d.host, port: d.port, allowed: d.allowed, ...(d.reason ? { reason: d.reason } : {}) }));
+  } else if (record.egress_lost) {
+    view['egress'] = summariseEgress(undefined);
+  }
+  view['audit_file'] = join(configDir, AUDIT_FILE);
   return view;
 }
 

@@ -9,12 +9,18 @@ import type { CompiledSandbox } from '../policy/compile.js';
 import { resolveAgentPolicy } from '../policy/resolve.js';
 import { imageBuildHint } from '../sandbox/image.js';
 import type { SandboxOutcome, SandboxRun } from '../sandbox/runner.js';
+import { BRIDGE_ENV } from '../gateway/protocol.js';
+import { logger } from '../log.js';
+import { LABEL_PREFIX } from '../policy/layout.js';
+import { appendAudit, resultFacts, summariseEgress, type AuditRecord } from './audit.js';
 import { claudeCommand, isSessionFlagRejection } from './command.js';
 import { extractPatch, OVERLAY_PATCH_BEGIN, OVERLAY_PATCH_END, OVERLAY_SETUP_FAILED, overlayCommand } from './overlay.js';
 import { buildPrompt } from './prompt.js';
 import { currentDepth, errorResult, hasResultEvent, recursionResult, resultFromRun, type PolicyBounds, type ResultContext } from './result.js';
 import { progressFromLine, type ProgressEvent } from './stream-events.js';
 import { makeResult, type DispatchResult } from './types.js';
+
+const log = logger('dispatch');
 
 /** The narrow view of the sandbox the dispatcher needs; tests can hand in a fake one. */
 export interface Sandbox {
@@ -66,9 +72,29 @@ export function withTimeoutOverride(agent: AgentConfig, seconds: number | undefi
  * exception; the only throw is an unknown agent (the caller validates names first).
  */
 export async function runDispatch(deps: DispatchDeps, request: DispatchRequest): Promise<DispatchResult> {
+  const started = Date.now();
+  const job = deps.job ?? newJobId();
+  const trail: Trail = {};
+  let result = await dispatchOnce(deps, request, job, trail);
+  if (trail.checked?.sandbox.network.mode === 'gateway' && trail.outcome) result = makeResult({ ...result, egress: summariseEgress(trail.outcome.egress) });
+  try {
+    appendAudit(deps.configDir, auditRecord(request, job, started, trail, result));
+  } catch (error) {
+    log.warn(`could not write the audit record of a dispatch to '${request.agent}': ${describeError(error)}`);
+  }
+  return result;
+}
+
+/** What a dispatch got as far as, for its audit record. */
+interface Trail {
+  checked?: Checked;
+  outcome?: SandboxOutcome;
+}
+
+async function dispatchOnce(deps: DispatchDeps, request: DispatchRequest, job: string, trail: Trail): Promise<DispatchResult> {
   const checked = preflight(deps, request);
   if ('success' in checked) return checked;
-  const job = deps.job ?? newJobId();
+  trail.checked = checked;
   const plan = planRun(deps, request, checked);
   if ('success' in plan) return plan;
   const run = (sessionId: string | undefined) =>
@@ -83,11 +109,13 @@ export async function runDispatch(deps: DispatchDeps, request: DispatchRequest):
 
   let outcome = await run(plan.freshSessionId);
   if (!('stdoutLines' in outcome)) return outcome;
+  trail.outcome = outcome;
   let ctx = plan.ctx;
   if (plan.freshSessionId && !hasResult(outcome) && isSessionFlagRejection(outcome.stderr)) {
     // An old claude that does not know --session-id: retry once without it (the original's self-heal).
     outcome = await run(undefined);
     if (!('stdoutLines' in outcome)) return outcome;
+    trail.outcome = outcome;
     const { sessionFallback: _dropped, ...rest } = ctx;
     ctx = rest;
   }
@@ -118,8 +146,6 @@ function preflight(deps: DispatchDeps, request: DispatchRequest): Checked | Disp
   }
   const compiled = compileFor(deps, name, agent);
   if ('error' in compiled) return compiled.error;
-  const gate = networkGate(name, agent, compiled.sandbox);
-  if (gate) return gate;
   return { agent, sandbox: compiled.sandbox, overlay: compiled.sandbox.mounts.some((m) => m.mode === 'overlay'), policy: compiled.policy };
 }
 
@@ -222,19 +248,6 @@ function compileFor(deps: DispatchDeps, name: string, agent: AgentConfig): { san
   };
 }
 
-/** Until the egress gateway exists, only a policy that asks for an open network may run (and says so). */
-function networkGate(name: string, agent: AgentConfig, sandbox: CompiledSandbox): DispatchResult | undefined {
-  if (sandbox.network.mode === 'open') return undefined;
-  return errorResult(
-    name,
-    'sandbox',
-    `Agent '${name}' runs under policy '${agent.policy}', whose network goes through the egress gateway, and the gateway is not built in this release. Nothing was started: a dispatch never gets more network than its policy allows.`,
-    {
-      hint: `Until the gateway lands, point the agent at a policy with network.mode: open and credentials: env (agent-dispatch policy check flags both as risks), e.g. agent-dispatch update ${name} --policy ./my-open-policy.yaml.`,
-    },
-  );
-}
-
 interface InSandbox {
   job: string;
   cmd: string[];
@@ -257,6 +270,7 @@ async function runInSandbox(deps: DispatchDeps, sandbox: CompiledSandbox, run: I
       ...(onProgress ? { onStdoutLine: (line: string) => progressFromLine(line).forEach(onProgress) } : {}),
       keepLine: keptLines(),
       ...(run.signal ? { signal: run.signal } : {}),
+      ...(sandbox.network.mode === 'gateway' ? { egressAllow: sandbox.network.allow } : {}),
     });
   } catch (error) {
     if (!isAppError(error)) throw error;
@@ -265,6 +279,32 @@ async function runInSandbox(deps: DispatchDeps, sandbox: CompiledSandbox, run: I
       hint: error.hint ?? 'Run agent-dispatch doctor: it checks the engine, the image and each policy.',
     });
   }
+}
+
+function auditRecord(request: DispatchRequest, job: string, started: number, trail: Trail, result: DispatchResult): AuditRecord {
+  const { checked, outcome } = trail;
+  const sandbox = checked?.sandbox;
+  const gateway = sandbox?.network.mode === 'gateway';
+  return {
+    time: new Date(started).toISOString(),
+    job,
+    agent: request.agent,
+    ...optional('caller', request.caller),
+    ...optional('goal', request.goal),
+    ...(checked && sandbox
+      ? {
+          policy: { name: checked.agent.policy, hash: sandbox.container.Labels[`${LABEL_PREFIX}.policy-hash`] ?? '' },
+          image: { name: sandbox.container.Image, ...(outcome ? { id: outcome.imageId } : {}) },
+          mounts: sandbox.mounts.map((m) => ({ source: m.source, target: m.target, mode: m.mode })),
+          env_names: [...sandbox.envNames, ...(gateway ? Object.values(BRIDGE_ENV) : [])].sort(),
+          network: sandbox.network.mode,
+        }
+      : {}),
+    ...(gateway && outcome ? (outcome.egress ? { egress: outcome.egress } : { egress_lost: true }) : {}),
+    ...(outcome ? { exit_code: outcome.exitCode } : {}),
+    ...resultFacts(result),
+    duration_ms: Date.now() - started,
+  };
 }
 
 /** A cancel by the caller: before the container started (nothing ran), or while it ran (it was killed). */

@@ -4,6 +4,7 @@ import type { DispatchConfig } from '../config/schema.js';
 import { describeError } from '../errors.js';
 import { logger } from '../log.js';
 import { LABEL_PREFIX } from '../policy/layout.js';
+import { gatewayImage } from '../sandbox/gateway-image.js';
 import { LABELS } from '../sandbox/owner.js';
 import { createSandboxRunner, type SandboxRunner } from '../sandbox/runner.js';
 import { cancelledResult, newJobId, runDispatch, type DispatchRequest, type Sandbox } from './dispatcher.js';
@@ -61,7 +62,7 @@ export class DispatchService {
   }
 
   private realRunner(): SandboxRunner {
-    this.runner ??= createSandboxRunner({ runDir: join(stateDir(this.env), 'run'), extraLabels: containerLabels(this.env) }, this.env);
+    this.runner ??= createSandboxRunner({ runDir: join(stateDir(this.env), 'run'), extraLabels: containerLabels(this.env), gatewayImage: gatewayImage(this.env) }, this.env);
     return this.runner;
   }
 }

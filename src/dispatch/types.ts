@@ -1,3 +1,5 @@
+import type { EgressSummary } from './audit.js';
+
 /** The wire shape of every dispatch (original §1.3), plus the rewrite's own `sandbox` and `policy` failure kinds. */
 export type DispatchErrorType =
   | 'permission'
@@ -31,6 +33,8 @@ export interface DispatchResult {
   /** The whole patch, when `patch` had to be cut. */
   patch_file?: string;
   patch_truncated?: boolean;
+  /** Gateway mode: how many connections the egress gateway allowed and refused, and the refused destinations. */
+  egress?: EgressSummary;
 }
 
 /** The original's field order, so serialised results read the same as Pydantic's `model_dump_json`. */
@@ -51,6 +55,7 @@ const FIELD_ORDER = [
   'patch',
   'patch_file',
   'patch_truncated',
+  'egress',
 ] as const satisfies readonly (keyof DispatchResult)[];
 
 /**

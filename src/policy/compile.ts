@@ -5,7 +5,7 @@ import { containerPath, hostPathForms, type RealpathFn } from './host-path.js';
 import * as layout from './layout.js';
 import { compileNetwork, type NetworkSpec } from './network-spec.js';
 import { effectiveTools, type EffectiveTools } from './permissions.js';
-import { CREDENTIAL_ENV, type Policy, type SandboxEnvName } from './schema.js';
+import { CREDENTIAL_ENV, serverCredentialName, type Policy, type SandboxEnvName } from './schema.js';
 
 export interface CompileInput {
   agentName: string;
@@ -282,13 +282,14 @@ function containerEnv(input: CompileInput): { env: Record<string, string>; missi
   if (policy.repo === 'overlay') own.AGENT_DISPATCH_OVERLAY_LOWER = layout.OVERLAY_LOWER_DIR;
   if (policy.network.mode === 'gateway') {
     const proxy = `http://127.0.0.1:${layout.GATEWAY_BRIDGE_PORT}`;
-    own.HTTPS_PROXY = proxy;
-    own.HTTP_PROXY = proxy;
-    own.NO_PROXY = '';
+    // Both spellings: curl reads only the lower-case http_proxy. The API goes straight to the bridge.
+    own.HTTPS_PROXY = own.https_proxy = proxy;
+    own.HTTP_PROXY = own.http_proxy = proxy;
+    own.NO_PROXY = own.no_proxy = '127.0.0.1,localhost';
     own.ANTHROPIC_BASE_URL = proxy;
   }
   if (policy.credentials === 'inject') {
-    own.ANTHROPIC_API_KEY = layout.CREDENTIAL_PLACEHOLDER;
+    own[serverCredentialName(hostEnv) ?? 'ANTHROPIC_API_KEY'] = layout.CREDENTIAL_PLACEHOLDER;
   } else {
     for (const name of CREDENTIAL_ENV) {
       const value = hostEnv[name];

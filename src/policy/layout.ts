@@ -13,7 +13,7 @@ export const CLAUDE_SESSIONS_DIR = `${CLAUDE_CONFIG_DIR}/projects`;
 export const CONTAINER_PATH = '/usr/local/bin:/usr/bin:/bin';
 export const MANAGED_SETTINGS_PATH = '/etc/claude-code/managed-settings.json';
 /** Where the gateway's Unix socket appears inside the agent container (a volume shared with the gateway). */
-export const GATEWAY_SOCKET_DIR = '/run/agent-dispatch';
+export { GATEWAY_SOCKET_DIR } from '../gateway/protocol.js';
 /** The in-container TCP→socket bridge that HTTPS_PROXY and ANTHROPIC_BASE_URL point at. */
 export const GATEWAY_BRIDGE_PORT = 3128;
 /** Overlay mode: the host repo, read-only, is mounted here and copied into a private tmpfs at the repo path. */

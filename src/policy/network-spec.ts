@@ -1,23 +1,15 @@
+import { parseAllowPattern } from '../gateway/allowlist.js';
+import type { AllowRule } from '../gateway/protocol.js';
 import type { Policy } from './schema.js';
 
-export interface AllowRule {
-  /** Exact host, `*.suffix`, or `*` for any host. */
-  host: string;
-  /** A port, or `*` for any. A pattern without a port means 443. */
-  port: number | '*';
-}
+export { parseAllowPattern, type AllowRule };
 
 export interface NetworkSpec {
   mode: 'gateway' | 'open';
   /** The Anthropic API is always reachable (through the gateway, which adds the credential). */
   anthropicApi: true;
+  /** What the gateway tunnels to (the same matcher runs in the gateway: src/gateway/allowlist.ts). */
   allow: AllowRule[];
-}
-
-export function parseAllowPattern(pattern: string): AllowRule {
-  const [host = '', port] = pattern.toLowerCase().split(':');
-  if (port === undefined) return { host, port: 443 };
-  return { host, port: port === '*' ? '*' : Number(port) };
 }
 
 export function compileNetwork(policy: Policy): NetworkSpec {

@@ -63,10 +63,26 @@ export const RESERVED_ENV = [
   'HTTPS_PROXY',
   'HTTP_PROXY',
   'NO_PROXY',
+  'https_proxy',
+  'http_proxy',
+  'no_proxy',
+  'AGENT_DISPATCH_GATEWAY_SOCKET',
+  'AGENT_DISPATCH_GATEWAY_TOKEN',
+  'AGENT_DISPATCH_BRIDGE_PORT',
 ] as const;
 
 /** Credential variables only ever enter a container through `credentials: env`. */
 export const CREDENTIAL_ENV = ['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'CLAUDE_CODE_OAUTH_TOKEN'] as const;
+
+/**
+ * The credential the server holds, in claude's own order of precedence: the egress gateway adds it, and under
+ * `credentials: inject` the container gets a placeholder in the same variable, so claude speaks the same auth
+ * scheme (an OAuth token also needs claude's OAuth headers).
+ */
+export function serverCredentialName(env: Readonly<Record<string, string | undefined>>): (typeof CREDENTIAL_ENV)[number] | undefined {
+  for (const name of ['ANTHROPIC_API_KEY', 'ANTHROPIC_AUTH_TOKEN', 'CLAUDE_CODE_OAUTH_TOKEN'] as const) if (env[name]) return name;
+  return undefined;
+}
 
 /** Every name the sandbox itself may put in a container's environment. */
 export type SandboxEnvName = (typeof RESERVED_ENV)[number] | (typeof CREDENTIAL_ENV)[number];

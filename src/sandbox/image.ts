@@ -77,17 +77,40 @@ export async function buildAgentImage(options: BuildAgentImageOptions = {}): Pro
 
   const docker = options.docker ?? new Docker();
   await requireLocalBase(docker, base);
+  const imageId = await runImageBuild(docker, context(binary), {
+    tag,
+    buildargs: { BASE: base, CLAUDE_VERSION: claudeVersion },
+    labels: options.labels ?? {},
+    noCache: options.noCache === true,
+    onProgress: options.onProgress,
+    failure: (failure, steps) => buildFailure(tag, base, binary, failure, steps),
+  });
+  return { imageId, tag, claudeVersion };
+}
 
-  const progress = lineSplitter(options.onProgress);
+export interface ImageBuildRun {
+  tag: string;
+  buildargs: Record<string, string>;
+  labels: Record<string, string>;
+  noCache: boolean;
+  onProgress: ((line: string) => void) | undefined;
+  /** The error for a failed step (the engine's message and the step log). */
+  failure: (failure: string, steps: StepLog) => AppError;
+}
+
+/** Send a build context to the engine (never pulling), follow its progress, and return the built image id. */
+export async function runImageBuild(docker: Docker, buildContext: NodeJS.ReadableStream, run: ImageBuildRun): Promise<string> {
+  const { tag } = run;
+  const progress = lineSplitter(run.onProgress);
   let stream: NodeJS.ReadableStream;
   try {
-    stream = await docker.buildImage(context(binary), {
+    stream = await docker.buildImage(buildContext, {
       t: tag,
-      buildargs: { BASE: base, CLAUDE_VERSION: claudeVersion },
-      labels: options.labels ?? {},
+      buildargs: run.buildargs,
+      labels: run.labels,
       rm: true,
       forcerm: true,
-      ...(options.noCache ? { nocache: true } : {}),
+      ...(run.noCache ? { nocache: true } : {}),
     });
   } catch (error) {
     throw engineError(error, `The Docker engine refused to build ${tag}`);
@@ -121,13 +144,12 @@ export async function buildAgentImage(options: BuildAgentImageOptions = {}): Pro
     );
   });
 
-  if (failure !== undefined) throw buildFailure(tag, base, binary, failure, steps);
+  if (failure !== undefined) throw run.failure(failure, steps);
 
   try {
-    const inspect = await docker.getImage(tag).inspect();
-    return { imageId: inspect.Id, tag, claudeVersion };
+    return (await docker.getImage(tag).inspect()).Id;
   } catch (error) {
-    if (builtId) return { imageId: builtId, tag, claudeVersion };
+    if (builtId) return builtId;
     throw engineError(error, `The build of ${tag} finished, but the image cannot be inspected`);
   }
 }
@@ -160,7 +182,7 @@ function lineSplitter(onLine: ((line: string) => void) | undefined): { write(tex
 }
 
 /** The current `Step N/M : ...` line of the classic builder and what that step printed since. */
-class StepLog {
+export class StepLog {
   step: string | undefined;
   output: string[] = [];
   private pending = '';
@@ -207,7 +229,7 @@ function buildFailure(tag: string, base: string, binary: string | undefined, fai
 }
 
 /** A local base image, or IMAGE_NOT_FOUND: never let `FROM` fall through to a registry. */
-async function requireLocalBase(docker: Docker, base: string): Promise<void> {
+export async function requireLocalBase(docker: Docker, base: string): Promise<void> {
   try {
     await docker.getImage(base).inspect();
   } catch (error) {

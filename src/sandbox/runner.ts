@@ -5,9 +5,12 @@ import { AppError, describeError } from '../errors.js';
 import type { ContainerSpec } from '../policy/container-spec.js';
 import * as layout from '../policy/layout.js';
 import { logger } from '../log.js';
+import { GATEWAY_SOCKET_DIR, type AllowRule, type EgressDecision } from '../gateway/protocol.js';
 import { bridgeAddress } from './bridge.js';
 import { runAttached, type IoOutcome } from './container-io.js';
 import { bounded, dockerOptions, removeQuietly } from './engine-calls.js';
+import { DEFAULT_GATEWAY_IMAGE } from './gateway-image.js';
+import { GatewayPool, type EgressLease } from './gateway-pool.js';
 import { LABELS, ownerLabels } from './owner.js';
 import { imageMissing, sandboxError } from './sandbox-error.js';
 import { reapOrphans } from './reaper.js';
@@ -27,11 +30,18 @@ export interface SandboxRun {
   /** Lines kept under their own cap however much other output came first (claude's result, an overlay patch). */
   keepLine?: (line: string) => boolean;
   signal?: AbortSignal;
+  /**
+   * Where the egress gateway may tunnel to (the policy's network.allow). Required when the spec mounts the
+   * gateway socket volume: the container then runs behind the gateway, which must pass its canary first.
+   */
+  egressAllow?: AllowRule[];
 }
 
 export interface SandboxOutcome extends IoOutcome {
   containerId: string;
   imageId: string;
+  /** The gateway's decisions for this dispatch (gateway mode); undefined when it could not report them. */
+  egress?: EgressDecision[] | undefined;
 }
 
 export interface RunnerOptions {
@@ -39,6 +49,8 @@ export interface RunnerOptions {
   runDir: string;
   /** Added to every container and volume (e.g. a test run's cleanup label). */
   extraLabels?: Record<string, string>;
+  /** The egress gateway image (default DEFAULT_GATEWAY_IMAGE). */
+  gatewayImage?: string;
 }
 
 const log = logger('sandbox');
@@ -56,11 +68,15 @@ export class SandboxRunner {
   /** Session-volume preparations in flight, per volume: concurrent first dispatches of an agent share one. */
   private readonly preparing = new Map<string, Promise<void>>();
   private closed = false;
+  private readonly gateways: GatewayPool;
 
   constructor(
     private readonly docker: Docker,
     private readonly options: RunnerOptions,
-  ) {}
+    env: NodeJS.ProcessEnv = process.env,
+  ) {
+    this.gateways = new GatewayPool(docker, { image: options.gatewayImage ?? DEFAULT_GATEWAY_IMAGE, extraLabels: options.extraLabels ?? {}, env });
+  }
 
   /**
    * The deadline counts from here: engine calls before the container starts use up the dispatch's time, and
@@ -74,11 +90,17 @@ export class SandboxRunner {
     const owner = ownerLabels(request.job, request.timeoutMs);
     const user = parseUser(request.spec.User);
     await bounded(this.prepareOnce(request.spec, user, owner), stepMs(), 'prepare the session volume');
-    const settingsDir = this.writeManagedSettings(request.job, request.managedSettings);
+    this.refuseWhen(request.signal);
+    const lease = await this.openEgress(request, owner, stepMs());
+    let settingsDir: string | undefined;
     let container: Docker.Container | undefined;
+    let egress: EgressDecision[] | undefined;
+    let released = false;
     try {
+      settingsDir = this.writeManagedSettings(request.job, request.managedSettings);
       this.refuseWhen(request.signal);
-      container = await this.create(request, { ...this.options.extraLabels, ...owner }, settingsDir, stepMs());
+      const behindGateway = lease ? { ...request, cmd: lease.wrap(request.cmd), spec: { ...request.spec, Env: [...request.spec.Env, ...lease.env] } } : request;
+      container = await this.create(behindGateway, { ...this.options.extraLabels, ...owner }, settingsDir, stepMs());
       this.live.set(container.id, container);
       this.refuseWhen(request.signal);
       const io = await runAttached(container, {
@@ -90,17 +112,45 @@ export class SandboxRunner {
         ...(request.keepLine ? { keepLine: request.keepLine } : {}),
         ...(request.signal ? { signal: request.signal } : {}),
       });
-      return { ...io, containerId: container.id, imageId: image.Id };
+      if (lease) {
+        // The container is gone before the token is released, so the decisions are final.
+        this.live.delete(container.id);
+        await removeQuietly(container);
+        released = true;
+        egress = await lease.release();
+      }
+      return { ...io, containerId: container.id, imageId: image.Id, ...(lease ? { egress } : {}) };
     } finally {
       if (container) {
         this.live.delete(container.id);
         await removeQuietly(container);
       }
-      try {
-        rmSync(settingsDir, { recursive: true, force: true });
-      } catch (error) {
-        log.warn(`could not remove ${settingsDir} (the next server start sweeps it): ${describeError(error)}`);
-      }
+      if (lease && !released) await lease.release();
+      if (settingsDir) this.removeRunFiles(settingsDir);
+    }
+  }
+
+  /** Gateway mode: a lease on the agent's gateway, which has just passed its canary; else undefined. */
+  private async openEgress(request: SandboxRun, owner: Record<string, string>, ms: number): Promise<EgressLease | undefined> {
+    const mount = request.spec.HostConfig.Mounts.find((m) => m.Type === 'volume' && m.Target === GATEWAY_SOCKET_DIR);
+    if (!mount?.Source) return undefined;
+    if (!request.egressAllow) throw new AppError('SANDBOX_FAILED', 'The container spec routes through the egress gateway but the dispatch gave no allowlist; nothing was started.');
+    const { [LABELS.deadline]: _deadline, [LABELS.job]: _job, ...gatewayOwner } = owner;
+    return this.gateways.open({
+      agent: request.spec.Labels[`${layout.LABEL_PREFIX}.agent`] ?? '?',
+      volume: mount.Source,
+      volumeLabels: mount.VolumeOptions?.Labels ?? {},
+      allow: request.egressAllow,
+      ownerLabels: gatewayOwner,
+      stepMs: ms,
+    });
+  }
+
+  private removeRunFiles(settingsDir: string): void {
+    try {
+      rmSync(settingsDir, { recursive: true, force: true });
+    } catch (error) {
+      log.warn(`could not remove ${settingsDir} (the next server start sweeps it): ${describeError(error)}`);
     }
   }
 
@@ -136,6 +186,11 @@ export class SandboxRunner {
     return (await this.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABELS.job}=${job}`] }) })).length;
   }
 
+  /** Containers of an agent (dispatches and its gateway) that still exist. */
+  async agentContainers(agent: string): Promise<number> {
+    return (await this.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABELS.agent}=${agent}`] }) })).length;
+  }
+
   /** The host address of the default bridge: what a container on it reaches host services through. */
   bridgeAddress(): Promise<string | undefined> {
     return bridgeAddress(this.docker);
@@ -146,6 +201,7 @@ export class SandboxRunner {
     this.closed = true;
     await Promise.all([...this.live.values()].map((c) => removeQuietly(c)));
     this.live.clear();
+    await this.gateways.shutdown();
   }
 
   private prepareOnce(spec: ContainerSpec, user: { uid: number; gid: number }, owner: Record<string, string>): Promise<void> {
@@ -224,7 +280,7 @@ export class SandboxRunner {
 
 /** A runner on the engine the environment's DOCKER_HOST names (default: the local socket). */
 export function createSandboxRunner(options: RunnerOptions, env: NodeJS.ProcessEnv = process.env): SandboxRunner {
-  return new SandboxRunner(new Docker(dockerOptions(env)), options);
+  return new SandboxRunner(new Docker(dockerOptions(env)), options, env);
 }
 
 function parseUser(user: string): { uid: number; gid: number } {

@@ -21,21 +21,44 @@ export async function prepareStateVolume(
 ): Promise<void> {
   const mount = spec.HostConfig.Mounts.find((m) => m.Type === 'volume' && m.Target === CLAUDE_SESSIONS_DIR);
   if (!mount?.Source) return;
-  const name = mount.Source;
+  await prepareOwnedVolume(docker, {
+    name: mount.Source,
+    labels: { ...mount.VolumeOptions?.Labels, ...extraLabels },
+    image: spec.Image,
+    owner: user,
+    helperLabels,
+    what: 'session volume',
+  });
+}
+
+export interface OwnedVolume {
+  name: string;
+  labels: Record<string, string>;
+  /** Any local image with `chown` (the one about to use the volume). */
+  image: string;
+  owner: { uid: number; gid: number };
+  helperLabels: Record<string, string>;
+  /** For messages: 'session volume', 'gateway socket volume'. */
+  what: string;
+}
+
+/** Create a named volume owned by `owner` (once: an existing volume is left as it is). */
+export async function prepareOwnedVolume(docker: Docker, volume: OwnedVolume): Promise<void> {
+  const { name, image, owner, what } = volume;
   try {
     await docker.getVolume(name).inspect();
     return;
   } catch (error) {
-    if ((error as { statusCode?: number }).statusCode !== 404) throw sandboxError(error, `inspect the volume ${name}`, spec.Image);
+    if ((error as { statusCode?: number }).statusCode !== 404) throw sandboxError(error, `inspect the volume ${name}`, image);
   }
-  const labels = { ...mount.VolumeOptions?.Labels, ...extraLabels };
+  const labels = volume.labels;
   try {
     await docker.createVolume({ Name: name, Labels: labels });
     const container = await docker.createContainer({
-      Image: spec.Image,
+      Image: image,
       User: '0:0',
-      Cmd: ['chown', `${user.uid}:${user.gid}`, TARGET],
-      Labels: { ...labels, ...helperLabels },
+      Cmd: ['chown', `${owner.uid}:${owner.gid}`, TARGET],
+      Labels: { ...labels, ...volume.helperLabels },
       NetworkDisabled: true,
       HostConfig: {
         NetworkMode: 'none',
@@ -49,12 +72,12 @@ export async function prepareStateVolume(
     try {
       await container.start();
       const { StatusCode } = (await container.wait()) as { StatusCode: number };
-      if (StatusCode !== 0) throw new Error(`chown of the session volume ${name} exited with ${StatusCode}`);
+      if (StatusCode !== 0) throw new Error(`chown of the ${what} ${name} exited with ${StatusCode}`);
     } finally {
       await container.remove({ force: true }).catch(() => undefined);
     }
   } catch (error) {
     await docker.getVolume(name).remove().catch(() => undefined);
-    throw sandboxError(error, `prepare the session volume ${name}`, spec.Image);
+    throw sandboxError(error, `prepare the ${what} ${name}`, image);
   }
 }

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -8,13 +10,14 @@ import { CREDENTIAL_ENV } from '../policy/schema.js';
 import { newJobId } from '../dispatch/dispatcher.js';
 import { DispatchService, containerLabels } from '../dispatch/service.js';
 import type { DispatchResult } from '../dispatch/types.js';
+import { gatewayImage } from '../sandbox/gateway-image.js';
 import { DEFAULT_AGENT_IMAGE } from '../sandbox/image.js';
 import { createSandboxRunner } from '../sandbox/runner.js';
 import { removeAgentVolumes } from '../sandbox/volumes.js';
 import { volumeScope } from '../policy/layout.js';
 import { DIRECTIVE, startFakeModel } from './fake-model.js';
-import { openNetworkPolicy } from './open-policy.js';
-import { probeScript, type ProbeFacts, parseProbe } from './probe.js';
+import { gatewayPolicy } from './open-policy.js';
+import { networkProbeScript, probeScript, type ProbeFacts, parseProbe } from './probe.js';
 
 export interface Check {
   name: string;
@@ -33,11 +36,13 @@ export interface SelftestReport {
 }
 
 const NOTES = [
-  'network: this release has no egress gateway yet, so the selftest runs with network.mode open; policies that ask for the gateway (the presets) refuse to dispatch rather than run with more network than they allow.',
+  'network: checked against services on this machine only (the selftest never reaches the internet); the allowed host is one the selftest serves and allows by its IP.',
 ];
 
 export interface SelftestOptions {
   image?: string;
+  /** The egress gateway image (default: AGENT_DISPATCH_GATEWAY_IMAGE, else agent-dispatch/gateway:latest). */
+  gatewayImage?: string;
   env?: NodeJS.ProcessEnv;
   onStep?: (message: string) => void;
   /** Cancels the dispatch (its container is killed); everything the selftest created is still removed. */
@@ -58,49 +63,108 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
   const agent = `selftest-${randomBytes(4).toString('hex')}`;
   const canary = `selftest-canary-${randomBytes(8).toString('hex')}`;
   const key = `sk-selftest-${randomBytes(8).toString('hex')}`;
-  const runner = createSandboxRunner({ runDir: join(root, 'run'), extraLabels: containerLabels(baseEnv) }, baseEnv);
+  const env: NodeJS.ProcessEnv = {
+    ...baseEnv,
+    AGENT_DISPATCH_CONFIG: join(root, 'config', 'agents.yaml'),
+    AGENT_DISPATCH_DEPTH: '0',
+    // Only the throwaway key may travel: the user's real credentials are blanked out.
+    ...Object.fromEntries(CREDENTIAL_ENV.map((name) => [name, ''])),
+    ANTHROPIC_API_KEY: key,
+    AGENT_DISPATCH_SELFTEST_CANARY: canary,
+  };
+  const runner = createSandboxRunner({ runDir: join(root, 'run'), extraLabels: containerLabels(baseEnv), gatewayImage: options.gatewayImage ?? gatewayImage(baseEnv) }, env);
   const job = newJobId();
+  const services: Server[] = [];
+  let leftover = -1;
   try {
     const host = (await runner.bridgeAddress()) ?? '127.0.0.1';
     step(`scripted model on ${host}`);
     const model = await startFakeModel({ host });
+    env['ANTHROPIC_BASE_URL'] = model.url;
+    const allowedBody = `selftest-allowed-${randomBytes(4).toString('hex')}`;
+    const allowed = { host, port: await serve(services, host, allowedBody), body: allowedBody };
+    const hostService = { host, port: await serve(services, '0.0.0.0', 'host-service') };
     try {
       const repo = join(root, 'repo');
       mkdirSync(repo);
       writeFileSync(join(repo, 'selftest.txt'), 'readable\n');
       // A sibling of the repo: the repo's parent directories exist in the container (mount points), files beside it must not.
       writeFileSync(join(root, 'outside.txt'), 'outside\n');
-      const configPath = join(root, 'config', 'agents.yaml');
+      const configPath = env['AGENT_DISPATCH_CONFIG']!;
       mkdirSync(join(root, 'config', 'policies'), { recursive: true });
-      writeFileSync(join(root, 'config', 'policies', 'selftest.yaml'), stringify(openNetworkPolicy(image, { description: 'agent-dispatch selftest', tools: { permission_mode: 'default', allow: ['Bash'], deny: ['WebFetch', 'WebSearch'] }, resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 120 } })));
+      const policy = gatewayPolicy(image, {
+        description: 'agent-dispatch selftest',
+        network: { mode: 'gateway', allow: [`${allowed.host}:${allowed.port}`] },
+        tools: { permission_mode: 'default', allow: ['Bash'], deny: ['WebFetch', 'WebSearch'] },
+        resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 120 },
+      });
+      writeFileSync(join(root, 'config', 'policies', 'selftest.yaml'), stringify(policy));
       writeFileSync(configPath, stringify({ agents: { [agent]: { directory: repo, policy: 'selftest', description: 'selftest' } } }), { mode: 0o600 });
-      const env: NodeJS.ProcessEnv = {
-        ...baseEnv,
-        AGENT_DISPATCH_CONFIG: configPath,
-        AGENT_DISPATCH_DEPTH: '0',
-        ANTHROPIC_BASE_URL: model.url,
-        // Only the throwaway key may travel (credentials: env): the user's real credentials are blanked out.
-        ...Object.fromEntries(CREDENTIAL_ENV.map((name) => [name, ''])),
-        ANTHROPIC_API_KEY: key,
-        AGENT_DISPATCH_SELFTEST_CANARY: canary,
-      };
       const service = new DispatchService(env, runner);
-      step(`dispatching to a sandboxed claude in ${image}`);
+      step(`dispatching to a sandboxed claude in ${image}, behind its egress gateway`);
       const config = requireConfig(loadConfig(configPath));
-      const result = await service.dispatch(config, { agent, ...(options.signal ? { signal: options.signal } : {}), task: DIRECTIVE.bash(probeScript({ repo, canary, hostPaths: [configPath, join(root, 'outside.txt'), baseEnv['HOME'] ? join(baseEnv['HOME'], '.config') : '/root/.config'] })) }, job);
+      const hostPaths = [configPath, join(root, 'outside.txt'), baseEnv['HOME'] ? join(baseEnv['HOME'], '.config') : '/root/.config'];
+      const probe = `${probeScript({ repo, canary, hostPaths })}\n${networkProbeScript({ allowed, hostService, secret: key })}`;
+      const result = await service.dispatch(config, { agent, ...(options.signal ? { signal: options.signal } : {}), task: DIRECTIVE.bash(probe) }, job);
       const facts = result.success ? parseProbe(result.result) : undefined;
       const keyArrived = model.requests.some((r) => r.apiKey === key);
       const otherCredentials = model.requests.filter((r) => (r.apiKey !== undefined && r.apiKey !== key) || r.authorization !== undefined).length;
-      const left = await runner.leftoverContainers(job).catch(() => -1);
-      const checks = judge(result, facts, { keyArrived, otherCredentials, leftover: left });
+      leftover = await runner.leftoverContainers(job).catch(() => -1);
+      await runner.shutdown();
+      const gatewaysLeft = await runner.agentContainers(agent).catch(() => -1);
+      const checks = [
+        ...judge(result, facts, { keyArrived, otherCredentials, leftover }),
+        ...judgeNetwork(result, facts, { allowed, hostService, gatewaysLeft }),
+      ];
       return { ok: checks.every((c) => c.ok), image, checks, dispatch: result, notes: NOTES, durationMs: Date.now() - started };
     } finally {
       await model.close();
     }
   } finally {
+    await runner.shutdown();
+    await Promise.all(services.map((s) => new Promise((resolve) => s.close(resolve))));
     await removeAgentVolumes(agent, volumeScope(join(root, 'config'), join(root, 'repo')), baseEnv);
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/** A one-line HTTP service on host:0; resolves to its port. */
+function serve(services: Server[], host: string, body: string): Promise<number> {
+  const server = createServer((_req, res) => res.end(body));
+  services.push(server);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+export function judgeNetwork(
+  result: DispatchResult,
+  facts: ProbeFacts | undefined,
+  seen: { allowed: { host: string; port: number }; hostService: { host: string; port: number }; gatewaysLeft: number },
+): Check[] {
+  const failed = result.success ? 'the probe did not report this' : `the dispatch failed (${result.error_type})`;
+  const fact = (name: string, test: (f: ProbeFacts) => [boolean, string]): Check => {
+    if (!facts) return { name, ok: false, detail: failed };
+    const [ok, detail] = test(facts);
+    return { name, ok, detail };
+  };
+  const refused = `${seen.hostService.host}:${seen.hostService.port}`;
+  return [
+    fact('the API key is nowhere in the container', (f) => [f.secret_in_env === '0' && f.secret_in_proc === '0' && f.secret_in_home === '0', `env ${f.secret_in_env ?? '?'}, /proc ${f.secret_in_proc ?? '?'}, files under ~ ${f.secret_in_home ?? '?'}`]),
+    fact('DNS does not resolve', (f) => [f.dns?.startsWith('failed') === true, f.dns ?? '?']),
+    fact('only loopback, no IPv6 route', (f) => [f.interfaces === 'lo' && (f.ipv6 === 'none' || f.ipv6 === 'lo' || f.ipv6 === ''), `interfaces ${f.interfaces ?? '?'}; IPv6 ${f.ipv6 ?? '?'}`]),
+    fact('allowlisted host reachable through the gateway', (f) => [f.allowed_via_proxy === 'reached', `${seen.allowed.host}:${seen.allowed.port}: ${f.allowed_via_proxy ?? '?'}`]),
+    fact('other hosts refused, with the policy reason', (f) => [f.denied_via_proxy === '403:policy', `${refused}: ${f.denied_via_proxy ?? '?'}`]),
+    fact('no direct connection, even to an allowed host', (f) => [f.direct_allowed?.startsWith('failed') === true, f.direct_allowed ?? '?']),
+    fact('host services on 0.0.0.0 unreachable', (f) => [f.host_service?.startsWith('failed') === true, `${refused}: ${f.host_service ?? '?'}`]),
+    {
+      name: 'the gateway reported the refusal',
+      ok: (result.egress?.denied ?? 0) >= 1 && (result.egress?.denied_hosts ?? []).includes(refused),
+      detail: result.egress ? `allowed ${result.egress.allowed}, denied ${result.egress.denied} (${result.egress.denied_hosts.join(', ') || 'none'})` : 'no egress summary',
+    },
+    { name: 'gateway removed at shutdown', ok: seen.gatewaysLeft === 0, detail: seen.gatewaysLeft < 0 ? 'could not ask the engine' : `${seen.gatewaysLeft} left` },
+  ];
 }
 
 export function judge(result: DispatchResult, facts: ProbeFacts | undefined, seen: { keyArrived: boolean; otherCredentials: number; leftover: number }): Check[] {
@@ -111,7 +175,7 @@ export function judge(result: DispatchResult, facts: ProbeFacts | undefined, see
     return { name, ok, detail };
   };
   return [
-    { name: 'claude ran in the sandbox and answered', ok: result.success && seen.keyArrived, detail: result.success ? `session ${result.session_id ?? '?'}; the scripted model saw the key` : failed },
+    { name: 'claude ran in the sandbox and answered', ok: result.success && seen.keyArrived, detail: result.success ? `session ${result.session_id ?? '?'}; the key reached the scripted model through the gateway` : failed },
     fact('repo is readable', (f) => [f.repo_read === 'readable', `read: ${f.repo_read ?? '(nothing)'}`]),
     fact('repo is read-only', (f) => [f.repo_write === 'refused', `write: ${f.repo_write ?? '?'}`]),
     fact('root filesystem is read-only', (f) => [f.root_write === 'refused', `write to /: ${f.root_write ?? '?'}`]),

@@ -1,8 +1,8 @@
 /**
  * A throwaway agent-dispatch installation for dispatch tests: a config dir with agents.yaml and policy
- * files, project repos, and the environment a server needs to dispatch into the test agent image with the
- * scripted fake model as its API. Until the egress gateway exists the test policies are `network: open`
- * with `credentials: env`, so the fake model listens on the Docker bridge address the containers can reach.
+ * files, project repos, and the environment a server needs to dispatch into the test agent and gateway images
+ * with the scripted fake model as its API. The fake model listens on the Docker bridge address, which the
+ * gateway container (and, under an open-network policy, the agent container) can reach.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,18 +10,25 @@ import type Docker from 'dockerode';
 import { stringify } from 'yaml';
 import { bridgeAddress } from '../../src/sandbox/bridge.js';
 import { startFakeModel, type FakeModel } from '../../src/selftest/fake-model.js';
-import { openNetworkPolicy } from '../../src/selftest/open-policy.js';
+import { gatewayPolicy, openNetworkPolicy } from '../../src/selftest/open-policy.js';
 import { requireLocalImage, TEST_LABEL } from './docker.js';
 
 /** Built by test/global-setup.ts from images/agent with the devDependency's claude binary. */
 export const TEST_AGENT_IMAGE = 'agent-dispatch/agent:test';
+/** Built by test/global-setup.ts from images/gateway and dist/gateway. */
+export const TEST_GATEWAY_IMAGE = 'agent-dispatch/gateway:test';
 
 export interface PolicyOverrides {
   [key: string]: unknown;
 }
 
 export function openTestPolicy(overrides: PolicyOverrides = {}): Record<string, unknown> {
-  return openNetworkPolicy(TEST_AGENT_IMAGE, { description: 'test: open network until the egress gateway exists', ...overrides });
+  return openNetworkPolicy(TEST_AGENT_IMAGE, { description: 'test: open network', ...overrides });
+}
+
+/** A policy whose network goes through the egress gateway (credential injected): `network.allow` in overrides. */
+export function gatewayTestPolicy(allow: string[] = [], overrides: PolicyOverrides = {}): Record<string, unknown> {
+  return gatewayPolicy(TEST_AGENT_IMAGE, { description: 'test: egress gateway', network: { mode: 'gateway', allow }, ...overrides });
 }
 
 /** The built CLI the e2e suites run (`npm test` builds first). */
@@ -31,6 +38,7 @@ export const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
 export async function createBuiltFixture(docker: Docker, runId: string): Promise<Fixture> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run 'npm run build' first ('npm test' does it).`);
   await requireLocalImage(docker, TEST_AGENT_IMAGE);
+  await requireLocalImage(docker, TEST_GATEWAY_IMAGE);
   return createFixture(docker, runId);
 }
 
@@ -66,6 +74,7 @@ export async function createFixture(docker: Docker, runId: string): Promise<Fixt
     HOME: root,
     AGENT_DISPATCH_CONFIG: configPath,
     AGENT_DISPATCH_CONTAINER_LABELS: `${TEST_LABEL}=${runId}`,
+    AGENT_DISPATCH_GATEWAY_IMAGE: TEST_GATEWAY_IMAGE,
     ANTHROPIC_BASE_URL: model.url,
     ANTHROPIC_API_KEY: apiKey,
     AGENT_DISPATCH_E2E_SECRET: secret,

@@ -39,7 +39,6 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
       [`${agent}-broken`]: { directory: repo, policy: 'broken' },
       [`${agent}-noclaude`]: { directory: repo, policy: 'no-claude' },
       [`${agent}-noimage`]: { directory: repo, policy: 'missing-image' },
-      [`${agent}-gateway`]: { directory: repo, policy: 'default' },
       [`${agent}-overlay`]: { directory: repo, policy: 'overlay' },
       [`${agent}-gone`]: { directory: join(fx.root, 'repos', 'gone') },
     });
@@ -206,13 +205,6 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
       const result = await dispatch('x', {}, `${agent}-broken`);
       expect(result).toMatchObject({ success: false, error_type: 'policy' });
       expect(result.hint).toContain('policy check');
-    });
-
-    it('gateway policy before the gateway exists: refused, nothing started', async () => {
-      const result = await dispatch('x', {}, `${agent}-gateway`);
-      expect(result).toMatchObject({ success: false, error_type: 'sandbox' });
-      expect(result.error).toContain('gateway');
-      expect(result.hint).toContain('network.mode: open');
     });
 
     it('agent directory gone', async () => {

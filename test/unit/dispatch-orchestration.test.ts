@@ -178,7 +178,7 @@ describe('pre-flight, in order; nothing reaches the sandbox', () => {
     expect(result.error).toContain('policy-invalid');
     expect(result.hint).toContain('Nothing was started');
     expect(result.hint).toContain('agent-dispatch policy check --agent bad');
-    // The default preset needs the (unbuilt) egress gateway: the hint must not send the user there.
+    // The hint names no particular policy: the user's own is the one to fix or replace.
     expect(result.hint).toContain('point the agent at a working policy (agent-dispatch update bad --policy NAME|PATH)');
     expect(result.hint).not.toContain('--policy default');
     expect(sandbox.runs).toHaveLength(0);
@@ -191,25 +191,38 @@ describe('pre-flight, in order; nothing reaches the sandbox', () => {
     expect(sandbox.runs).toHaveLength(0);
   });
 
-  it('a gateway-mode policy (the default preset) → sandbox error about the gateway, nothing started', async () => {
+  it('a gateway-mode policy (the default preset): the sandbox gets the allowlist, the result an egress summary', async () => {
     const inst = install({ gated: { directory: join(root, 'projects', 'api') } });
     expect(inst.config().agents['gated']!.policy).toBe('default');
-    const sandbox = new FakeSandbox();
+    const decisions = [
+      { time: 't', kind: 'api' as const, host: 'api.anthropic.com', port: 443, allowed: true, bytesOut: 10, bytesIn: 20 },
+      { time: 't', kind: 'connect' as const, host: 'evil.example', port: 443, allowed: false, reason: 'policy', bytesOut: 0, bytesIn: 0 },
+      { time: 't', kind: 'connect' as const, host: 'evil.example', port: 443, allowed: false, reason: 'policy', bytesOut: 0, bytesIn: 0 },
+    ];
+    const sandbox = new FakeSandbox(() => outcome({ stdoutLines: [resultLine()], egress: decisions }));
     const result = await runDispatch(inst.deps(sandbox), req({ agent: 'gated' }));
-    expect(result).toMatchObject({ agent: 'gated', success: false, result: '', error_type: 'sandbox' });
-    expect(result.error).toContain('egress gateway');
-    expect(result.error).toContain('gateway is not built');
-    expect(result.error).toContain('Nothing was started');
-    expect(result.hint).toContain('network.mode: open');
-    expect(sandbox.runs).toHaveLength(0);
+    expect(result).toMatchObject({ success: true, egress: { allowed: 1, denied: 2, denied_hosts: ['evil.example:443'] } });
+    expect(sandbox.last.egressAllow).toEqual([]);
   });
 
-  it('a user policy in gateway mode is refused the same way', async () => {
+  it('a user policy in gateway mode hands its parsed allowlist to the sandbox; lost decisions say so', async () => {
     const inst = install({ gated: { directory: join(root, 'projects', 'api'), policy: 'gw' } });
-    policyFile(inst, 'gw', openPolicy({ network: { mode: 'gateway' }, credentials: 'inject' }));
-    const sandbox = new FakeSandbox();
-    expect(await runDispatch(inst.deps(sandbox), req({ agent: 'gated' }))).toMatchObject({ error_type: 'sandbox' });
-    expect(sandbox.runs).toHaveLength(0);
+    policyFile(inst, 'gw', openPolicy({ network: { mode: 'gateway', allow: ['registry.npmjs.org', '*.example.com:*'] }, credentials: 'inject' }));
+    const sandbox = new FakeSandbox(() => outcome({ stdoutLines: [resultLine()], egress: undefined }));
+    const result = await runDispatch(inst.deps(sandbox), req({ agent: 'gated' }));
+    expect(sandbox.last.egressAllow).toEqual([
+      { host: 'registry.npmjs.org', port: 443 },
+      { host: '*.example.com', port: '*' },
+    ]);
+    expect(result.egress).toEqual({ allowed: 0, denied: 0, denied_hosts: [], unavailable: true });
+  });
+
+  it('an open-network policy gives the sandbox no allowlist and the result no egress summary', async () => {
+    const inst = install();
+    const sandbox = new FakeSandbox(() => outcome({ stdoutLines: [resultLine()] }));
+    const result = await runDispatch(inst.deps(sandbox), req());
+    expect(sandbox.last.egressAllow).toBeUndefined();
+    expect(result.egress).toBeUndefined();
   });
 
   it('a flag-like session id → cli_error, nothing started', async () => {

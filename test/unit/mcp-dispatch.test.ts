@@ -6,6 +6,7 @@
  * As in mcp-harness.ts, process.env's AGENT_DISPATCH_CONFIG points at a broken decoy: anything that reads
  * process.env instead of the injected env fails loudly.
  */
+import { AppError } from '../../src/errors.js';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -412,12 +413,17 @@ describe('the error envelope', () => {
     expect(sandbox.runs).toHaveLength(0);
   });
 
-  it('a sandbox refusal is a failed DispatchResult, not an envelope', async () => {
+  it('a sandbox refusal (a gateway that fails its canary) is a failed DispatchResult, not an envelope', async () => {
     writeConfig({ gated: { directory: project } });
+    sandbox.scripts = [
+      () => {
+        throw new AppError('SANDBOX_FAILED', "The egress gateway for agent 'gated' is not usable: its canary failed.", { hint: 'Run agent-dispatch doctor.' });
+      },
+    ];
     const { json, isError } = await dispatch({ agent: 'gated' });
     expect(isError).toBe(false);
-    expect(json).toMatchObject({ agent: 'gated', success: false, error_type: 'sandbox' });
-    expect(sandbox.runs).toHaveLength(0);
+    expect(json).toMatchObject({ agent: 'gated', success: false, error_type: 'sandbox', hint: 'Run agent-dispatch doctor.' });
+    expect(json.error).toContain('canary');
   });
 
   it('a broken agents.yaml → envelope with a hint', async () => {

@@ -117,7 +117,7 @@ describe('container hardening (default preset)', () => {
     expect(compiled.network).toEqual({ mode: 'gateway', anthropicApi: true, allow: [] });
     const env = envOf(compiled);
     const proxy = `http://127.0.0.1:${layout.GATEWAY_BRIDGE_PORT}`;
-    expect(env).toMatchObject({ HTTPS_PROXY: proxy, HTTP_PROXY: proxy, ANTHROPIC_BASE_URL: proxy, NO_PROXY: '' });
+    expect(env).toMatchObject({ HTTPS_PROXY: proxy, HTTP_PROXY: proxy, https_proxy: proxy, http_proxy: proxy, ANTHROPIC_BASE_URL: proxy, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost' });
   });
 
   it('uses a bridge network in open mode, with no proxy and no gateway volume', () => {
@@ -547,7 +547,8 @@ describe('managed settings', () => {
     // default preset: gateway mode, so the proxy and base URL are the sandbox's own
     expect(env['ANTHROPIC_BASE_URL']).toBe(envOf(compiled)['ANTHROPIC_BASE_URL']);
     expect(env['HTTPS_PROXY']).toBe(envOf(compiled)['HTTPS_PROXY']);
-    for (const name of ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'BASH_ENV', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS', 'http_proxy']) expect(env[name]).toBe('');
+    expect(env['http_proxy']).toBe(envOf(compiled)['http_proxy']);
+    for (const name of ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'BASH_ENV', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS']) expect(env[name]).toBe('');
     // every pinned value is the container's (or empty): nothing the container does not already have
     for (const [name, value] of Object.entries(env)) expect(value === '' || envOf(compiled)[name] === value, name).toBe(true);
   });

@@ -1,8 +1,9 @@
 import { buildAgentImage, DEFAULT_AGENT_IMAGE, DEFAULT_BASE_IMAGE, DEFAULT_CLAUDE_VERSION } from '../../sandbox/image.js';
+import { buildGatewayImage, DEFAULT_GATEWAY_IMAGE } from '../../sandbox/gateway-image.js';
 import { list, parse, str, UsageError } from '../args.js';
 import { err, out, style } from '../output.js';
 
-const BUILD_USAGE = '[--base IMAGE] [--claude-binary PATH] [--claude-version V] [--tag T] [--label K=V]... [--no-cache] [--quiet]';
+const BUILD_USAGE = '[--base IMAGE] [--claude-binary PATH] [--claude-version V] [--tag T] [--gateway-tag T] [--label K=V]... [--no-cache] [--quiet]';
 
 export async function imageCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -20,6 +21,7 @@ async function imageBuild(argv: string[]): Promise<number> {
       'claude-binary': { type: 'string' },
       'claude-version': { type: 'string' },
       tag: { type: 'string', short: 't' },
+      'gateway-tag': { type: 'string' },
       label: { type: 'string', multiple: true },
       'no-cache': { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
@@ -52,6 +54,17 @@ async function imageBuild(argv: string[]): Promise<number> {
   });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   out(`Built ${built.tag} (${shortId(built.imageId)}, Claude Code ${built.claudeVersion}) in ${seconds}s`);
+  const gatewayTag = str(p, 'gateway-tag') ?? DEFAULT_GATEWAY_IMAGE;
+  if (!quiet) err(style.bold(`Building the egress gateway image ${gatewayTag} from ${base}`, process.stderr));
+  const gatewayStarted = Date.now();
+  const gateway = await buildGatewayImage({
+    base,
+    tag: gatewayTag,
+    labels,
+    noCache: p.values['no-cache'] === true,
+    ...(quiet ? {} : { onProgress: (line: string) => err(line) }),
+  });
+  out(`Built ${gateway.tag} (${shortId(gateway.imageId)}) in ${((Date.now() - gatewayStarted) / 1000).toFixed(1)}s`);
   return 0;
 }
 

@@ -1,0 +1,108 @@
+/**
+ * The audit trail: one JSON line per dispatch in `<state dir>/audit.jsonl` (0600), joining what the sandbox
+ * was (policy name and hash, image, mounts, environment names) with what happened (every egress decision,
+ * exit, duration, cost). Values of environment variables are never recorded, nor headers, bodies or query
+ * strings: the gateway reports hosts, ports, paths and byte counts only.
+ */
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EgressDecision } from '../gateway/protocol.js';
+import type { DispatchResult } from './types.js';
+
+export const AUDIT_FILE = 'audit.jsonl';
+/** How much of the file's end `lastAuditRecord` reads (one record with 10 000 decisions is about 2 MB). */
+const TAIL_BYTES = 4 * 1024 * 1024;
+
+export interface AuditRecord {
+  time: string;
+  job: string;
+  agent: string;
+  caller?: string;
+  goal?: string;
+  policy?: { name: string; hash: string };
+  image?: { name: string; id?: string };
+  mounts?: { source: string; target: string; mode: string }[];
+  env_names?: string[];
+  network?: 'gateway' | 'open';
+  /** Gateway mode: every decision; absent in open mode; `egress_lost` when the gateway could not report them. */
+  egress?: EgressDecision[];
+  egress_lost?: boolean;
+  exit_code?: number | null;
+  success: boolean;
+  error_type?: string;
+  duration_ms: number;
+  cost_usd?: number;
+  session_id?: string;
+}
+
+export interface EgressSummary {
+  allowed: number;
+  denied: number;
+  denied_hosts: string[];
+  /** The gateway could not report this dispatch's decisions (it died or did not answer). */
+  unavailable?: true;
+}
+
+/** The short form a dispatch result carries: counts, and which destinations were refused. */
+export function summariseEgress(decisions: EgressDecision[] | undefined): EgressSummary {
+  if (decisions === undefined) return { allowed: 0, denied: 0, denied_hosts: [], unavailable: true };
+  const denied = decisions.filter((d) => !d.allowed);
+  return {
+    allowed: decisions.length - denied.length,
+    denied: denied.length,
+    denied_hosts: [...new Set(denied.map((d) => `${d.host}:${d.port}`))].slice(0, 20),
+  };
+}
+
+/** Append one record (the file and its directory are created private). Throws on I/O failure. */
+export function appendAudit(stateDir: string, record: AuditRecord): void {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const fd = openSync(join(stateDir, AUDIT_FILE), 'a', 0o600);
+  try {
+    // One write of the whole line: concurrent servers appending to the file never interleave within a record.
+    writeSync(fd, `${JSON.stringify(record)}\n`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The agent's most recent record among the file's last TAIL_BYTES, or undefined. */
+export function lastAuditRecord(stateDir: string, agent: string): AuditRecord | undefined {
+  let text: string;
+  try {
+    const fd = openSync(join(stateDir, AUDIT_FILE), 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const length = Math.min(size, TAIL_BYTES);
+      const buffer = Buffer.alloc(length);
+      readSync(fd, buffer, 0, length, size - length);
+      text = buffer.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  const lines = text.split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const line = lines[i];
+    if (!line || !line.includes(`"agent":${JSON.stringify(agent)}`)) continue;
+    try {
+      const record = JSON.parse(line) as AuditRecord;
+      if (record.agent === agent) return record;
+    } catch {
+      // the first line of the tail may be cut
+    }
+  }
+  return undefined;
+}
+
+/** What the record says about the result (the rest comes from the sandbox). */
+export function resultFacts(result: DispatchResult): Pick<AuditRecord, 'success' | 'error_type' | 'cost_usd' | 'session_id'> {
+  return {
+    success: result.success,
+    ...(result.error_type ? { error_type: result.error_type } : {}),
+    ...(result.cost_usd !== undefined ? { cost_usd: result.cost_usd } : {}),
+    ...(result.session_id ? { session_id: result.session_id } : {}),
+  };
+}

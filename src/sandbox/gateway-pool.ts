@@ -1,0 +1,206 @@
+/**
+ * Egress gateways, one per agent (per socket volume), started on demand and reused by its dispatches.
+ *
+ * Before every dispatch the gateway must answer a ping and pass its canary (an allowed destination works and
+ * a denied one is refused, through the same socket the agent uses); otherwise the dispatch fails closed and no
+ * agent container starts. A gateway found dead is removed and the dispatch that found it fails; the next one
+ * starts a fresh gateway. Each dispatch registers its own token and allowlist, so the gateway attributes every
+ * egress decision to exactly one dispatch and refuses connections from anything else.
+ */
+import { randomBytes } from 'node:crypto';
+import type Docker from 'dockerode';
+import { AppError, describeError } from '../errors.js';
+import { bridgeCommand } from '../gateway/bridge-script.js';
+import { BRIDGE_ENV, GATEWAY_PROTOCOL, type AllowRule, type EgressDecision, type GatewayConfig } from '../gateway/protocol.js';
+import { logger } from '../log.js';
+import { bounded } from './engine-calls.js';
+import { GATEWAY_UID, GatewayContainer, gatewayFailure } from './gateway-container.js';
+import { gatewayBuildHint, GATEWAY_PROTOCOL_LABEL } from './gateway-image.js';
+import { prepareOwnedVolume } from './state-volume.js';
+
+const log = logger('gateway');
+const DEFAULT_UPSTREAM = 'https://api.anthropic.com';
+const CHECK_MS = 5_000;
+const RELEASE_MS = 5_000;
+/** A gateway with no dispatch for this long is stopped (the next dispatch starts a new one). */
+const IDLE_MS = 10 * 60_000;
+
+export interface EgressRequest {
+  agent: string;
+  /** The agent's socket volume (the compiled spec mounts it read-only at GATEWAY_SOCKET_DIR). */
+  volume: string;
+  volumeLabels: Record<string, string>;
+  allow: AllowRule[];
+  /** Owner labels of the dispatch (server identity), so a gateway left by a dead server is reaped. */
+  ownerLabels: Record<string, string>;
+  stepMs: number;
+}
+
+export interface EgressLease {
+  /** KEY=VALUE entries for the agent container: where the socket is and the dispatch's token. */
+  env: string[];
+  /** The agent command, run behind the in-container TCP-to-socket bridge. */
+  wrap(cmd: string[]): string[];
+  /** Unregister the token; the gateway's decisions for this dispatch. Never throws. */
+  release(): Promise<EgressDecision[] | undefined>;
+}
+
+export interface GatewayPoolOptions {
+  image: string;
+  extraLabels: Record<string, string>;
+  /** The server's environment: upstream (ANTHROPIC_BASE_URL) and the credential the gateway adds. */
+  env: NodeJS.ProcessEnv;
+}
+
+interface Entry {
+  starting: Promise<GatewayContainer>;
+  leases: number;
+  idle?: NodeJS.Timeout;
+}
+
+export class GatewayPool {
+  private readonly gateways = new Map<string, Entry>();
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly options: GatewayPoolOptions,
+  ) {}
+
+  async open(request: EgressRequest): Promise<EgressLease> {
+    const hint = `Run agent-dispatch doctor; ${gatewayBuildHint(this.options.image)} if it is missing. The next dispatch starts a new gateway.`;
+    const credential = gatewayCredential(this.options.env);
+    if (credential === undefined) {
+      throw gatewayFailure(request.agent, 'the server has no Anthropic credential to add to the agent\'s API requests', 'Set ANTHROPIC_API_KEY, or CLAUDE_CODE_OAUTH_TOKEN (from claude setup-token), in the environment the MCP server starts with (claude mcp add ... -e NAME=value).');
+    }
+    const entry = this.entry(request, credential);
+    let gateway: GatewayContainer;
+    try {
+      gateway = await entry.starting;
+    } catch (error) {
+      this.drop(request.volume, entry);
+      if (error instanceof AppError && error.code !== 'SANDBOX_FAILED') throw error;
+      throw gatewayFailure(request.agent, `it could not be started: ${describeError(error)}`, hint);
+    }
+    const token = randomBytes(24).toString('hex');
+    entry.leases += 1;
+    clearTimeout(entry.idle);
+    try {
+      await this.check(gateway);
+      await gateway.send({ op: 'register', token, allow: request.allow }, CHECK_MS);
+    } catch (error) {
+      entry.leases -= 1;
+      this.drop(request.volume, entry);
+      await gateway.remove(describeError(error));
+      throw gatewayFailure(request.agent, describeError(error), hint);
+    }
+    return {
+      env: [`${BRIDGE_ENV.socket}=${gateway.socketPath}`, `${BRIDGE_ENV.token}=${token}`],
+      wrap: bridgeCommand,
+      release: async () => {
+        entry.leases -= 1;
+        this.scheduleIdle(request.volume, entry);
+        try {
+          const answer = await gateway.send({ op: 'release', token }, RELEASE_MS);
+          return answer.event === 'released' ? answer.decisions : undefined;
+        } catch (error) {
+          log.warn(`egress decisions of a dispatch of '${request.agent}' are lost: ${describeError(error)}`);
+          return undefined;
+        }
+      },
+    };
+  }
+
+  /** Stop every gateway (server shutdown). */
+  async shutdown(): Promise<void> {
+    const all = [...this.gateways.values()];
+    this.gateways.clear();
+    await Promise.all(
+      all.map(async (entry) => {
+        clearTimeout(entry.idle);
+        const gateway = await entry.starting.catch(() => undefined);
+        await gateway?.remove('the server is shutting down');
+      }),
+    );
+  }
+
+  private entry(request: EgressRequest, credential: GatewayConfig['credential']): Entry {
+    const existing = this.gateways.get(request.volume);
+    if (existing) return existing;
+    const entry: Entry = { starting: this.start(request, credential), leases: 0 };
+    this.gateways.set(request.volume, entry);
+    return entry;
+  }
+
+  private async start(request: EgressRequest, credential: GatewayConfig['credential']): Promise<GatewayContainer> {
+    const { image } = this.options;
+    await this.requireImage(image, request);
+    const labels = { ...request.volumeLabels, ...this.options.extraLabels };
+    await bounded(
+      prepareOwnedVolume(this.docker, { name: request.volume, labels, image, owner: { uid: GATEWAY_UID, gid: GATEWAY_UID }, helperLabels: request.ownerLabels, what: 'gateway socket volume' }),
+      request.stepMs,
+      'prepare the gateway socket volume',
+    );
+    const gateway = await GatewayContainer.start(this.docker, {
+      image,
+      volume: request.volume,
+      labels: { ...labels, ...request.ownerLabels },
+      upstream: this.options.env['ANTHROPIC_BASE_URL'] || DEFAULT_UPSTREAM,
+      credential,
+      stepMs: request.stepMs,
+    });
+    log.info(`egress gateway for '${request.agent}' started (${gateway.id.slice(0, 12)})`);
+    return gateway;
+  }
+
+  /** Alive and enforcing: a ping, then the canary through the agent's own path (socket, token, allowlist). */
+  private async check(gateway: GatewayContainer): Promise<void> {
+    if (gateway.deadReason) throw new Error(gateway.deadReason);
+    await gateway.send({ op: 'ping' }, CHECK_MS);
+    const canary = await gateway.send({ op: 'canary' }, CHECK_MS);
+    if (canary.event !== 'canary' || !canary.ok) throw new Error(`its canary failed: ${canary.event === 'canary' ? canary.detail : canary.event}`);
+  }
+
+  private async requireImage(image: string, request: EgressRequest): Promise<void> {
+    let info: Docker.ImageInspectInfo;
+    try {
+      info = await bounded(this.docker.getImage(image).inspect(), request.stepMs, `inspect the image ${image}`);
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) {
+        throw new AppError('IMAGE_NOT_FOUND', `The egress gateway image ${image} is not on this machine (agent-dispatch never pulls images).`, { hint: `${gatewayBuildHint(image)}.`, cause: error });
+      }
+      throw error;
+    }
+    const protocol = info.Config?.Labels?.[GATEWAY_PROTOCOL_LABEL];
+    if (protocol !== String(GATEWAY_PROTOCOL)) {
+      throw new AppError('IMAGE_NOT_FOUND', `The egress gateway image ${image} speaks protocol ${protocol ?? 'none'}, this server ${GATEWAY_PROTOCOL}.`, { hint: `Rebuild it. ${gatewayBuildHint(image)}.` });
+    }
+  }
+
+  private drop(volume: string, entry: Entry): void {
+    if (this.gateways.get(volume) === entry) this.gateways.delete(volume);
+    clearTimeout(entry.idle);
+  }
+
+  private scheduleIdle(volume: string, entry: Entry): void {
+    if (entry.leases > 0) return;
+    clearTimeout(entry.idle);
+    entry.idle = setTimeout(() => {
+      if (entry.leases > 0 || this.gateways.get(volume) !== entry) return;
+      this.drop(volume, entry);
+      void entry.starting.then((gateway) => gateway.remove('idle'), () => undefined);
+    }, IDLE_MS);
+    entry.idle.unref();
+  }
+}
+
+/**
+ * The credential the gateway adds, in claude's own order: ANTHROPIC_API_KEY (x-api-key), then
+ * ANTHROPIC_AUTH_TOKEN and CLAUDE_CODE_OAUTH_TOKEN (Authorization: Bearer).
+ */
+export function gatewayCredential(env: NodeJS.ProcessEnv): GatewayConfig['credential'] | undefined {
+  const key = env['ANTHROPIC_API_KEY'];
+  if (key) return { header: 'x-api-key', value: key };
+  const token = env['ANTHROPIC_AUTH_TOKEN'] || env['CLAUDE_CODE_OAUTH_TOKEN'];
+  if (token) return { header: 'authorization', value: `Bearer ${token}` };
+  return undefined;
+}
