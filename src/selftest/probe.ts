@@ -28,7 +28,7 @@ export function probeScript(input: { repo: string; canary: string; hostPaths: st
 export function parseProbe(output: string): ProbeFacts {
   const facts: ProbeFacts = {};
   for (const line of output.split('\n')) {
-    const match = /^([A-Za-z_]+)=(.*)$/.exec(line.trim());
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
     if (match) facts[match[1]!] = match[2]!.trim();
   }
   return facts;
@@ -75,7 +75,8 @@ const direct = (host, port) => new Promise((resolve) => {
   out('direct_allowed', await direct(${JSON.stringify(allowed.host)}, ${allowed.port}));
   out('host_service', await direct(${JSON.stringify(hostService.host)}, ${hostService.port}));
   out('interfaces', fs.readFileSync('/proc/net/dev', 'utf8').split('\n').slice(2).map((l) => l.split(':')[0].trim()).filter(Boolean).join(','));
-  out('ipv6', fs.existsSync('/proc/net/if_inet6') ? fs.readFileSync('/proc/net/if_inet6', 'utf8').trim().split('\n').map((l) => l.trim().split(/\s+/).pop()).join(',') : 'none');
+  const inet6 = fs.existsSync('/proc/net/if_inet6') ? fs.readFileSync('/proc/net/if_inet6', 'utf8').trim() : '';
+  out('ipv6', inet6 ? inet6.split('\n').map((l) => l.trim().split(/\s+/).pop()).join(',') : 'none');
 })();
 `;
   // The secret is joined from two halves at run time: the prompt (and so the session transcript under ~) must

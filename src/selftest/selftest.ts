@@ -153,7 +153,7 @@ export function judgeNetwork(
   return [
     fact('the API key is nowhere in the container', (f) => [f.secret_in_env === '0' && f.secret_in_proc === '0' && f.secret_in_home === '0', `env ${f.secret_in_env ?? '?'}, /proc ${f.secret_in_proc ?? '?'}, files under ~ ${f.secret_in_home ?? '?'}`]),
     fact('DNS does not resolve', (f) => [f.dns?.startsWith('failed') === true, f.dns ?? '?']),
-    fact('only loopback, no IPv6 route', (f) => [f.interfaces === 'lo' && (f.ipv6 === 'none' || f.ipv6 === 'lo' || f.ipv6 === ''), `interfaces ${f.interfaces ?? '?'}; IPv6 ${f.ipv6 ?? '?'}`]),
+    fact('only loopback, no IPv6 route', (f) => [f.interfaces === 'lo' && (f.ipv6 === 'none' || f.ipv6 === 'lo'), `interfaces ${f.interfaces ?? '?'}; IPv6 ${f.ipv6 ?? '?'}`]),
     fact('allowlisted host reachable through the gateway', (f) => [f.allowed_via_proxy === 'reached', `${seen.allowed.host}:${seen.allowed.port}: ${f.allowed_via_proxy ?? '?'}`]),
     fact('other hosts refused, with the policy reason', (f) => [f.denied_via_proxy === '403:policy', `${refused}: ${f.denied_via_proxy ?? '?'}`]),
     fact('no direct connection, even to an allowed host', (f) => [f.direct_allowed?.startsWith('failed') === true, f.direct_allowed ?? '?']),

@@ -6,8 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseProbe, probeScript } from '../../src/selftest/probe.js';
-import { judge } from '../../src/selftest/selftest.js';
-import { TEST_AGENT_IMAGE } from '../helpers/dispatch-fixture.js';
+import { judge, judgeNetwork } from '../../src/selftest/selftest.js';
+import { TEST_AGENT_IMAGE, TEST_GATEWAY_IMAGE } from '../helpers/dispatch-fixture.js';
 import { cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
@@ -17,7 +17,7 @@ function selftest(...args: string[]) {
   const run = spawnSync(process.execPath, [CLI, 'selftest', ...args], {
     encoding: 'utf8',
     timeout: 120_000,
-    env: { ...process.env, AGENT_DISPATCH_CONTAINER_LABELS: `${TEST_LABEL}=${runId}`, ANTHROPIC_AUTH_TOKEN: 'users-real-token', CLAUDE_CODE_OAUTH_TOKEN: 'users-real-oauth' },
+    env: { ...process.env, AGENT_DISPATCH_CONTAINER_LABELS: `${TEST_LABEL}=${runId}`, AGENT_DISPATCH_GATEWAY_IMAGE: TEST_GATEWAY_IMAGE, ANTHROPIC_AUTH_TOKEN: 'users-real-token', CLAUDE_CODE_OAUTH_TOKEN: 'users-real-oauth' },
   });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }
@@ -32,7 +32,10 @@ describe.skipIf(skipDocker)('agent-dispatch selftest on this machine', () => {
     expect(run.status, run.stderr + run.stdout).toBe(0);
     const report = JSON.parse(run.stdout) as { ok: boolean; checks: { name: string; ok: boolean }[] };
     expect(report.ok).toBe(true);
-    expect(report.checks.map((c) => c.name)).toEqual(expect.arrayContaining(['repo is read-only', 'not root', 'no capabilities', "server's secret not in the environment"]));
+    expect(report.checks.map((c) => c.name)).toEqual(
+      expect.arrayContaining(['repo is read-only', 'not root', 'no capabilities', "server's secret not in the environment", 'the API key is nowhere in the container', 'DNS does not resolve', 'host services on 0.0.0.0 unreachable']),
+    );
+    expect(report.checks).toHaveLength(21);
     const docker = dockerClient();
     expect(await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=${runId}`] } })).toEqual([]);
     expect((await docker.listVolumes({ filters: { label: [`${TEST_LABEL}=${runId}`] } })).Volumes ?? []).toEqual([]);
@@ -85,5 +88,36 @@ describe('selftest judging', () => {
   it('the probe script quotes paths so a repo name cannot inject shell', () => {
     const script = probeScript({ repo: "/tmp/x'; rm -rf /; '", canary: 'c', hostPaths: [] });
     expect(script).toContain(`'/tmp/x'\\''; rm -rf /; '\\'''`);
+  });
+});
+
+describe('selftest judging of the network', () => {
+  const good = parseProbe(
+    ['secret_in_env=0', 'secret_in_proc=0', 'secret_in_home=0', 'dns=failed:EAI_AGAIN', 'allowed_via_proxy=reached', 'denied_via_proxy=403:policy', 'direct_allowed=failed:ENETUNREACH', 'host_service=failed:ENETUNREACH', 'interfaces=lo', 'ipv6=none'].join('\n'),
+  );
+  const seen = { allowed: { host: '172.17.0.1', port: 1000 }, hostService: { host: '172.17.0.1', port: 2000 }, gatewaysLeft: 0 };
+  const ok = { agent: 'a', success: true, result: '', egress: { allowed: 3, denied: 1, denied_hosts: ['172.17.0.1:2000'] } };
+
+  it('a sound gateway passes every check', () => {
+    expect(judgeNetwork(ok, good, seen).filter((c) => !c.ok)).toEqual([]);
+  });
+
+  it.each([
+    ['the API key is nowhere in the container', { secret_in_home: '1' }],
+    ['DNS does not resolve', { dns: 'resolved:93.184.216.34' }],
+    ['only loopback, no IPv6 route', { interfaces: 'lo,eth0' }],
+    ['only loopback, no IPv6 route', { ipv6: 'lo,eth0' }],
+    ['allowlisted host reachable through the gateway', { allowed_via_proxy: 'failed:502' }],
+    ['other hosts refused, with the policy reason', { denied_via_proxy: '200:other' }],
+    ['other hosts refused, with the policy reason', { denied_via_proxy: '403:other' }],
+    ['no direct connection, even to an allowed host', { direct_allowed: 'connected' }],
+    ['host services on 0.0.0.0 unreachable', { host_service: 'connected' }],
+  ])('a gateway that breaks "%s" fails exactly that check', (name, broken) => {
+    expect(judgeNetwork(ok, { ...good, ...broken }, seen).filter((c) => !c.ok).map((c) => c.name)).toEqual([name]);
+  });
+
+  it('no refusal in the egress summary, or a gateway left running, fail their checks', () => {
+    expect(judgeNetwork({ ...ok, egress: { allowed: 3, denied: 0, denied_hosts: [] } }, good, seen).filter((c) => !c.ok).map((c) => c.name)).toEqual(['the gateway reported the refusal']);
+    expect(judgeNetwork(ok, good, { ...seen, gatewaysLeft: 1 }).filter((c) => !c.ok).map((c) => c.name)).toEqual(['gateway removed at shutdown']);
   });
 });

@@ -87,6 +87,7 @@ describe.skipIf(skipDocker)('egress gateway with the real claude binary', () => 
     expect(fromGateway.every((r) => r.apiKey === fx.apiKey)).toBe(true);
     expect(facts).toMatchObject({ secret_in_env: '0', secret_in_proc: '0', secret_in_home: '0', interfaces: 'lo' });
     expect(facts['dns']).toMatch(/^failed/);
+    expect(['none', 'lo']).toContain(facts['ipv6']);
     expect(facts['allowed_via_proxy']).toBe('reached');
     expect(facts['denied_via_proxy']).toBe('403:policy');
     expect(facts['direct_allowed']).toMatch(/^failed/);

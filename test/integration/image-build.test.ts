@@ -208,15 +208,25 @@ describe.skipIf(skipDocker)('agent image build (images/agent through dockerode)'
 
     it('success: progress on stderr, one result line on stdout, exit 0', { timeout: BUILD_TIMEOUT }, async () => {
       const t = tag('cli');
-      const r = await cli(['image', 'build', '--claude-binary', fakeClaude, '--tag', t, '--label', `${TEST_LABEL}=${runId}`]);
+      const r = await cli(['image', 'build', 'agent', '--claude-binary', fakeClaude, '--tag', t, '--label', `${TEST_LABEL}=${runId}`]);
       expect(r.stderr).toMatch(/^Step 1\/\d+ : ARG BASE=/m);
       expect(r.stdout).toMatch(new RegExp(`^Built ${t} \\([0-9a-f]{12}, Claude Code ${DEFAULT_CLAUDE_VERSION.replace(/\./g, '\\.')}\\) in \\d+\\.\\ds\\n$`));
       expect(r.code).toBe(0);
       expect((await docker.getImage(t).inspect()).Config.Labels?.[TEST_LABEL]).toBe(runId);
     });
 
+    it('gateway: builds the gateway image alone, labelled with its protocol, running as its own non-root user', { timeout: BUILD_TIMEOUT }, async () => {
+      const t = tag('cli-gateway');
+      const r = await cli(['image', 'build', 'gateway', '-q', '--gateway-tag', t, '--label', `${TEST_LABEL}=${runId}`]);
+      expect(r.stdout).toMatch(new RegExp(`^Built ${t} \\([0-9a-f]{12}\\) in \\d+\\.\\ds\\n$`));
+      expect(r.code).toBe(0);
+      const info = await docker.getImage(t).inspect();
+      expect(info.Config.Labels).toMatchObject({ [TEST_LABEL]: runId, 'agent-dispatch.gateway-protocol': '1' });
+      expect(info.Config.User).toBe('10001:10001');
+    });
+
     it('a failing step: exit 1, the step output and a hint on stderr, nothing on stdout', { timeout: BUILD_TIMEOUT }, async () => {
-      const r = await cli(['image', 'build', '-q', '--base', BUSYBOX_IMAGE, '--claude-binary', fakeClaude, '--tag', tag('cli-fail'), '--label', `${TEST_LABEL}=${runId}`]);
+      const r = await cli(['image', 'build', 'agent', '-q', '--base', BUSYBOX_IMAGE, '--claude-binary', fakeClaude, '--tag', tag('cli-fail'), '--label', `${TEST_LABEL}=${runId}`]);
       expect(r.code).toBe(1);
       expect(r.stdout).toBe('');
       expect(r.stderr).toMatch(/^Error: The build of \S+ failed at Step \d+\/\d+ : RUN /m);
@@ -225,17 +235,18 @@ describe.skipIf(skipDocker)('agent image build (images/agent through dockerode)'
     });
 
     it('a missing base: exit 3; a missing binary: exit 1; no engine: exit 3; no subcommand: exit 2', { timeout: 60_000 }, async () => {
-      const noBase = await cli(['image', 'build', '--base', `agent-dispatch-test/no-such-base:${runId}`, '--claude-binary', fakeClaude, '--tag', tag('cli-no-base')]);
+      const noBase = await cli(['image', 'build', 'agent', '--base', `agent-dispatch-test/no-such-base:${runId}`, '--claude-binary', fakeClaude, '--tag', tag('cli-no-base')]);
       expect(noBase.code).toBe(3);
       expect(noBase.stderr).toContain('is not present locally (agent-dispatch never pulls images)');
       expect(noBase.stderr).toContain('bash scripts/base-images.sh');
-      const noBinary = await cli(['image', 'build', '--claude-binary', join(root, 'nope'), '--tag', tag('cli-no-binary')]);
+      const noBinary = await cli(['image', 'build', 'agent', '--claude-binary', join(root, 'nope'), '--tag', tag('cli-no-binary')]);
       expect(noBinary.code).toBe(1);
       expect(noBinary.stderr).toContain('does not exist');
-      const noEngine = await cli(['image', 'build', '--claude-binary', fakeClaude], { DOCKER_HOST: `unix://${join(root, 'no.sock')}` });
+      const noEngine = await cli(['image', 'build', 'agent', '--claude-binary', fakeClaude], { DOCKER_HOST: `unix://${join(root, 'no.sock')}` });
       expect(noEngine.code).toBe(3);
       expect(noEngine.stderr).toContain('Docker engine not reachable');
       expect((await cli(['image'])).code).toBe(2);
+      expect((await cli(['image', 'build', 'everything'])).code).toBe(2);
     });
   });
 });

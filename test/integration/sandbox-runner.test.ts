@@ -33,7 +33,8 @@ describe.skipIf(skipDocker)('sandbox runner on a real engine', () => {
       agentName: `itest-${runId}-${suffix}`,
       agent: agentSchema.parse({ directory: root }),
       settings: settingsSchema.parse({}),
-      policy: repoOwner ? { ...loaded.policy, repo: 'rw' } : loaded.policy,
+      // The runner itself, without the egress gateway (test/integration/egress-gateway.test.ts covers that path).
+      policy: { ...loaded.policy, network: { mode: 'open', allow: [] }, credentials: 'env', ...(repoOwner ? { repo: 'rw' as const } : {}) },
       policyRef: 'default',
       policyHash: loaded.hash,
       hostEnv: {},
@@ -102,6 +103,24 @@ describe.skipIf(skipDocker)('sandbox runner on a real engine', () => {
       hint: expect.stringContaining('agent-dispatch image build'),
     });
     expect(await containersOf('job-noimage')).toBe(0);
+  }, TIMEOUT);
+
+  it('a spec routed through the gateway but given no allowlist is refused before anything is created', async () => {
+    const loaded = loadPolicy('default', join(root, 'no-user-policies'));
+    if (loaded.kind !== 'ok') throw new Error('preset default did not load');
+    const gated = compileSandbox({
+      agentName: `itest-${runId}-gated`,
+      agent: agentSchema.parse({ directory: root }),
+      settings: settingsSchema.parse({}),
+      policy: loaded.policy,
+      policyRef: 'default',
+      policyHash: loaded.hash,
+      hostEnv: {},
+      depth: 0,
+    });
+    const req = request(['true'], { job: 'job-gated' });
+    await expect(runner.run({ ...req, spec: { ...gated.container, Image: NODE_IMAGE } })).rejects.toMatchObject({ code: 'SANDBOX_FAILED', message: expect.stringContaining('no allowlist') });
+    expect(await containersOf('job-gated')).toBe(0);
   }, TIMEOUT);
 
   it('a container the engine refuses to create is SANDBOX_FAILED and nothing is left', async () => {

@@ -1,9 +1,11 @@
-import { buildAgentImage, DEFAULT_AGENT_IMAGE, DEFAULT_BASE_IMAGE, DEFAULT_CLAUDE_VERSION } from '../../sandbox/image.js';
 import { buildGatewayImage, DEFAULT_GATEWAY_IMAGE } from '../../sandbox/gateway-image.js';
-import { list, parse, str, UsageError } from '../args.js';
+import { buildAgentImage, DEFAULT_AGENT_IMAGE, DEFAULT_BASE_IMAGE, DEFAULT_CLAUDE_VERSION } from '../../sandbox/image.js';
+import { list, parse, str, UsageError, type Parsed } from '../args.js';
 import { err, out, style } from '../output.js';
 
-const BUILD_USAGE = '[--base IMAGE] [--claude-binary PATH] [--claude-version V] [--tag T] [--gateway-tag T] [--label K=V]... [--no-cache] [--quiet]';
+const BUILD_USAGE =
+  '[agent|gateway] [--base IMAGE] [--claude-binary PATH] [--claude-version V] [--tag T] [--gateway-tag T] [--label K=V]... [--no-cache] [--quiet]';
+const TARGETS = ['agent', 'gateway'] as const;
 
 export async function imageCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -11,7 +13,7 @@ export async function imageCommand(argv: string[]): Promise<number> {
   throw new UsageError(`usage: agent-dispatch image build ${BUILD_USAGE}`);
 }
 
-/** Build the agent image from a local base; progress on stderr, the result on stdout. */
+/** Build the agent and the egress gateway image (or the one named) from a local base; progress on stderr, results on stdout. */
 async function imageBuild(argv: string[]): Promise<number> {
   const p = parse(
     'image build',
@@ -26,46 +28,72 @@ async function imageBuild(argv: string[]): Promise<number> {
       'no-cache': { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
     },
-    { min: 0, max: 0, names: BUILD_USAGE },
+    { min: 0, max: 1, names: BUILD_USAGE },
   );
+  const target = p.positionals[0];
+  if (target !== undefined && !(TARGETS as readonly string[]).includes(target)) throw new UsageError(`usage: agent-dispatch image build ${BUILD_USAGE}`);
+  const common = {
+    base: str(p, 'base') ?? DEFAULT_BASE_IMAGE,
+    labels: labelsOf(p),
+    noCache: p.values['no-cache'] === true,
+    quiet: p.values['quiet'] === true,
+  };
+  if (target !== 'gateway') await buildAgent(p, common);
+  if (target !== 'agent') await buildGateway(str(p, 'gateway-tag') ?? DEFAULT_GATEWAY_IMAGE, common);
+  return 0;
+}
+
+interface Common {
+  base: string;
+  labels: Record<string, string>;
+  noCache: boolean;
+  quiet: boolean;
+}
+
+async function buildAgent(p: Parsed, common: Common): Promise<void> {
+  const tag = str(p, 'tag') ?? DEFAULT_AGENT_IMAGE;
+  const claudeBinary = str(p, 'claude-binary');
+  const claudeVersion = str(p, 'claude-version');
+  if (!common.quiet) {
+    const source = claudeBinary ? `claude binary ${claudeBinary}` : `@anthropic-ai/claude-code@${claudeVersion ?? DEFAULT_CLAUDE_VERSION} from npm`;
+    err(style.bold(`Building ${tag} from ${common.base} with ${source}`, process.stderr));
+  }
+  const started = Date.now();
+  const built = await buildAgentImage({
+    base: common.base,
+    tag,
+    labels: common.labels,
+    noCache: common.noCache,
+    ...(claudeBinary !== undefined ? { claudeBinary } : {}),
+    ...(claudeVersion !== undefined ? { claudeVersion } : {}),
+    ...progress(common),
+  });
+  out(`Built ${built.tag} (${shortId(built.imageId)}, Claude Code ${built.claudeVersion}) in ${seconds(started)}s`);
+}
+
+async function buildGateway(tag: string, common: Common): Promise<void> {
+  if (!common.quiet) err(style.bold(`Building the egress gateway image ${tag} from ${common.base}`, process.stderr));
+  const started = Date.now();
+  const built = await buildGatewayImage({ base: common.base, tag, labels: common.labels, noCache: common.noCache, ...progress(common) });
+  out(`Built ${built.tag} (${shortId(built.imageId)}) in ${seconds(started)}s`);
+}
+
+function labelsOf(p: Parsed): Record<string, string> {
   const labels: Record<string, string> = {};
   for (const label of list(p, 'label')) {
     const eq = label.indexOf('=');
     if (eq <= 0) throw new UsageError(`--label must be KEY=VALUE (got '${label}')`);
     labels[label.slice(0, eq)] = label.slice(eq + 1);
   }
-  const base = str(p, 'base') ?? DEFAULT_BASE_IMAGE;
-  const tag = str(p, 'tag') ?? DEFAULT_AGENT_IMAGE;
-  const claudeBinary = str(p, 'claude-binary');
-  const quiet = p.values['quiet'] === true;
-  if (!quiet) {
-    const source = claudeBinary ? `claude binary ${claudeBinary}` : `@anthropic-ai/claude-code@${str(p, 'claude-version') ?? DEFAULT_CLAUDE_VERSION} from npm`;
-    err(style.bold(`Building ${tag} from ${base} with ${source}`, process.stderr));
-  }
-  const started = Date.now();
-  const built = await buildAgentImage({
-    base,
-    tag,
-    labels,
-    noCache: p.values['no-cache'] === true,
-    ...(claudeBinary !== undefined ? { claudeBinary } : {}),
-    ...(str(p, 'claude-version') !== undefined ? { claudeVersion: str(p, 'claude-version')! } : {}),
-    ...(quiet ? {} : { onProgress: (line: string) => err(line) }),
-  });
-  const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  out(`Built ${built.tag} (${shortId(built.imageId)}, Claude Code ${built.claudeVersion}) in ${seconds}s`);
-  const gatewayTag = str(p, 'gateway-tag') ?? DEFAULT_GATEWAY_IMAGE;
-  if (!quiet) err(style.bold(`Building the egress gateway image ${gatewayTag} from ${base}`, process.stderr));
-  const gatewayStarted = Date.now();
-  const gateway = await buildGatewayImage({
-    base,
-    tag: gatewayTag,
-    labels,
-    noCache: p.values['no-cache'] === true,
-    ...(quiet ? {} : { onProgress: (line: string) => err(line) }),
-  });
-  out(`Built ${gateway.tag} (${shortId(gateway.imageId)}) in ${((Date.now() - gatewayStarted) / 1000).toFixed(1)}s`);
-  return 0;
+  return labels;
+}
+
+function progress(common: Common): { onProgress?: (line: string) => void } {
+  return common.quiet ? {} : { onProgress: (line: string) => err(line) };
+}
+
+function seconds(started: number): string {
+  return ((Date.now() - started) / 1000).toFixed(1);
 }
 
 function shortId(id: string): string {
