@@ -11,10 +11,20 @@ export interface EngineInfo {
 export interface Engine {
   info(): Promise<EngineInfo>;
   imageExists(image: string): Promise<boolean>;
+  /** The image's labels, or undefined when it is not present. */
+  imageLabels(image: string): Promise<Record<string, string> | undefined>;
 }
 
 export function createEngine(options: Docker.DockerOptions = {}): Engine {
   const docker = new Docker(options);
+  const imageLabels = async (image: string): Promise<Record<string, string> | undefined> => {
+    try {
+      return (await docker.getImage(image).inspect()).Config?.Labels ?? {};
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+      throw new AppError('DOCKER_UNAVAILABLE', `Could not inspect image ${image}: ${describeError(error)}`, { cause: error });
+    }
+  };
   return {
     async info() {
       try {
@@ -24,14 +34,9 @@ export function createEngine(options: Docker.DockerOptions = {}): Engine {
         throw engineUnreachable(error);
       }
     },
+    imageLabels,
     async imageExists(image) {
-      try {
-        await docker.getImage(image).inspect();
-        return true;
-      } catch (error) {
-        if ((error as { statusCode?: number }).statusCode === 404) return false;
-        throw new AppError('DOCKER_UNAVAILABLE', `Could not inspect image ${image}: ${describeError(error)}`, { cause: error });
-      }
+      return (await imageLabels(image)) !== undefined;
     },
   };
 }

@@ -1,8 +1,10 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { doctorCommand } from '../../src/cli/commands/doctor.js';
 import { AppError } from '../../src/errors.js';
+import { GATEWAY_PROTOCOL } from '../../src/gateway/protocol.js';
+import { GATEWAY_PROTOCOL_LABEL } from '../../src/sandbox/gateway-image.js';
 import { createEngine, type Engine } from '../../src/sandbox/engine.js';
 import { dockerAvailable } from '../helpers/docker.js';
 import { capture, cp1251Config, fakeAgentDispatch, fakeClaude, run, setupEnv, STACK_LINE, type Env } from './cli-harness.js';
@@ -25,7 +27,11 @@ function fakeEngine(options: { down?: boolean; images?: string[] } = {}): Engine
     },
     async imageExists(image) {
       asked.push(image);
-      return (options.images ?? ['agent-dispatch/agent:latest']).includes(image);
+      return (options.images ?? ['agent-dispatch/agent:latest', 'agent-dispatch/gateway:latest']).includes(image);
+    },
+    async imageLabels(image) {
+      const labels: Record<string, string> = image.includes('gateway') ? { [GATEWAY_PROTOCOL_LABEL]: String(GATEWAY_PROTOCOL) } : {};
+      return (await this.imageExists(image)) ? labels : undefined;
     },
   };
 }
@@ -34,10 +40,13 @@ let env: Env;
 
 beforeEach(() => {
   env = setupEnv();
+  // The gateway check looks for the credential the gateway would add (a shell without one gets a warning).
+  vi.stubEnv('ANTHROPIC_API_KEY', 'sk-doctor-test');
 });
 
 afterEach(() => {
   env.cleanup();
+  vi.unstubAllEnvs();
 });
 
 function doctor(engine: Engine = fakeEngine()) {
@@ -225,6 +234,19 @@ describe('doctor (TestDoctor)', () => {
     expect(two.stdout).toContain('2 issues, 0 warnings');
   });
 
+  it('egress gateway: the credential it would add and its image are checked', async () => {
+    healthy();
+    const ok = await doctor();
+    expect(ok.stdout).toContain('[OK] The gateway will add ANTHROPIC_API_KEY from this environment');
+    expect(ok.stdout).toContain('[OK] agent-dispatch/gateway:latest present (protocol 1)');
+    vi.stubEnv('ANTHROPIC_API_KEY', '');
+    const noKey = await doctor(fakeEngine({ images: ['agent-dispatch/agent:latest'] }));
+    expect(noKey.stdout).toContain('[WARN] No Anthropic credential in this environment for the gateway to add (dispatches to api fail without one)');
+    expect(noKey.stdout).toContain('[FAIL] agent-dispatch/gateway:latest is not present locally');
+    expect(noKey.stdout).toContain('agent-dispatch image build');
+    expect(noKey.code).toBe(1);
+  });
+
   it('Docker unreachable: FAIL, images skipped, non-zero exit', async () => {
     healthy();
     const engine = fakeEngine({ down: true });
@@ -238,7 +260,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('an agent image that is not present locally: FAIL', async () => {
     healthy();
-    const r = await doctor(fakeEngine({ images: [] }));
+    const r = await doctor(fakeEngine({ images: ['agent-dispatch/gateway:latest'] }));
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('[FAIL] agent-dispatch/agent:latest is not present locally (agent-dispatch never pulls images)');
     expect(r.stdout).toContain('1 issue, 0 warnings');
@@ -256,7 +278,8 @@ describe('doctor (TestDoctor)', () => {
     const engine = fakeEngine();
     const r = await doctor(engine);
     expect(r.code).toBe(0);
-    expect(engine.asked).toEqual(['agent-dispatch/agent:latest']);
+    // the agent image once for the three agents, and the gateway image once
+    expect(engine.asked).toEqual(['agent-dispatch/agent:latest', 'agent-dispatch/gateway:latest']);
   });
 
   it('an agent whose policy ref is not a usable policy: FAIL', async () => {

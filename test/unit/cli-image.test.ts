@@ -141,7 +141,7 @@ describe('pins and hints', () => {
     fakeClaude(env.binDir, { mcpList: 'agent-dispatch: /x/agent-dispatch serve - ✔ Connected\n' });
     fakeAgentDispatch(env.binDir);
     env.writeConfig({ agents: { api: { directory: env.project('api') } } });
-    const engine: Engine = { info: async () => ({ version: '27.0.0', apiVersion: '1.46' }), imageExists: async () => false };
+    const engine: Engine = { info: async () => ({ version: '27.0.0', apiVersion: '1.46' }), imageExists: async () => false, imageLabels: async () => undefined };
     const r = await capture(() => doctorCommand([], engine));
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('[FAIL] agent-dispatch/agent:latest is not present locally (agent-dispatch never pulls images)');

@@ -7,6 +7,9 @@ import { unknownGroupMembers, type DispatchConfig } from '../../config/schema.js
 import { resolveAgentPolicy } from '../../policy/resolve.js';
 import { directoryHealth } from '../../project/detect.js';
 import { createEngine, type Engine } from '../../sandbox/engine.js';
+import { GATEWAY_PROTOCOL } from '../../gateway/protocol.js';
+import { serverCredentialName } from '../../policy/schema.js';
+import { gatewayBuildHint, gatewayImage, GATEWAY_PROTOCOL_LABEL } from '../../sandbox/gateway-image.js';
 import { imageBuildHint } from '../../sandbox/image.js';
 import { describeError } from '../../errors.js';
 import { parse } from '../args.js';
@@ -75,9 +78,10 @@ export async function doctorCommand(argv: string[], engine: Engine = createEngin
 
   r.section('Agents');
   const images = new Set<string>();
+  const gated: string[] = [];
   if (!config) r.line('WARN', 'Skipped (no usable config)');
   else if (Object.keys(config.agents).length === 0) r.line('WARN', 'No agents configured. Add one: agent-dispatch add <name> <directory>');
-  else for (const name of Object.keys(config.agents)) checkAgent(r, config, name, images);
+  else for (const name of Object.keys(config.agents)) checkAgent(r, config, name, images, gated);
 
   r.section('Agent images');
   if (!engineUp) r.line('WARN', 'Skipped (Docker engine not reachable)');
@@ -90,6 +94,9 @@ export async function doctorCommand(argv: string[], engine: Engine = createEngin
       r.line('FAIL', describeError(error));
     }
   }
+
+  r.section('Egress gateway');
+  await checkGateway(r, engine, engineUp, gated);
 
   r.section('Groups');
   if (config) checkGroups(r, config);
@@ -113,7 +120,28 @@ function checkRegistration(r: Report, claude: string): void {
   }
 }
 
-function checkAgent(r: Report, config: DispatchConfig, name: string, images: Set<string>): void {
+/** Agents whose policy routes through the gateway need its image and a credential for it to add. */
+async function checkGateway(r: Report, engine: Engine, engineUp: boolean, gated: string[]): Promise<void> {
+  if (gated.length === 0) return r.line('OK', 'No agent routes through the gateway (network.mode: open everywhere)');
+  const credential = serverCredentialName(process.env);
+  if (credential) r.line('OK', `The gateway will add ${credential} from this environment to ${plural(gated.length, 'agent')}'s API requests`);
+  else {
+    // A warning: the MCP server's environment (claude mcp add -e ...) may hold what this shell does not.
+    r.line('WARN', `No Anthropic credential in this environment for the gateway to add (dispatches to ${gated.join(', ')} fail without one)`, 'Set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN (claude setup-token) where the MCP server starts (claude mcp add ... -e NAME=value).');
+  }
+  if (!engineUp) return r.line('WARN', 'Gateway image not checked (Docker engine not reachable)');
+  const image = gatewayImage(process.env);
+  try {
+    const labels = await engine.imageLabels(image);
+    if (!labels) r.line('FAIL', `${image} is not present locally (agent-dispatch never pulls images)`, gatewayBuildHint(image));
+    else if (labels[GATEWAY_PROTOCOL_LABEL] !== String(GATEWAY_PROTOCOL)) r.line('FAIL', `${image} speaks gateway protocol ${labels[GATEWAY_PROTOCOL_LABEL] ?? 'none'}, this version ${GATEWAY_PROTOCOL}`, gatewayBuildHint(image));
+    else r.line('OK', `${image} present (protocol ${GATEWAY_PROTOCOL})`);
+  } catch (error) {
+    r.line('FAIL', describeError(error));
+  }
+}
+
+function checkAgent(r: Report, config: DispatchConfig, name: string, images: Set<string>, gated: string[]): void {
   const agent = config.agents[name]!;
   const health = directoryHealth(agent.directory);
   if (health === false) r.line('FAIL', `${name}: directory missing - ${agent.directory}`);
@@ -128,6 +156,7 @@ function checkAgent(r: Report, config: DispatchConfig, name: string, images: Set
   else if (errors.length > 0) r.line('FAIL', `${name}: policy '${agent.policy}' has ${plural(errors.length, 'error')}: ${errors.map((e) => e.code).join(', ')}`, `Run: agent-dispatch policy check --agent ${name}`);
   else r.line('OK', `${name}: policy '${agent.policy}' valid`);
   if (report.load.kind === 'ok') images.add(report.load.policy.image);
+  if (report.load.kind === 'ok' && report.load.policy.network.mode === 'gateway') gated.push(name);
 }
 
 function checkGroups(r: Report, config: DispatchConfig): void {
