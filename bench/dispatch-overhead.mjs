@@ -2,6 +2,8 @@
 // Measures the DESIGN §5 dispatch-overhead figure against the built code (run `npm run build` first):
 //   bare       the host claude binary as a subprocess (`claude -p --output-format stream-json --verbose`, prompt on stdin)
 //   sandboxed  the same task through DispatchService.dispatch (policy compile, session volume, hardened container)
+//   gateway    the same dispatch under a policy that routes through the egress gateway (network none, the
+//              in-container bridge, ping + canary + token registration per dispatch, credential injected)
 //   docker-run a bare `docker run` of the same image with the same hardened HostConfig (dockerode create/attach/
 //              start/wait/remove, no managed settings, no session-volume preparation), running the same argv
 // All three talk to the scripted fake model (no tokens, no internet), listening on the Docker bridge address.
@@ -9,7 +11,7 @@
 //          cold: sandboxed within 1.2x of a bare docker run of the same image.
 // Timings on shared machines are noisy: the three modes are interleaved in one run and ratios come from that run.
 //
-//   node bench/dispatch-overhead.mjs [--runs N] [--json] [--image NAME]
+//   node bench/dispatch-overhead.mjs [--runs N] [--json] [--image NAME] [--gateway-image NAME]
 //
 // Every container and volume it creates carries agent-dispatch.test=bench-<random> and is removed at the end
 // (also on failure or Ctrl-C), including the agent's session volume. Nothing is ever pulled.
@@ -40,7 +42,7 @@ const TASK = DIRECTIVE.reply('ok');
 const RUN_TIMEOUT_MS = 120_000;
 
 function parseArgs(argv) {
-  const out = { runs: 10, json: false, image: 'agent-dispatch/agent:test' };
+  const out = { runs: 10, json: false, image: 'agent-dispatch/agent:test', gatewayImage: 'agent-dispatch/gateway:test' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') out.json = true;
@@ -48,8 +50,9 @@ function parseArgs(argv) {
     else if (a.startsWith('--runs=')) out.runs = Number(a.slice(7));
     else if (a === '--image') out.image = argv[++i];
     else if (a.startsWith('--image=')) out.image = a.slice(8);
+    else if (a === '--gateway-image') out.gatewayImage = argv[++i];
     else if (a === '-h' || a === '--help') {
-      console.log('usage: node bench/dispatch-overhead.mjs [--runs N] [--json] [--image NAME]');
+      console.log('usage: node bench/dispatch-overhead.mjs [--runs N] [--json] [--image NAME] [--gateway-image NAME]');
       process.exit(0);
     } else throw new Error(`unknown argument: ${a}`);
   }
@@ -145,10 +148,10 @@ function runBare(prompt, repo) {
   });
 }
 
-/** (2) The full dispatch path. */
-async function runSandboxed(config) {
+/** (2) The full dispatch path (open network, or `name` behind the gateway). */
+async function runSandboxed(config, name = agent) {
   const t0 = performance.now();
-  const result = await service.dispatch(config, { agent, task: TASK });
+  const result = await service.dispatch(config, { agent: name, task: TASK });
   const elapsed = performance.now() - t0;
   if (!result.success || result.result !== 'ok') {
     throw new Error(`sandboxed dispatch failed (${result.error_type ?? '?'}): ${result.error ?? result.result} ${result.hint ?? ''}`);
@@ -209,7 +212,7 @@ async function main() {
   model = await startLocalModel(docker, opts.image);
   info(`fake model on ${model.url}; label ${TEST_LABEL}=${runId}; image ${opts.image}; ${opts.runs} run(s) per mode`);
 
-  const { repo, configPath, env } = await writeBenchInstall({ root, agent, image: opts.image, label: `${TEST_LABEL}=${runId}`, modelUrl: model.url, settings: {} });
+  const { repo, configPath, env } = await writeBenchInstall({ root, agent, image: opts.image, gatewayImage: opts.gatewayImage, label: `${TEST_LABEL}=${runId}`, modelUrl: model.url, settings: {} });
 
   const config = requireConfig(loadConfig(configPath));
   service = new DispatchService(env);
@@ -222,13 +225,15 @@ async function main() {
 
   // Warm-up, untimed for the figures: the first dispatch also creates and chowns the agent's session volume
   // (which the docker-run baseline then mounts too), and the first exec of each path warms the page cache.
-  const first = { sandboxed: await runSandboxed(config), docker_run: await runDocker(spec, prompt), bare: await runBare(prompt, repo) };
-  info(`warm-up: sandboxed ${ms(first.sandboxed)} ms (creates the session volume), docker-run ${ms(first.docker_run)} ms, bare ${ms(first.bare)} ms`);
+  // The gateway agent's first dispatch also starts its gateway container (reused by the timed runs).
+  const first = { sandboxed: await runSandboxed(config), gateway: await runSandboxed(config, `${agent}-gw`), docker_run: await runDocker(spec, prompt), bare: await runBare(prompt, repo) };
+  info(`warm-up: sandboxed ${ms(first.sandboxed)} ms (creates the session volume), gateway ${ms(first.gateway)} ms (starts the gateway), docker-run ${ms(first.docker_run)} ms, bare ${ms(first.bare)} ms`);
 
-  const times = { bare: [], sandboxed: [], docker_run: [] };
+  const times = { bare: [], sandboxed: [], gateway: [], docker_run: [] };
   const modes = {
     bare: () => runBare(prompt, repo),
     sandboxed: () => runSandboxed(config),
+    gateway: () => runSandboxed(config, `${agent}-gw`),
     docker_run: () => runDocker(spec, prompt),
   };
   const order = Object.keys(modes);
@@ -242,7 +247,7 @@ async function main() {
     info(`round ${i + 1}/${opts.runs}: ${order.map((m) => `${m} ${ms(times[m].at(-1))}`).join(', ')}`);
   }
 
-  const s = { bare: stats(times.bare), sandboxed: stats(times.sandboxed), docker_run: stats(times.docker_run) };
+  const s = { bare: stats(times.bare), sandboxed: stats(times.sandboxed), gateway: stats(times.gateway), docker_run: stats(times.docker_run) };
   const pairedOverhead = stats(times.sandboxed.map((t, i) => t - times.bare[i]));
   const summary = {
     runs: opts.runs,
@@ -250,7 +255,10 @@ async function main() {
     note: 'cold containers (no warm pool yet); p95 over few runs is close to the max',
     bare_ms: round(s.bare),
     sandboxed_ms: round(s.sandboxed),
+    gateway_ms: round(s.gateway),
     docker_run_ms: round(s.docker_run),
+    gateway_over_open_paired_ms: round(stats(times.gateway.map((t, i) => t - times.sandboxed[i]))),
+    gateway_over_docker_run: { p50: ratio(s.gateway.p50, s.docker_run.p50), p95: ratio(s.gateway.p95, s.docker_run.p95) },
     overhead_ms: { p50: ms(s.sandboxed.p50 - s.bare.p50), p95: ms(s.sandboxed.p95 - s.bare.p95) },
     overhead_paired_ms: round(pairedOverhead),
     sandboxed_over_docker_run: { p50: ratio(s.sandboxed.p50, s.docker_run.p50), p95: ratio(s.sandboxed.p95, s.docker_run.p95) },
@@ -260,7 +268,7 @@ async function main() {
       cold_within_1_2x_docker_run: s.sandboxed.p50 / s.docker_run.p50 <= 1.2,
     },
     warmup_ms: round(first),
-    samples_ms: { bare: times.bare.map(ms), sandboxed: times.sandboxed.map(ms), docker_run: times.docker_run.map(ms) },
+    samples_ms: { bare: times.bare.map(ms), sandboxed: times.sandboxed.map(ms), gateway: times.gateway.map(ms), docker_run: times.docker_run.map(ms) },
   };
 
   if (opts.json) {
@@ -272,12 +280,15 @@ async function main() {
   console.log(row('', 'p50 ms', 'p95 ms'));
   console.log(row('bare claude -p (host subprocess)', ms(s.bare.p50), ms(s.bare.p95)));
   console.log(row('sandboxed (DispatchService)', ms(s.sandboxed.p50), ms(s.sandboxed.p95)));
+  console.log(row('sandboxed behind the gateway', ms(s.gateway.p50), ms(s.gateway.p95)));
   console.log(row('docker run (same image + flags)', ms(s.docker_run.p50), ms(s.docker_run.p95)));
   console.log(row('overhead (sandboxed - bare)', summary.overhead_ms.p50, summary.overhead_ms.p95));
   console.log(row('overhead, paired per round', summary.overhead_paired_ms.p50, summary.overhead_paired_ms.p95));
   console.log(row('sandboxed - docker run', ms(s.sandboxed.p50 - s.docker_run.p50), ms(s.sandboxed.p95 - s.docker_run.p95)));
   console.log(row('ratio sandboxed / docker run', summary.sandboxed_over_docker_run.p50, summary.sandboxed_over_docker_run.p95));
   console.log(row('ratio sandboxed / bare', summary.sandboxed_over_bare_p50, ''));
+  console.log(row('gateway - open, paired per round', summary.gateway_over_open_paired_ms.p50, summary.gateway_over_open_paired_ms.p95));
+  console.log(row('ratio gateway / docker run', summary.gateway_over_docker_run.p50, summary.gateway_over_docker_run.p95));
   console.log(
     `targets: cold within 1.2x of docker run: ${summary.targets.cold_within_1_2x_docker_run ? 'yes' : 'NO'} (p50 ratio ${summary.sandboxed_over_docker_run.p50}); warm pool p50 overhead < 100 ms: not measurable (no warm pool yet)`,
   );

@@ -80,25 +80,31 @@ export async function startLocalModel(docker, image) {
  * A throwaway installation under `root`: a repo, agents.yaml with one agent under an open-network policy for
  * `image`, and the environment a server needs (labels for cleanup, the scripted model as the API).
  */
-export async function writeBenchInstall({ root, agent, image, label, modelUrl, settings = {} }) {
+export async function writeBenchInstall({ root, agent, image, label, modelUrl, settings = {}, gatewayImage = 'agent-dispatch/gateway:test' }) {
   const { mkdirSync, writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
   const { stringify } = await import('yaml');
-  const { openNetworkPolicy } = await import('../dist/selftest/open-policy.js');
+  const { gatewayPolicy, openNetworkPolicy } = await import('../dist/selftest/open-policy.js');
   const repo = join(root, 'repo');
   mkdirSync(repo);
   writeFileSync(join(repo, 'README.md'), '# bench\n');
   const configDir = join(root, 'config');
   mkdirSync(join(configDir, 'policies'), { recursive: true });
-  writeFileSync(join(configDir, 'policies', 'open-bench.yaml'), stringify(openNetworkPolicy(image, { description: 'bench: open network until the egress gateway exists' })));
+  writeFileSync(join(configDir, 'policies', 'open-bench.yaml'), stringify(openNetworkPolicy(image, { description: 'bench: open network (the docker-run baseline has the same)' })));
+  writeFileSync(join(configDir, 'policies', 'gateway-bench.yaml'), stringify(gatewayPolicy(image, { description: 'bench: behind the egress gateway' })));
   const configPath = join(configDir, 'agents.yaml');
-  const config = { agents: { [agent]: { directory: repo, policy: 'open-bench', description: 'bench' } }, groups: {}, settings };
+  const agents = {
+    [agent]: { directory: repo, policy: 'open-bench', description: 'bench' },
+    [`${agent}-gw`]: { directory: repo, policy: 'gateway-bench', description: 'bench, behind the gateway' },
+  };
+  const config = { agents, groups: {}, settings };
   writeFileSync(configPath, stringify(config), { mode: 0o600 });
   const env = {
     PATH: process.env.PATH,
     HOME: root,
     AGENT_DISPATCH_CONFIG: configPath,
     AGENT_DISPATCH_CONTAINER_LABELS: label,
+    AGENT_DISPATCH_GATEWAY_IMAGE: gatewayImage,
     AGENT_DISPATCH_DEPTH: '0',
     ANTHROPIC_BASE_URL: modelUrl,
     ANTHROPIC_API_KEY: 'sk-bench-dummy',

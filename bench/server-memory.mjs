@@ -5,7 +5,9 @@
 // and samples the server's VmRSS from /proc/<pid>/status every 100 ms while they are in flight. A dockerode poller
 // counts the running dispatch containers alongside, so the peak can be tied to how many were really in flight.
 //
-//   node bench/server-memory.mjs [--dispatches N] [--hold-ms MS] [--json] [--image NAME] [--node-arg FLAG ...]
+//   node bench/server-memory.mjs [--dispatches N] [--hold-ms MS] [--json] [--image NAME] [--node-arg FLAG ...] [--gateway]
+//
+// --gateway dispatches to an agent whose policy routes through the egress gateway (one gateway container, reused).
 //
 // By default the server runs with the node flags `init` registers it with (SERVER_NODE_FLAGS); --node-arg
 // replaces them (repeatable), e.g. --node-arg=--max-semi-space-size=16 (node's default) to see how
@@ -44,7 +46,7 @@ const DOCKER_POLL_MS = 250;
 const CALL_TIMEOUT_MS = 300_000;
 
 function parseArgs(argv) {
-  const out = { dispatches: 10, holdMs: 15_000, json: false, image: 'agent-dispatch/agent:test', nodeArgs: undefined };
+  const out = { dispatches: 10, holdMs: 15_000, json: false, image: 'agent-dispatch/agent:test', nodeArgs: undefined, gateway: false };
   const num = (name, v) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1) throw new Error(`${name} needs a positive integer`);
@@ -53,6 +55,7 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') out.json = true;
+    else if (a === '--gateway') out.gateway = true;
     else if (a === '--dispatches') out.dispatches = num(a, argv[++i]);
     else if (a.startsWith('--dispatches=')) out.dispatches = num('--dispatches', a.slice(13));
     else if (a === '--hold-ms') out.holdMs = num(a, argv[++i]);
@@ -62,7 +65,7 @@ function parseArgs(argv) {
     else if (a === '--node-arg') (out.nodeArgs ??= []).push(argv[++i]);
     else if (a.startsWith('--node-arg=')) (out.nodeArgs ??= []).push(a.slice(11));
     else if (a === '-h' || a === '--help') {
-      console.log('usage: node bench/server-memory.mjs [--dispatches N] [--hold-ms MS] [--json] [--image NAME] [--node-arg FLAG ...]');
+      console.log('usage: node bench/server-memory.mjs [--dispatches N] [--hold-ms MS] [--json] [--image NAME] [--node-arg FLAG ...] [--gateway]');
       process.exit(0);
     } else throw new Error(`unknown argument: ${a}`);
   }
@@ -99,6 +102,8 @@ function procMemory(pid) {
 
 const runId = `bench-${randomBytes(4).toString('hex')}`;
 const agent = runId;
+/** --gateway: dispatch to the agent whose policy routes through the egress gateway (writeBenchInstall makes both). */
+const target = opts.gateway ? `${agent}-gw` : agent;
 const docker = new Docker(dockerOptions(process.env));
 const root = mkdtempSync(join(tmpdir(), 'ad-bench-memory-'));
 let model;
@@ -152,7 +157,7 @@ async function runningDispatches() {
 
 async function dispatch(task) {
   const t0 = performance.now();
-  const result = await client.callTool({ name: 'dispatch', arguments: { agent, task } }, CallToolResultSchema, {
+  const result = await client.callTool({ name: 'dispatch', arguments: { agent: target, task } }, CallToolResultSchema, {
     timeout: CALL_TIMEOUT_MS,
     maxTotalTimeout: CALL_TIMEOUT_MS,
   });
