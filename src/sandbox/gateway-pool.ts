@@ -72,7 +72,10 @@ export class GatewayPool {
     if (credential === undefined) {
       throw gatewayFailure(request.agent, 'the server has no Anthropic credential to add to the agent\'s API requests', 'Set ANTHROPIC_API_KEY, or CLAUDE_CODE_OAUTH_TOKEN (from claude setup-token), in the environment the MCP server starts with (claude mcp add ... -e NAME=value).');
     }
-    const entry = this.entry(request, credential);
+    const upstream = this.options.env['ANTHROPIC_BASE_URL'] || DEFAULT_UPSTREAM;
+    const unreachable = upstreamProblem(upstream);
+    if (unreachable) throw gatewayFailure(request.agent, unreachable, 'Point ANTHROPIC_BASE_URL of the MCP server at an address containers can reach (the Docker bridge address, e.g. http://172.17.0.1:PORT, with the service listening there), or unset it for the Anthropic API.');
+    const entry = this.entry(request, credential, upstream);
     let gateway: GatewayContainer;
     try {
       gateway = await entry.starting;
@@ -123,15 +126,15 @@ export class GatewayPool {
     );
   }
 
-  private entry(request: EgressRequest, credential: GatewayConfig['credential']): Entry {
+  private entry(request: EgressRequest, credential: GatewayConfig['credential'], upstream: string): Entry {
     const existing = this.gateways.get(request.volume);
     if (existing) return existing;
-    const entry: Entry = { starting: this.start(request, credential), leases: 0 };
+    const entry: Entry = { starting: this.start(request, credential, upstream), leases: 0 };
     this.gateways.set(request.volume, entry);
     return entry;
   }
 
-  private async start(request: EgressRequest, credential: GatewayConfig['credential']): Promise<GatewayContainer> {
+  private async start(request: EgressRequest, credential: GatewayConfig['credential'], upstream: string): Promise<GatewayContainer> {
     const { image } = this.options;
     await this.requireImage(image, request);
     const labels = { ...request.volumeLabels, ...this.options.extraLabels };
@@ -144,7 +147,7 @@ export class GatewayPool {
       image,
       volume: request.volume,
       labels: { ...labels, ...request.ownerLabels },
-      upstream: this.options.env['ANTHROPIC_BASE_URL'] || DEFAULT_UPSTREAM,
+      upstream,
       credential,
       stepMs: request.stepMs,
     });
@@ -191,6 +194,22 @@ export class GatewayPool {
     }, IDLE_MS);
     entry.idle.unref();
   }
+}
+
+/** Why the gateway container could not forward to `upstream`, or undefined. */
+export function upstreamProblem(upstream: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(upstream);
+  } catch {
+    return `the server's ANTHROPIC_BASE_URL (${upstream}) is not a URL`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `the server's ANTHROPIC_BASE_URL uses ${url.protocol}, not http or https`;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (host === 'localhost' || host.endsWith('.localhost') || /^127\./.test(host) || host === '::1' || host === '0.0.0.0') {
+    return `the server's ANTHROPIC_BASE_URL (${url.origin}) is this machine's loopback, which the gateway container cannot reach`;
+  }
+  return undefined;
 }
 
 /**
