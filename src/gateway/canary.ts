@@ -24,23 +24,24 @@ export interface CanaryGateway {
  */
 export class Canary {
   private target: Promise<Server> | undefined;
-  private readonly clients = new Set<Socket>();
 
   constructor(private readonly gateway: CanaryGateway) {}
 
   async run(): Promise<CanaryResult> {
     const token = `canary-${randomBytes(16).toString('hex')}`;
+    // Per run: canaries of concurrent dispatches share the gateway, and one finishing must not cut another's sockets.
+    const clients = new Set<Socket>();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<CanaryResult>((resolve) => {
       timer = setTimeout(() => resolve({ ok: false, detail: `the canary did not finish within ${CANARY_TIMEOUT_MS / 1000} s` }), CANARY_TIMEOUT_MS);
     });
     try {
-      return await Promise.race([this.check(token), timeout]);
+      return await Promise.race([this.check(token, clients), timeout]);
     } catch (err) {
       return { ok: false, detail: err instanceof Error ? err.message : String(err) };
     } finally {
       clearTimeout(timer);
-      for (const client of this.clients) client.destroy();
+      for (const client of clients) client.destroy();
       await this.gateway.release(token).catch(() => undefined);
     }
   }
@@ -49,14 +50,14 @@ export class Canary {
     void this.target?.then((server) => server.close()).catch(() => undefined);
   }
 
-  private async check(token: string): Promise<CanaryResult> {
+  private async check(token: string, clients: Set<Socket>): Promise<CanaryResult> {
     const port = await this.listen();
     this.gateway.register(token, [{ host: '127.0.0.1', port }]);
-    const allowed = await this.exchange(token, `127.0.0.1:${port}`, (text) => text.includes(ANSWER));
+    const allowed = await this.exchange(clients, token, `127.0.0.1:${port}`, (text) => text.includes(ANSWER));
     if (!/^HTTP\/1\.1 200 /.test(allowed) || !body(allowed).includes(ANSWER)) {
       return { ok: false, detail: `allowed destination 127.0.0.1:${port}: expected 200 then '${ANSWER}', got ${quote(allowed)}` };
     }
-    const denied = await this.exchange(token, `${CANARY_DENIED_HOST}:443`, () => false);
+    const denied = await this.exchange(clients, token, `${CANARY_DENIED_HOST}:443`, () => false);
     const refusal = new RegExp(`\\r\\n${REFUSAL_HEADER}: policy\\r\\n`, 'i');
     if (!/^HTTP\/1\.1 403 /.test(denied) || !refusal.test(head(denied))) {
       return { ok: false, detail: `denied destination ${CANARY_DENIED_HOST}:443: expected a 403 policy refusal, got ${quote(denied)}` };
@@ -80,15 +81,15 @@ export class Canary {
   }
 
   /** One client connection: token line, CONNECT, then read until `enough` or the gateway closes. */
-  private exchange(token: string, authority: string, enough: (text: string) => boolean): Promise<string> {
+  private exchange(clients: Set<Socket>, token: string, authority: string, enough: (text: string) => boolean): Promise<string> {
     const { socketPath } = this.gateway;
     return new Promise((resolve, reject) => {
       const socket = connect(socketPath);
-      this.clients.add(socket);
+      clients.add(socket);
       let text = '';
       const finish = (): void => {
         socket.destroy();
-        this.clients.delete(socket);
+        clients.delete(socket);
         resolve(text);
       };
       socket.on('connect', () => socket.write(`${TOKEN_PREFIX}${token}\nCONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`));
@@ -99,7 +100,7 @@ export class Canary {
       socket.on('end', finish);
       socket.on('close', finish);
       socket.on('error', (err) => {
-        this.clients.delete(socket);
+        clients.delete(socket);
         reject(new Error(`cannot use the gateway socket ${socketPath}: ${errorCode(err)}`));
       });
     });

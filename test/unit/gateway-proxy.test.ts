@@ -405,6 +405,11 @@ describe('listen and canary', () => {
     expect((await gw.proxy.canary()).ok).toBe(true);
   });
 
+  it('concurrent canaries (parallel dispatches of one agent) all pass: one finishing never cuts another', async () => {
+    const results = await Promise.all(Array.from({ length: 10 }, () => gw.proxy.canary()));
+    expect(results.map((r) => r.detail).filter((d, i) => !results[i]!.ok)).toEqual([]);
+  });
+
   it('the canary fails, precisely, once the socket file is gone', async () => {
     unlinkSync(gw.socketPath);
     const result = await gw.proxy.canary();
