@@ -70,7 +70,7 @@ export class GatewayPool {
     const hint = `Run agent-dispatch doctor; ${gatewayBuildHint(this.options.image)} if it is missing. The next dispatch starts a new gateway.`;
     const credential = gatewayCredential(this.options.env);
     if (credential === undefined) {
-      throw gatewayFailure(request.agent, 'the server has no Anthropic credential to add to the agent\'s API requests', 'Set ANTHROPIC_API_KEY, or CLAUDE_CODE_OAUTH_TOKEN (from claude setup-token), in the environment the MCP server starts with (claude mcp add ... -e NAME=value).');
+      throw gatewayFailure(request.agent, 'the server has no Anthropic credential to add to the agent\'s API requests', 'Set ANTHROPIC_API_KEY, or ANTHROPIC_AUTH_TOKEN / CLAUDE_CODE_OAUTH_TOKEN (from claude setup-token), in the environment the MCP server starts with (claude mcp add ... -e NAME=value).');
     }
     const upstream = this.options.env['ANTHROPIC_BASE_URL'] || DEFAULT_UPSTREAM;
     const unreachable = upstreamProblem(upstream);
@@ -205,6 +205,9 @@ export function upstreamProblem(upstream: string): string | undefined {
     return `the server's ANTHROPIC_BASE_URL (${upstream}) is not a URL`;
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return `the server's ANTHROPIC_BASE_URL uses ${url.protocol}, not http or https`;
+  if (url.username || url.password) {
+    return "the server's ANTHROPIC_BASE_URL has credentials in it (user:password@); put the proxy's credential in ANTHROPIC_AUTH_TOKEN or ANTHROPIC_API_KEY and drop it from the URL";
+  }
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (host === 'localhost' || host.endsWith('.localhost') || /^127\./.test(host) || host === '::1' || host === '0.0.0.0') {
     return `the server's ANTHROPIC_BASE_URL (${url.origin}) is this machine's loopback, which the gateway container cannot reach`;

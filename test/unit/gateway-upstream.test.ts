@@ -13,6 +13,11 @@ describe('the upstream the gateway forwards the Anthropic API to', () => {
     },
   );
 
+  it('refuses a URL with credentials in it, naming where they go instead', () => {
+    expect(upstreamProblem('https://user:secret@proxy.example.com')).toMatch(/credentials in it .*ANTHROPIC_AUTH_TOKEN/);
+    expect(upstreamProblem('https://user:secret@proxy.example.com')).not.toContain('secret');
+  });
+
   it('refuses what is not an http(s) URL', () => {
     expect(upstreamProblem('api.anthropic.com')).toMatch(/not a URL/);
     expect(upstreamProblem('ftp://api.anthropic.com')).toMatch(/uses ftp:/);

@@ -127,7 +127,7 @@ async function checkGateway(r: Report, engine: Engine, engineUp: boolean, gated:
   if (credential) r.line('OK', `The gateway will add ${credential} from this environment to ${plural(gated.length, 'agent')}'s API requests`);
   else {
     // A warning: the MCP server's environment (claude mcp add -e ...) may hold what this shell does not.
-    r.line('WARN', `No Anthropic credential in this environment for the gateway to add (dispatches to ${gated.join(', ')} fail without one)`, 'Set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN (claude setup-token) where the MCP server starts (claude mcp add ... -e NAME=value).');
+    r.line('WARN', `No Anthropic credential in this environment for the gateway to add (dispatches to ${gated.join(', ')} fail without one)`, 'Set ANTHROPIC_API_KEY, or ANTHROPIC_AUTH_TOKEN / CLAUDE_CODE_OAUTH_TOKEN (claude setup-token), where the MCP server starts (claude mcp add ... -e NAME=value).');
   }
   if (!engineUp) return r.line('WARN', 'Gateway image not checked (Docker engine not reachable)');
   const image = gatewayImage(process.env);
