@@ -4,7 +4,7 @@
  * exit, duration, cost). Values of environment variables are never recorded, nor headers, bodies or query
  * strings: the gateway reports hosts, ports, paths and byte counts only.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EgressDecision } from '../gateway/protocol.js';
 import type { DispatchResult } from './types.js';
@@ -59,6 +59,8 @@ export function appendAudit(stateDir: string, record: AuditRecord): void {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const fd = openSync(join(stateDir, AUDIT_FILE), 'a', 0o600);
   try {
+    // The mode only applies at creation: a file someone loosened is made private again.
+    if ((fstatSync(fd).mode & 0o077) !== 0) fchmodSync(fd, 0o600);
     // One write of the whole line: concurrent servers appending to the file never interleave within a record.
     writeSync(fd, `${JSON.stringify(record)}\n`);
   } finally {

@@ -4,7 +4,7 @@
  * runDispatch with a FAKE sandbox: one record per dispatch, refusals included, with variable names but never
  * their values. No Docker.
  */
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -120,6 +120,13 @@ describe('appendAudit', () => {
     writeFileSync(join(root, AUDIT_FILE), `${JSON.stringify(record('old'))}\n`, { mode: 0o600 });
     appendAudit(root, record('new'));
     expect(lines(root).map((r) => r.agent)).toEqual(['old', 'new']);
+  });
+
+  it('makes an existing file that was loosened private again', () => {
+    writeFileSync(join(root, AUDIT_FILE), '', { mode: 0o644 });
+    chmodSync(join(root, AUDIT_FILE), 0o644);
+    appendAudit(root, record('api'));
+    expect(statSync(join(root, AUDIT_FILE)).mode & 0o777).toBe(0o600);
   });
 
   it('throws when it cannot write (the caller logs it)', () => {
