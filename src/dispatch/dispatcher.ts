@@ -113,9 +113,11 @@ async function dispatchOnce(deps: DispatchDeps, request: DispatchRequest, job: s
   let ctx = plan.ctx;
   if (plan.freshSessionId && !hasResult(outcome) && isSessionFlagRejection(outcome.stderr)) {
     // An old claude that does not know --session-id: retry once without it (the original's self-heal).
+    const first = outcome;
     outcome = await run(undefined);
     if (!('stdoutLines' in outcome)) return outcome;
-    trail.outcome = outcome;
+    // Both containers went through the gateway: the audit keeps the decisions of both (lost if either was lost).
+    trail.outcome = 'egress' in first ? { ...outcome, egress: first.egress && outcome.egress ? [...first.egress, ...outcome.egress] : undefined } : outcome;
     const { sessionFallback: _dropped, ...rest } = ctx;
     ctx = rest;
   }

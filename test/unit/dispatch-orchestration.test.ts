@@ -642,6 +642,19 @@ describe('an old claude that rejects --session-id', () => {
     expect(sandbox.runs).toHaveLength(2);
   });
 
+  it('behind the gateway, the egress of both attempts is summarised and audited', async () => {
+    const inst = install({ gated: { directory: join(root, 'projects', 'api') } });
+    const decision = (host: string, allowed: boolean) => ({ time: 't', kind: 'connect' as const, host, port: 443, allowed, bytesOut: 0, bytesIn: 0 });
+    const sandbox = new FakeSandbox(
+      () => outcome({ exitCode: 1, stderr: REJECTION, egress: [decision('first.example', false)] }),
+      () => outcome({ stdoutLines: [resultLine()], egress: [decision('second.example', true)] }),
+    );
+    const result = await runDispatch(inst.deps(sandbox), req({ agent: 'gated' }));
+    expect(result.egress).toEqual({ allowed: 1, denied: 1, denied_hosts: ['first.example:443'] });
+    const audit = readFileSync(join(inst.configDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { egress?: { host: string }[] });
+    expect(audit.at(-1)!.egress!.map((d) => d.host)).toEqual(['first.example', 'second.example']);
+  });
+
   it('is not retried when resuming a session', async () => {
     const inst = install();
     const sandbox = new FakeSandbox(() => outcome({ exitCode: 1, stderr: REJECTION }));
