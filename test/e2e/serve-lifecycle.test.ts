@@ -10,6 +10,7 @@ import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
 import { CLI, createBuiltFixture, openTestPolicy, type Fixture } from '../helpers/dispatch-fixture.js';
 import { cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+import { isAlive, waitFor } from '../helpers/process.js';
 
 const TIMEOUT = 90_000;
 
@@ -42,13 +43,6 @@ describe.skipIf(skipDocker)('dispatch containers follow the server’s lifetime'
     return list.map((c) => c.Id);
   }
 
-  async function waitFor(what: string, condition: () => Promise<boolean>, ms = 30_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!(await condition())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
 
   function startLongDispatch(client: Client): void {
     client
@@ -107,12 +101,3 @@ describe.skipIf(skipDocker)('dispatch containers follow the server’s lifetime'
     await first.client.close().catch(() => undefined);
   }, TIMEOUT);
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -21,6 +21,7 @@ import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
 import { CLI, createBuiltFixture, gatewayTestPolicy, type Fixture } from '../helpers/dispatch-fixture.js';
 import { cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+import { isAlive, waitFor } from '../helpers/process.js';
 
 const TIMEOUT = 60_000;
 const POLICY_LABEL = `${LABEL_PREFIX}.policy`;
@@ -261,20 +262,3 @@ describe.skipIf(skipDocker)('the egress gateway container: hardening, reuse, tok
     }
   }, TIMEOUT);
 });
-
-async function waitFor(what: string, condition: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
