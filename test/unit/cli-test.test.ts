@@ -62,6 +62,18 @@ describe('agent-dispatch test', () => {
     expect(r.stdout).toContain('--- Cost: $0.5000 | Turns: 2');
   });
 
+  it('behind the gateway: one egress line, the refused hosts stripped like the answer', async () => {
+    fake.result = makeResult({ agent: 'api', success: true, result: 'ok', egress: { allowed: 3, denied: 1, denied_hosts: [`evil${ESC}[2J.example:443`] } });
+    const r = await run('test', 'api', 'do it');
+    expect(r.code, r.all).toBe(0);
+    expect(r.stdout).toContain('--- Egress: 3 allowed, 1 refused by policy (evil[2J.example:443)');
+    expect(r.all).not.toContain(ESC);
+    fake.result = makeResult({ agent: 'api', success: false, result: '', error: 'x', error_type: 'cli_error', egress: { allowed: 0, denied: 0, denied_hosts: [], unavailable: true } });
+    const failed = await run('test', 'api', 'do it');
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toContain('--- Egress: the gateway could not report its decisions');
+  });
+
   it('--stream progress is stripped too', async () => {
     fake.progress = [`Using tool: Bash ${ESC}]0;title\u0007`];
     const r = await run('test', 'api', 'do it', '--stream');

@@ -58,11 +58,21 @@ export function report(result: DispatchResult): number {
     out(terminalSafe(result.result));
     if (result.hint) out(style.yellow(`Note: ${terminalSafe(result.hint)}`));
     if (result.cost_usd !== undefined) out(`\n--- Cost: $${result.cost_usd.toFixed(4)} | Turns: ${result.num_turns ?? '?'}`);
+    if (result.egress) out(egressLine(result.egress));
     return 0;
   }
   out(style.red(`Error: ${terminalSafe(result.error ?? 'the dispatch failed')}`));
   for (const line of diagnosis(result)) out(line);
+  if (result.egress) out(egressLine(result.egress));
   return 1;
+}
+
+/** What the egress gateway let through and refused (gateway mode). */
+export function egressLine(egress: NonNullable<DispatchResult['egress']>): string {
+  if (egress.unavailable) return '--- Egress: the gateway could not report its decisions';
+  // The hosts are what the agent asked for: as untrusted as its text.
+  const refused = egress.denied_hosts.length ? ` (${terminalSafe(egress.denied_hosts.join(', '))})` : '';
+  return `--- Egress: ${egress.allowed} allowed, ${egress.denied} refused by policy${refused}`;
 }
 
 /**
