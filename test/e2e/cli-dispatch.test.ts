@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
-import { CLI, createBuiltFixture, openTestPolicy, type Fixture } from '../helpers/dispatch-fixture.js';
+import { CLI, createBuiltFixture, gatewayTestPolicy, openTestPolicy, type Fixture } from '../helpers/dispatch-fixture.js';
 import { cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
 
 const TIMEOUT = 90_000;
@@ -20,7 +20,8 @@ describe.skipIf(skipDocker)('agent-dispatch test NAME [TASK]', () => {
   beforeAll(async () => {
     fx = await createBuiltFixture(docker, runId);
     fx.policy('open-test', openTestPolicy());
-    fx.agents({ [agent]: { directory: fx.repo('tool'), policy: 'open-test' }, [`${agent}-gw`]: { directory: fx.repo('tool'), policy: 'default' } });
+    fx.policy('gateway-test', gatewayTestPolicy());
+    fx.agents({ [agent]: { directory: fx.repo('tool'), policy: 'open-test' }, [`${agent}-gw`]: { directory: fx.repo('tool'), policy: 'gateway-test' } });
   }, TIMEOUT);
 
   afterAll(async () => {
@@ -28,9 +29,9 @@ describe.skipIf(skipDocker)('agent-dispatch test NAME [TASK]', () => {
     await fx?.close();
   }, TIMEOUT);
 
-  function cli(args: string[], onStderr?: (text: string, kill: () => void) => void): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  function cli(args: string[], onStderr?: (text: string, kill: () => void) => void, env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      const child = spawn(process.execPath, [CLI, ...args], { env: fx.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, ...args], { env: { ...fx.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -57,12 +58,19 @@ describe.skipIf(skipDocker)('agent-dispatch test NAME [TASK]', () => {
     expect(run.stdout).toContain('from-bash');
   }, TIMEOUT);
 
-  it('a failure prints the error and a diagnosis, exit 1', async () => {
-    const run = await cli(['test', `${agent}-gw`, 'x']);
+  it('behind the egress gateway: the answer and the egress line, exit 0', async () => {
+    const run = await cli(['test', `${agent}-gw`, DIRECTIVE.reply('through the gateway')]);
+    expect(run.status, run.stderr + run.stdout).toBe(0);
+    expect(run.stdout).toContain('through the gateway');
+    expect(run.stdout).toMatch(/--- Egress: \d+ allowed, 0 refused by policy/);
+  }, TIMEOUT);
+
+  it('a failure prints the error and a diagnosis, exit 1 (a server with no credential for the gateway to add)', async () => {
+    const run = await cli(['test', `${agent}-gw`, 'x'], undefined, { ANTHROPIC_API_KEY: '' });
     expect(run.status).toBe(1);
-    expect(run.stdout).toContain('Error: ');
+    expect(run.stdout).toContain("Error: The egress gateway for agent '");
     expect(run.stdout).toContain('Diagnosis: sandbox');
-    expect(run.stdout).toContain('network.mode: open');
+    expect(run.stdout).toContain('CLAUDE_CODE_OAUTH_TOKEN');
   }, TIMEOUT);
 
   it('--timeout is a one-off timeout; a timeout says how to resume', async () => {

@@ -47,7 +47,7 @@ describe('image command: usage', () => {
     for (const argv of [['image'], ['image', 'frob']]) {
       const r = await run(...argv);
       expect(r.code).toBe(2);
-      expect(r.stderr).toContain('usage: agent-dispatch image build [--base IMAGE] [--claude-binary PATH]');
+      expect(r.stderr).toContain('usage: agent-dispatch image build [agent|gateway] [--base IMAGE] [--claude-binary PATH]');
       expect(r.stdout).toBe('');
     }
   });
@@ -55,6 +55,7 @@ describe('image command: usage', () => {
   it('unknown option, positional argument, bad --label: exit 2', async () => {
     expect((await run('image', 'build', '--pull')).code).toBe(2);
     expect((await run('image', 'build', 'extra')).code).toBe(2);
+    expect((await run('image', 'build', 'agent', 'gateway')).code).toBe(2);
     const r = await run('image', 'build', '--label', 'novalue');
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--label must be KEY=VALUE (got 'novalue')");
