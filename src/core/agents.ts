@@ -190,9 +190,9 @@ export async function forgetAgentSessions(name: string, agent: AgentConfig, conf
   const manual = `docker volume rm $(docker volume ls -q ${agentVolumeFilter(name, scope).map((l) => `--filter label=${l}`).join(' ')})`;
   if (outcome.unreachable) return { message: '', warning: `its session volumes were not removed (Docker: ${outcome.unreachable}); later: ${manual}` };
   if (outcome.kept.length > 0) {
-    return { message: '', warning: `${outcome.kept.length} session volume(s) kept (${outcome.kept[0]!.reason}); when no dispatch of it runs: ${manual}` };
+    return { message: '', warning: `${outcome.kept.length} volume(s) kept (${outcome.kept[0]!.reason}); when no dispatch of it runs: ${manual}` };
   }
-  return { message: outcome.removed.length > 0 ? `Removed its ${outcome.removed.length} session volume(s).` : '' };
+  return { message: outcome.removed.length > 0 ? `Removed its ${outcome.removed.length} volume(s) (session transcripts, gateway socket).` : '' };
 }
 
 export function requireAgent(config: DispatchConfig, name: string, next?: string): AgentConfig {

@@ -18,12 +18,16 @@ export function agentVolumeFilter(agent: string, scope: string): string[] {
   return [`${LABEL_PREFIX}.agent=${agent}`, `${LABEL_PREFIX}.scope=${scope}`];
 }
 
-/** Remove an agent's session (and gateway) volumes in one scope; never throws. */
+/**
+ * Remove an agent's session and gateway volumes in one scope; never throws. The agent's egress gateways (any
+ * server's) go first: a removed agent has no more dispatches, and a gateway would keep its socket volume in use.
+ */
 export async function removeAgentVolumes(agent: string, scope: string, env: NodeJS.ProcessEnv = process.env): Promise<VolumeRemoval> {
   const docker = new Docker(dockerOptions(env));
   const result: VolumeRemoval = { removed: [], kept: [] };
   let names: string[];
   try {
+    await removeGateways(docker, agent, scope);
     const { Volumes } = await bounded(docker.listVolumes({ filters: JSON.stringify({ label: agentVolumeFilter(agent, scope) }) }), CALL_MS, 'list volumes');
     names = (Volumes ?? []).map((v) => v.Name);
   } catch (error) {
@@ -39,4 +43,12 @@ export async function removeAgentVolumes(agent: string, scope: string, env: Node
     }
   }
   return result;
+}
+
+async function removeGateways(docker: Docker, agent: string, scope: string): Promise<void> {
+  const filters = JSON.stringify({ label: [...agentVolumeFilter(agent, scope), `${LABEL_PREFIX}.role=gateway`] });
+  const gateways = await bounded(docker.listContainers({ all: true, filters }), CALL_MS, 'list the agent\'s gateways');
+  for (const gateway of gateways) {
+    await bounded(docker.getContainer(gateway.Id).remove({ force: true }), CALL_MS, 'remove the agent\'s gateway').catch(() => undefined);
+  }
 }

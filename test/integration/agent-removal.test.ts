@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { forgetAgentSessions, removeAgent } from '../../src/core/agents.js';
-import { claudeStateVolume, LABEL_PREFIX, volumeScope } from '../../src/policy/layout.js';
+import { claudeStateVolume, gatewayVolume, LABEL_PREFIX, volumeScope } from '../../src/policy/layout.js';
 import { BUSYBOX_IMAGE, cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
 
 describe.skipIf(skipDocker)('remove deletes the agent’s session volumes', () => {
@@ -45,7 +45,7 @@ describe.skipIf(skipDocker)('remove deletes the agent’s session volumes', () =
     await makeVolume(theirs.volume, theirs.scope);
     const removed = await removeAgent(agent, mine.configPath);
     const sessions = await forgetAgentSessions(agent, removed, mine.configPath);
-    expect(sessions).toEqual({ message: 'Removed its 2 session volume(s).' });
+    expect(sessions).toEqual({ message: 'Removed its 2 volume(s) (session transcripts, gateway socket).' });
     expect(await exists(mine.volume)).toBe(false);
     expect(await exists(`${mine.volume}.uid1234`)).toBe(false);
     expect(await exists(theirs.volume)).toBe(true);
@@ -64,12 +64,30 @@ describe.skipIf(skipDocker)('remove deletes the agent’s session volumes', () =
     try {
       const removed = await removeAgent(agent, busy.configPath);
       const sessions = await forgetAgentSessions(agent, removed, busy.configPath);
-      expect(sessions.warning).toContain('1 session volume(s) kept');
+      expect(sessions.warning).toContain('1 volume(s) kept');
       expect(sessions.warning).toContain(`--filter label=${LABEL_PREFIX}.scope=${busy.scope}`);
       expect(await exists(busy.volume)).toBe(true);
     } finally {
       await container.remove({ force: true });
     }
+  });
+
+  it("stops the agent's egress gateway first, so its socket volume goes too", async () => {
+    const gated = install('gated');
+    const socketVolume = gatewayVolume(agent, gated.scope);
+    await makeVolume(socketVolume, gated.scope);
+    const gateway = await docker.createContainer({
+      Image: BUSYBOX_IMAGE,
+      Cmd: ['sleep', '60'],
+      Labels: { [TEST_LABEL]: runId, [`${LABEL_PREFIX}.agent`]: agent, [`${LABEL_PREFIX}.scope`]: gated.scope, [`${LABEL_PREFIX}.role`]: 'gateway' },
+      HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: socketVolume, Target: '/run/agent-dispatch' }] },
+    });
+    await gateway.start();
+    const removed = await removeAgent(agent, gated.configPath);
+    const sessions = await forgetAgentSessions(agent, removed, gated.configPath);
+    expect(sessions).toEqual({ message: 'Removed its 1 volume(s) (session transcripts, gateway socket).' });
+    expect(await exists(socketVolume)).toBe(false);
+    expect(await gateway.inspect().then(() => true, () => false)).toBe(false);
   });
 
   it('an unreachable engine: the agent is removed anyway and the warning says how to finish', async () => {
