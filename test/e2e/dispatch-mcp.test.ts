@@ -9,7 +9,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { CallToolResultSchema, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
-import { CLI, createBuiltFixture, openTestPolicy, type Fixture } from '../helpers/dispatch-fixture.js';
+import { CLI, createBuiltFixture, gatewayTestPolicy, openTestPolicy, type Fixture } from '../helpers/dispatch-fixture.js';
 import { cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
 
 const TIMEOUT = 120_000;
@@ -26,7 +26,8 @@ describe.skipIf(skipDocker)('dispatch tools over stdio with the real claude bina
     fx = await createBuiltFixture(docker, runId);
     const repo = fx.repo('service');
     fx.policy('open-test', openTestPolicy());
-    fx.agents({ [agent]: { directory: repo, policy: 'open-test' } }, {}, {
+    fx.policy('gateway-test', gatewayTestPolicy());
+    fx.agents({ [agent]: { directory: repo, policy: 'open-test' }, [`${agent}-gw`]: { directory: repo, policy: 'gateway-test' } }, {}, {
       team: { description: 'the team', shared_context: 'The team ships on Fridays.', members: [{ agent }] },
     });
     const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'serve'], env: fx.env as Record<string, string>, cwd: fx.root, stderr: 'pipe' });
@@ -58,6 +59,20 @@ describe.skipIf(skipDocker)('dispatch tools over stdio with the real claude bina
     const second = await call('dispatch', { agent, task });
     expect(second.json).toMatchObject({ success: true, result: `cached answer ${runId}`, cached: true });
     expect(fx.model.requests.length).toBe(calls);
+  }, TIMEOUT);
+
+  it('behind the egress gateway: the result carries the egress summary, and inspect_agent shows the decisions', async () => {
+    const name = `${agent}-gw`;
+    const probe = "node -e \"require('http').get({ host: '127.0.0.1', port: 3128, path: 'http://denied.example/' }, (r) => console.log('status=' + r.statusCode))\"";
+    const result = await call('dispatch', { agent: name, task: DIRECTIVE.bash(probe) });
+    expect(result.isError, stderr).toBe(false);
+    expect(result.json).toMatchObject({ agent: name, success: true, egress: { denied: 1, denied_hosts: ['denied.example:80'] } });
+    expect(result.json['result']).toContain('status=403');
+    const view = await call('inspect_agent', { name });
+    expect(view.json['last_dispatch']).toMatchObject({ success: true, network: 'gateway', egress: { denied: 1 } });
+    const decisions = view.json['last_dispatch']['egress_decisions'] as { kind: string; host: string; allowed: boolean }[];
+    expect(decisions).toContainEqual(expect.objectContaining({ kind: 'http', host: 'denied.example', allowed: false }));
+    expect(decisions.some((d) => d.kind === 'api' && d.allowed)).toBe(true);
   }, TIMEOUT);
 
   it('return_ref stores the result; fetch_result reads it back, cut when asked', async () => {
