@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import { bridgeAddress } from '../../src/sandbox/bridge.js';
 import { startFakeModel, type FakeModel } from '../../src/selftest/fake-model.js';
 import { gatewayPolicy, openNetworkPolicy } from '../../src/selftest/open-policy.js';
-import { requireLocalImage, TEST_LABEL } from './docker.js';
+import { cleanupTestResources, requireLocalImage, TEST_LABEL } from './docker.js';
 
 /** Built by test/global-setup.ts from images/agent with the devDependency's claude binary. */
 export const TEST_AGENT_IMAGE = 'agent-dispatch/agent:test';
@@ -29,6 +29,13 @@ export function openTestPolicy(overrides: PolicyOverrides = {}): Record<string, 
 /** A policy whose network goes through the egress gateway (credential injected): `network.allow` in overrides. */
 export function gatewayTestPolicy(allow: string[] = [], overrides: PolicyOverrides = {}): Record<string, unknown> {
   return gatewayPolicy(TEST_AGENT_IMAGE, { description: 'test: egress gateway', network: { mode: 'gateway', allow }, ...overrides });
+}
+
+/** After a suite: the service's containers and gateways, everything labelled with the run, then the fixture. */
+export async function tearDown(parts: { service?: { shutdown(): Promise<void> } | undefined; docker: Docker; runId: string; fx?: Fixture | undefined }): Promise<void> {
+  await parts.service?.shutdown();
+  await cleanupTestResources(parts.docker, parts.runId);
+  await parts.fx?.close();
 }
 
 /** The built CLI the e2e suites run (`npm test` builds first). */

@@ -12,8 +12,8 @@ import { DispatchService } from '../../src/dispatch/service.js';
 import type { DispatchResult } from '../../src/dispatch/types.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
-import { createFixture, openTestPolicy, TEST_AGENT_IMAGE, type Fixture } from '../helpers/dispatch-fixture.js';
-import { cleanupTestResources, dockerClient, requireLocalImage, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+import { createFixture, openTestPolicy, TEST_AGENT_IMAGE, tearDown, type Fixture } from '../helpers/dispatch-fixture.js';
+import { dockerClient, requireLocalImage, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
 
 const TIMEOUT = 120_000;
 
@@ -45,11 +45,7 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
     service = new DispatchService(fx.env);
   }, TIMEOUT);
 
-  afterAll(async () => {
-    await service?.shutdown();
-    await cleanupTestResources(docker, runId);
-    await fx?.close();
-  }, TIMEOUT);
+  afterAll(() => tearDown({ service, docker, runId, fx }), TIMEOUT);
 
   const config = () => requireConfig(loadConfig(fx.configPath));
   const dispatch = (task: string, extra: Record<string, unknown> = {}, name = agent): Promise<DispatchResult> =>

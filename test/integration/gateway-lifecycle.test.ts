@@ -19,8 +19,8 @@ import { CREDENTIAL_PLACEHOLDER, LABEL_PREFIX } from '../../src/policy/layout.js
 import { GATEWAY_ROLE_LABEL } from '../../src/sandbox/gateway-container.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
-import { CLI, createBuiltFixture, gatewayTestPolicy, type Fixture } from '../helpers/dispatch-fixture.js';
-import { cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+import { CLI, createBuiltFixture, gatewayTestPolicy, tearDown, type Fixture } from '../helpers/dispatch-fixture.js';
+import { dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
 import { isAlive, waitFor } from '../helpers/process.js';
 
 const TIMEOUT = 60_000;
@@ -59,11 +59,7 @@ describe.skipIf(skipDocker)('the egress gateway container: hardening, reuse, tok
     service = new DispatchService(fx.env);
   }, TIMEOUT);
 
-  afterAll(async () => {
-    await service?.shutdown();
-    await cleanupTestResources(docker, runId);
-    await fx?.close();
-  }, TIMEOUT);
+  afterAll(() => tearDown({ service, docker, runId, fx }), TIMEOUT);
 
   const config = () => requireConfig(loadConfig(fx.configPath));
   const dispatch = (name: string, task: string): Promise<DispatchResult> => service.dispatch(config(), { agent: name, task });

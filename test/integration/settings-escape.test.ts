@@ -22,8 +22,8 @@ import { DispatchService } from '../../src/dispatch/service.js';
 import type { DispatchResult } from '../../src/dispatch/types.js';
 import { layout } from '../../src/policy/index.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
-import { createFixture, openTestPolicy, TEST_AGENT_IMAGE, type Fixture } from '../helpers/dispatch-fixture.js';
-import { cleanupTestResources, dockerClient, requireLocalImage, skipDocker, testRunId } from '../helpers/docker.js';
+import { createFixture, openTestPolicy, TEST_AGENT_IMAGE, tearDown, type Fixture } from '../helpers/dispatch-fixture.js';
+import { dockerClient, requireLocalImage, skipDocker, testRunId } from '../helpers/docker.js';
 
 const TIMEOUT = 180_000;
 const ESCAPE = `node -e "console.log('ESC'+'APED')"`;
@@ -133,11 +133,7 @@ describe.skipIf(skipDocker)('settings cannot widen the policy (real claude binar
     service = new DispatchService(fx.env);
   }, TIMEOUT);
 
-  afterAll(async () => {
-    await service?.shutdown();
-    await cleanupTestResources(docker, runId);
-    await fx?.close();
-  }, TIMEOUT);
+  afterAll(() => tearDown({ service, docker, runId, fx }), TIMEOUT);
 
   it("a repo's permissions.allow does not allow Bash, even after a dispatch marked the workspace trusted in the session volume", async () => {
     const name = `trust-${runId}`;
