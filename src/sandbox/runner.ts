@@ -94,8 +94,8 @@ export class SandboxRunner {
     const lease = await this.openEgress(request, owner, stepMs());
     let settingsDir: string | undefined;
     let container: Docker.Container | undefined;
+    let io: IoOutcome;
     let egress: EgressDecision[] | undefined;
-    let released = false;
     try {
       settingsDir = this.writeManagedSettings(request.job, request.managedSettings);
       this.refuseWhen(request.signal);
@@ -103,7 +103,7 @@ export class SandboxRunner {
       container = await this.create(behindGateway, { ...this.options.extraLabels, ...owner }, settingsDir, stepMs());
       this.live.set(container.id, container);
       this.refuseWhen(request.signal);
-      const io = await runAttached(container, {
+      io = await runAttached(container, {
         image: request.spec.Image,
         stdin: request.stdin,
         deadline,
@@ -112,22 +112,16 @@ export class SandboxRunner {
         ...(request.keepLine ? { keepLine: request.keepLine } : {}),
         ...(request.signal ? { signal: request.signal } : {}),
       });
-      if (lease) {
-        // The container is gone before the token is released, so the decisions are final.
-        this.live.delete(container.id);
-        await removeQuietly(container);
-        released = true;
-        egress = await lease.release();
-      }
-      return { ...io, containerId: container.id, imageId: image.Id, ...(lease ? { egress } : {}) };
     } finally {
       if (container) {
         this.live.delete(container.id);
         await removeQuietly(container);
       }
-      if (lease && !released) await lease.release();
+      // After the removal: with the container gone, the gateway's decisions for its token are final.
+      if (lease) egress = await lease.release();
       if (settingsDir) this.removeRunFiles(settingsDir);
     }
+    return { ...io, containerId: container.id, imageId: image.Id, ...(lease ? { egress } : {}) };
   }
 
   /** Gateway mode: a lease on the agent's gateway, which has just passed its canary; else undefined. */
