@@ -13,6 +13,7 @@ import { AppError, describeError } from '../errors.js';
 import { bridgeCommand } from '../gateway/bridge-script.js';
 import { BRIDGE_ENV, GATEWAY_PROTOCOL, type AllowRule, type EgressDecision, type GatewayConfig } from '../gateway/protocol.js';
 import { logger } from '../log.js';
+import { serverCredentialName } from '../policy/schema.js';
 import { bounded } from './engine-calls.js';
 import { GATEWAY_UID, GatewayContainer, gatewayFailure } from './gateway-container.js';
 import { gatewayBuildHint, GATEWAY_PROTOCOL_LABEL } from './gateway-image.js';
@@ -220,9 +221,8 @@ export function upstreamProblem(upstream: string): string | undefined {
  * ANTHROPIC_AUTH_TOKEN and CLAUDE_CODE_OAUTH_TOKEN (Authorization: Bearer).
  */
 export function gatewayCredential(env: NodeJS.ProcessEnv): GatewayConfig['credential'] | undefined {
-  const key = env['ANTHROPIC_API_KEY'];
-  if (key) return { header: 'x-api-key', value: key };
-  const token = env['ANTHROPIC_AUTH_TOKEN'] || env['CLAUDE_CODE_OAUTH_TOKEN'];
-  if (token) return { header: 'authorization', value: `Bearer ${token}` };
-  return undefined;
+  const name = serverCredentialName(env);
+  if (name === undefined) return undefined;
+  const value = env[name]!;
+  return name === 'ANTHROPIC_API_KEY' ? { header: 'x-api-key', value } : { header: 'authorization', value: `Bearer ${value}` };
 }
