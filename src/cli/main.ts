@@ -23,10 +23,10 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   describe: { run: describeCommand, summary: 'Show one agent in detail: describe NAME' },
   group: { run: groupCommand, summary: 'Groups: group add NAME [-d] [--shared-context] [--member A]... | list | inspect NAME | update NAME | remove NAME' },
   policy: { run: policyCommand, summary: 'policy check [PATH...] [--agent NAME] [--json] (exit 0 clean, 1 error findings, 2 unusable input) | policy show NAME' },
-  image: { run: imageCommand, summary: 'image build [--base IMAGE] [--claude-binary PATH] [--claude-version V] [--tag T] [--label K=V]... [--no-cache] [-q]: build the agent image locally (never pulls)' },
+  image: { run: imageCommand, summary: 'image build [agent|gateway] [--base IMAGE] [--claude-binary PATH] [--claude-version V] [--tag T] [--gateway-tag T] [--label K=V]... [--no-cache] [-q]: build the agent and egress gateway images locally (never pulls)' },
   test: { run: testCommand, summary: 'Run one real sandboxed dispatch: test NAME [TASK] [--stream] [--timeout N] (exit 0 on success)' },
   selftest: { run: selftestCommand, summary: 'Prove the sandbox on this machine: a real sandboxed claude against a scripted local model, probing from inside [--image IMAGE] [--json]' },
-  doctor: { run: doctorCommand, summary: 'Check claude, Docker, config, MCP registration, agents, policies, images and groups' },
+  doctor: { run: doctorCommand, summary: 'Check claude, Docker, config, MCP registration, agents, policies, images, the egress gateway and groups' },
   serve: { run: serveCommand, summary: 'Run the MCP server on stdio (what Claude Code starts)' },
 };
 
