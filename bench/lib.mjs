@@ -72,7 +72,6 @@ export async function startLocalModel(docker, image) {
   const { bridgeAddress } = await import('../dist/sandbox/bridge.js');
   const { startFakeModel } = await import('../dist/selftest/fake-model.js');
   const host = await bridgeAddress(docker);
-  if (!host) throw new Error('cannot find the Docker bridge address (no IPAM gateway, no docker0 interface)');
   return startFakeModel({ host });
 }
 

@@ -186,7 +186,7 @@ export class SandboxRunner {
   }
 
   /** The host address of the default bridge: what a container on it reaches host services through. */
-  bridgeAddress(): Promise<string | undefined> {
+  bridgeAddress(): Promise<string> {
     return bridgeAddress(this.docker);
   }
 

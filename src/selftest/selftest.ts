@@ -77,7 +77,7 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
   const services: Server[] = [];
   let leftover = -1;
   try {
-    const host = (await runner.bridgeAddress()) ?? '127.0.0.1';
+    const host = await runner.bridgeAddress();
     step(`scripted model on ${host}`);
     const model = await startFakeModel({ host });
     env['ANTHROPIC_BASE_URL'] = model.url;
