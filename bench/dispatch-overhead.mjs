@@ -13,7 +13,7 @@
 //
 //   node bench/dispatch-overhead.mjs [--runs N] [--json] [--image NAME] [--gateway-image NAME]
 //
-// Every container and volume it creates carries agent-dispatch.test=bench-<random> and is removed at the end
+// Every container and volume it creates carries agent-dispatch.test=bench-<random> (and agent-dispatch.test-run) and is removed at the end
 // (also on failure or Ctrl-C), including the agent's session volume. Nothing is ever pulled.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -32,7 +32,7 @@ import { resolveAgentPolicy } from '../dist/policy/resolve.js';
 import { dockerOptions } from '../dist/sandbox/engine-calls.js';
 import { DIRECTIVE } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
-import { cleanupOnSignals, removeRun, startLocalModel, writeBenchInstall } from './lib.mjs';
+import { benchLabels, cleanupOnSignals, removeRun, startLocalModel, writeBenchInstall } from './lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_LABEL = 'agent-dispatch.test';
@@ -87,6 +87,7 @@ function resultEvent(text) {
 }
 
 const runId = `bench-${randomBytes(4).toString('hex')}`;
+const labels = benchLabels(runId);
 const agent = runId;
 const docker = new Docker(dockerOptions(process.env));
 const root = mkdtempSync(join(tmpdir(), 'ad-bench-dispatch-'));
@@ -168,7 +169,7 @@ async function runDocker(spec, prompt) {
     OpenStdin: true,
     StdinOnce: true,
     AttachStdin: true,
-    Labels: { ...spec.Labels, [TEST_LABEL]: runId },
+    Labels: { ...spec.Labels, ...labels },
   });
   let text = '';
   let stderr = '';
@@ -212,7 +213,7 @@ async function main() {
   model = await startLocalModel(docker, opts.image);
   info(`fake model on ${model.url}; label ${TEST_LABEL}=${runId}; image ${opts.image}; ${opts.runs} run(s) per mode`);
 
-  const { repo, configPath, env } = await writeBenchInstall({ root, agent, image: opts.image, gatewayImage: opts.gatewayImage, label: `${TEST_LABEL}=${runId}`, modelUrl: model.url, settings: {} });
+  const { repo, configPath, env } = await writeBenchInstall({ root, agent, image: opts.image, gatewayImage: opts.gatewayImage, labels, modelUrl: model.url, settings: {} });
 
   const config = requireConfig(loadConfig(configPath));
   service = new DispatchService(env);

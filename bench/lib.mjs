@@ -1,4 +1,14 @@
-/** Shared by the benchmarks: remove every container and volume a run labelled, retrying volumes still in use. */
+/** Shared by the benchmarks: label what a run creates, remove it all afterwards (retrying volumes still in use). */
+
+/**
+ * The labels for every container and volume a benchmark run creates: the keys and values of `testLabels` in
+ * test/helpers/docker.ts (a per-run id, and the suite run from AGENT_DISPATCH_TEST_RUN, else `local`).
+ * @param {string} runId
+ * @returns {Record<string, string>}
+ */
+export function benchLabels(runId) {
+  return { 'agent-dispatch.test': runId, 'agent-dispatch.test-run': process.env.AGENT_DISPATCH_TEST_RUN?.trim() || 'local' };
+}
 
 /**
  * @param {import('dockerode')} docker
@@ -79,7 +89,7 @@ export async function startLocalModel(docker, image) {
  * A throwaway installation under `root`: a repo, agents.yaml with one agent under an open-network policy for
  * `image`, and the environment a server needs (labels for cleanup, the scripted model as the API).
  */
-export async function writeBenchInstall({ root, agent, image, label, modelUrl, settings = {}, gatewayImage = 'agent-dispatch/gateway:test' }) {
+export async function writeBenchInstall({ root, agent, image, labels, modelUrl, settings = {}, gatewayImage = 'agent-dispatch/gateway:test' }) {
   const { mkdirSync, writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
   const { stringify } = await import('yaml');
@@ -102,7 +112,7 @@ export async function writeBenchInstall({ root, agent, image, label, modelUrl, s
     PATH: process.env.PATH,
     HOME: root,
     AGENT_DISPATCH_CONFIG: configPath,
-    AGENT_DISPATCH_CONTAINER_LABELS: label,
+    AGENT_DISPATCH_CONTAINER_LABELS: Object.entries(labels).map(([key, value]) => `${key}=${value}`).join(','),
     AGENT_DISPATCH_GATEWAY_IMAGE: gatewayImage,
     AGENT_DISPATCH_DEPTH: '0',
     ANTHROPIC_BASE_URL: modelUrl,

@@ -34,7 +34,7 @@ import { LABELS } from '../dist/sandbox/owner.js';
 import { dockerOptions } from '../dist/sandbox/engine-calls.js';
 import { DIRECTIVE } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
-import { cleanupOnSignals, removeRun, startLocalModel, writeBenchInstall } from './lib.mjs';
+import { benchLabels, cleanupOnSignals, removeRun, startLocalModel, writeBenchInstall } from './lib.mjs';
 import { SERVER_NODE_FLAGS } from '../dist/cli/commands/init.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -177,7 +177,7 @@ async function main() {
   model = await startLocalModel(docker, opts.image);
   info(`fake model on ${model.url}; label ${TEST_LABEL}=${runId}; image ${opts.image}; ${opts.dispatches} dispatches holding ${opts.holdMs} ms`);
 
-  const { repo, configPath, env } = await writeBenchInstall({ root, agent, image: opts.image, label: `${TEST_LABEL}=${runId}`, modelUrl: model.url, settings: { max_concurrency: Math.max(10, opts.dispatches) } });
+  const { repo, configPath, env } = await writeBenchInstall({ root, agent, image: opts.image, labels: benchLabels(runId), modelUrl: model.url, settings: { max_concurrency: Math.max(10, opts.dispatches) } });
 
 
   transport = new StdioClientTransport({ command: process.execPath, args: [...opts.nodeArgs, CLI, 'serve'], env, cwd: root, stderr: 'pipe' });

@@ -5,14 +5,18 @@
 #                                  libraries, git's helpers in /usr/lib/git-core and its templates) and the
 #                                  CA certificates in /etc/ssl/certs: a base images/agent/Dockerfile accepts
 # An image that already exists is kept unless FORCE=1, or unless it predates this script's content revision
-# (label agent-dispatch.base-rev). Both are smoke-tested as uid 1000 with no network.
+# (the import's commit message, `agent-dispatch-base rev=N`: docker image inspect --format '{{.Comment}}').
+# Both are smoke-tested as uid 1000 with no network.
+# The images carry no labels: every image built FROM them, and every container started from those, would
+# inherit them (a test marker here made users' dispatch containers look like test leftovers). The commit
+# message is not inherited.
 # Needs /bin/busybox (busybox-static), /usr/bin/node, /usr/bin/git and /etc/ssl/certs (ca-certificates);
 # scripts/docker-up.sh installs busybox-static.
 set -euo pipefail
 DOCKER=/usr/bin/docker
 BUSYBOX_IMAGE=agent-dispatch-base/busybox:1
 NODE_IMAGE=agent-dispatch-base/node:20
-LABEL='agent-dispatch.test=base'
+MARKER='agent-dispatch-base rev='
 # Bump when an image's content changes: an existing image with another revision is rebuilt without FORCE=1.
 BUSYBOX_REV=1
 NODE_REV=2
@@ -36,22 +40,26 @@ R=$(mktemp -d)
 trap 'rm -rf "$R"' EXIT
 
 exists() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
-rev_of() { "$DOCKER" image inspect --format '{{index .Config.Labels "agent-dispatch.base-rev"}}' "$1" 2>/dev/null || true; }
+# The revision in the image's commit message; empty for an image without one (e.g. from a revision of this
+# script that marked its images with labels instead).
+rev_of() {
+  local comment
+  comment=$("$DOCKER" image inspect --format '{{.Comment}}' "$1" 2>/dev/null || true)
+  case "$comment" in "$MARKER"*) echo "${comment#"$MARKER"}" ;; esac
+}
 want() { # image rev
   [ "$FORCE" = 1 ] || ! exists "$1" && return 0
-  [ "$(rev_of "$1")" = "$2" ] && return 1
-  echo "base-images: $1 is from an older revision of this script (base-rev '$(rev_of "$1")', want '$2'): rebuilding" >&2
+  local have
+  have=$(rev_of "$1")
+  [ "$have" = "$2" ] && return 1
+  echo "base-images: $1 is from an older revision of this script (rev '${have:-none}', want '$2'): rebuilding" >&2
 }
 
-# Label the image when this engine accepts LABEL in `docker import -c` (20.10 does); else import without it.
 import_dir() { # dir image cmd rev
   local dir=$1 image=$2 cmd=$3 rev=$4 old new
   old=$("$DOCKER" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
-  if ! tar -C "$dir" -c . | "$DOCKER" import -c "LABEL $LABEL agent-dispatch.base-rev=$rev" -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin' -c "CMD $cmd" - "$image" >/dev/null 2>"$R/import.err"; then
-    echo "base-images: import with LABEL failed ($(head -c 300 "$R/import.err")); importing without the label" >&2
-    tar -C "$dir" -c . | "$DOCKER" import -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin' -c "CMD $cmd" - "$image" >/dev/null
-  fi
-  # FORCE=1: drop the image this one replaced, unless something still uses it.
+  tar -C "$dir" -c . | "$DOCKER" import -m "$MARKER$rev" -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin' -c "CMD $cmd" - "$image" >/dev/null
+  # Drop the image this one replaced, unless something still uses it (an image built FROM it, a container).
   new=$("$DOCKER" image inspect --format '{{.Id}}' "$image")
   if [ -n "$old" ] && [ "$old" != "$new" ]; then "$DOCKER" rmi "$old" >/dev/null 2>&1 || true; fi
 }

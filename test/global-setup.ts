@@ -1,8 +1,8 @@
 /**
  * Before the suite: make sure the test agent image exists and matches images/agent. It is built from the
  * local base (scripts/base-images.sh) with the devDependency's native claude binary: nothing is pulled.
- * The image carries a hash of its build context, so an edited Dockerfile rebuilds it; an unchanged one is
- * reused across runs (like the base images).
+ * The image carries a hash of its build context and base (CACHE_LABEL), so an edited Dockerfile or a rebuilt
+ * base rebuilds it; an unchanged one is reused across runs (like the base images).
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -10,11 +10,15 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import Docker from 'dockerode';
 import { buildGatewayImage, gatewayContextHash } from '../src/sandbox/gateway-image.js';
-import { AGENT_IMAGE_DIR, buildAgentImage } from '../src/sandbox/image.js';
+import { AGENT_IMAGE_DIR, buildAgentImage, DEFAULT_BASE_IMAGE } from '../src/sandbox/image.js';
 import { TEST_AGENT_IMAGE, TEST_GATEWAY_IMAGE } from './helpers/dispatch-fixture.js';
-import { dockerAvailable, TEST_LABEL } from './helpers/docker.js';
+import { dockerAvailable } from './helpers/docker.js';
 
-const HASH_LABEL = 'agent-dispatch.test.context-hash';
+/**
+ * The only label of these kept images: not TEST_LABEL (every container started from them would inherit it and
+ * look like a test's leftover), nor the suite-run label (`.ci/run` removes the images of its run).
+ */
+const CACHE_LABEL = 'agent-dispatch.test-cache';
 
 function contextHash(binary: string): string {
   const hash = createHash('sha256');
@@ -36,19 +40,22 @@ export default async function setup(): Promise<void> {
   await gatewayImage();
 }
 
-/** An image tagged `tag` whose context hash is `wanted`: reuse it, or build it and drop the one it replaces. */
-async function ensureImage(tag: string, wanted: string, build: (labels: Record<string, string>, docker: Docker) => Promise<unknown>): Promise<void> {
+/** An image tagged `tag` built from `context` on the current base: reuse it, or build it and drop the one it replaces. */
+async function ensureImage(tag: string, context: string, build: (labels: Record<string, string>, docker: Docker) => Promise<unknown>): Promise<void> {
   const docker = new Docker();
+  // A missing base is left to the build, which explains it (IMAGE_NOT_FOUND).
+  const base = await docker.getImage(DEFAULT_BASE_IMAGE).inspect().then((i) => i.Id.replace(/^sha256:/, '').slice(0, 16), () => 'none');
+  const wanted = `${context}-${base}`;
   let previous: string | undefined;
   try {
     const existing = await docker.getImage(tag).inspect();
-    if (existing.Config?.Labels?.[HASH_LABEL] === wanted) return;
+    if (existing.Config?.Labels?.[CACHE_LABEL] === wanted) return;
     previous = existing.Id;
   } catch {
     // not built yet
   }
   const started = Date.now();
-  await build({ [TEST_LABEL]: 'image', [HASH_LABEL]: wanted }, docker);
+  await build({ [CACHE_LABEL]: wanted }, docker);
   // The replaced image is now untagged: remove it (unless something still uses it) so rebuilds do not pile up.
   if (previous) await docker.getImage(previous).remove().catch(() => undefined);
   process.stderr.write(`[global-setup] built ${tag} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
@@ -61,6 +68,5 @@ function gatewayImage(): Promise<void> {
 
 async function agentImage(): Promise<void> {
   const binary = join(dirname(createRequire(import.meta.url).resolve('@anthropic-ai/claude-code-linux-x64/package.json')), 'claude');
-  const wanted = contextHash(binary);
-  await ensureImage(TEST_AGENT_IMAGE, wanted, (labels, docker) => buildAgentImage({ tag: TEST_AGENT_IMAGE, claudeBinary: binary, labels, docker }));
+  await ensureImage(TEST_AGENT_IMAGE, contextHash(binary), (labels, docker) => buildAgentImage({ tag: TEST_AGENT_IMAGE, claudeBinary: binary, labels, docker }));
 }

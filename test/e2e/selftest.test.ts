@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseProbe, probeScript } from '../../src/selftest/probe.js';
 import { judge, judgeNetwork } from '../../src/selftest/selftest.js';
 import { TEST_AGENT_IMAGE, TEST_GATEWAY_IMAGE } from '../helpers/dispatch-fixture.js';
-import { cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+import { cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testLabelsEnv, testRunId } from '../helpers/docker.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
 const runId = testRunId();
@@ -17,7 +17,7 @@ function selftest(...args: string[]) {
   const run = spawnSync(process.execPath, [CLI, 'selftest', ...args], {
     encoding: 'utf8',
     timeout: 120_000,
-    env: { ...process.env, AGENT_DISPATCH_CONTAINER_LABELS: `${TEST_LABEL}=${runId}`, AGENT_DISPATCH_GATEWAY_IMAGE: TEST_GATEWAY_IMAGE, ANTHROPIC_AUTH_TOKEN: 'users-real-token', CLAUDE_CODE_OAUTH_TOKEN: 'users-real-oauth' },
+    env: { ...process.env, AGENT_DISPATCH_CONTAINER_LABELS: testLabelsEnv(runId), AGENT_DISPATCH_GATEWAY_IMAGE: TEST_GATEWAY_IMAGE, ANTHROPIC_AUTH_TOKEN: 'users-real-token', CLAUDE_CODE_OAUTH_TOKEN: 'users-real-oauth' },
   });
   return { status: run.status, stdout: run.stdout, stderr: run.stderr };
 }

@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
 import type { CompiledSandbox, MountSpec } from '../../src/policy/index.js';
-import { TEST_LABEL } from './docker.js';
+import { testLabels } from './docker.js';
 
 /**
  * The compiled container spec with only Image, Cmd, test labels (container and named volumes) and any
@@ -16,11 +16,12 @@ export function testContainerOptions(
   const spec = structuredClone(compiled.container);
   spec.Image = image;
   spec.Cmd = cmd;
-  spec.Labels = { ...spec.Labels, [TEST_LABEL]: runId };
+  const labels = testLabels(runId);
+  spec.Labels = { ...spec.Labels, ...labels };
   spec.Env = [...spec.Env, ...(extra.env ?? [])];
   spec.HostConfig.Mounts = [...spec.HostConfig.Mounts, ...(extra.mounts ?? [])];
   for (const m of spec.HostConfig.Mounts) {
-    if (m.Type === 'volume') m.VolumeOptions = { ...m.VolumeOptions, Labels: { ...m.VolumeOptions?.Labels, [TEST_LABEL]: runId } };
+    if (m.Type === 'volume') m.VolumeOptions = { ...m.VolumeOptions, Labels: { ...m.VolumeOptions?.Labels, ...labels } };
   }
   // ContainerSpec is the Engine API body; @types/dockerode's MountSettings wants every VolumeOptions field.
   return spec as unknown as Docker.ContainerCreateOptions;

@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import { bridgeAddress } from '../../src/sandbox/bridge.js';
 import { startFakeModel, type FakeModel } from '../../src/selftest/fake-model.js';
 import { gatewayPolicy, openNetworkPolicy } from '../../src/selftest/open-policy.js';
-import { cleanupTestResources, requireLocalImage, TEST_LABEL } from './docker.js';
+import { cleanupTestResources, requireLocalImage, testLabelsEnv } from './docker.js';
 
 /** Built by test/global-setup.ts from images/agent with the devDependency's claude binary. */
 export const TEST_AGENT_IMAGE = 'agent-dispatch/agent:test';
@@ -79,7 +79,7 @@ export async function createFixture(docker: Docker, runId: string): Promise<Fixt
     PATH: process.env['PATH'],
     HOME: root,
     AGENT_DISPATCH_CONFIG: configPath,
-    AGENT_DISPATCH_CONTAINER_LABELS: `${TEST_LABEL}=${runId}`,
+    AGENT_DISPATCH_CONTAINER_LABELS: testLabelsEnv(runId),
     AGENT_DISPATCH_GATEWAY_IMAGE: TEST_GATEWAY_IMAGE,
     ANTHROPIC_BASE_URL: model.url,
     ANTHROPIC_API_KEY: apiKey,

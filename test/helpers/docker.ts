@@ -4,9 +4,11 @@
  * - Nothing here ever pulls: images come from `scripts/base-images.sh` (`docker import` of local files).
  * - Outside CI a missing engine skips the Docker suites; with CI set they run and fail, so a broken CI
  *   machine is never green:  `describe.skipIf(skipDocker)(...)`.
- * - Everything a test creates carries the label TEST_LABEL (value: a per-run id from `testRunId()`), so
- *   `cleanupTestResources(docker, runId)` removes exactly one run's leftovers and `.ci/run` can sweep
- *   all of them (`--filter label=agent-dispatch.test`) at the end.
+ * - Everything a test creates carries `testLabels(runId)`: TEST_LABEL with a per-file id from `testRunId()`,
+ *   so `cleanupTestResources(docker, runId)` removes exactly one file's leftovers, and TEST_RUN_LABEL with
+ *   the suite run's id (AGENT_DISPATCH_TEST_RUN, fresh per `.ci/run`), which `.ci/run` removes and counts at
+ *   the end. Nothing else on the engine is touched: not the base images (they carry no labels), not the test
+ *   image cache, not a user's dispatches.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +16,7 @@ import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 
 export const TEST_LABEL = 'agent-dispatch.test';
+export const TEST_RUN_LABEL = 'agent-dispatch.test-run';
 export const BUSYBOX_IMAGE = 'agent-dispatch-base/busybox:1';
 export const NODE_IMAGE = 'agent-dispatch-base/node:20';
 
@@ -67,6 +70,23 @@ export function dockerClient(): Docker {
 /** A short random id: the TEST_LABEL value and a suffix for names, so parallel runs do not collide. */
 export function testRunId(): string {
   return `t${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
+}
+
+/** The suite run's id: AGENT_DISPATCH_TEST_RUN (`.ci/run` sets a fresh one), else `local`. */
+export function testSuiteRun(env: NodeJS.ProcessEnv = process.env): string {
+  return env['AGENT_DISPATCH_TEST_RUN']?.trim() || 'local';
+}
+
+/** The labels for every container, volume, network and image a test creates (`runId` from `testRunId()`). */
+export function testLabels(runId: string): Record<string, string> {
+  return { [TEST_LABEL]: runId, [TEST_RUN_LABEL]: testSuiteRun() };
+}
+
+/** `testLabels(runId)` as AGENT_DISPATCH_CONTAINER_LABELS takes them: `k=v,k2=v2`. */
+export function testLabelsEnv(runId: string): string {
+  return Object.entries(testLabels(runId))
+    .map(([key, value]) => `${key}=${value}`)
+    .join(',');
 }
 
 /**
@@ -150,15 +170,9 @@ export async function removeVolumes(docker: Docker, names: Iterable<string>): Pr
   }
 }
 
-/**
- * Remove containers, then volumes, then networks labelled TEST_LABEL (only `=value` when given; without
- * a value every run's leftovers, which is what CI does at the end). Returns what was removed.
- */
-export async function cleanupTestResources(
-  docker: Docker,
-  value?: string,
-): Promise<{ containers: string[]; volumes: string[]; networks: string[] }> {
-  const filters = JSON.stringify({ label: [value === undefined ? TEST_LABEL : `${TEST_LABEL}=${value}`] });
+/** Remove containers, then volumes, then networks labelled `TEST_LABEL=runId`. Returns what was removed. */
+export async function cleanupTestResources(docker: Docker, runId: string): Promise<{ containers: string[]; volumes: string[]; networks: string[] }> {
+  const filters = JSON.stringify({ label: [`${TEST_LABEL}=${runId}`] });
   const removed = { containers: [] as string[], volumes: [] as string[], networks: [] as string[] };
   for (const c of await docker.listContainers({ all: true, filters })) {
     await docker

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { forgetAgentSessions, removeAgent } from '../../src/core/agents.js';
 import { claudeStateVolume, gatewayVolume, LABEL_PREFIX, volumeScope } from '../../src/policy/layout.js';
-import { BUSYBOX_IMAGE, cleanupTestResources, dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+import { BUSYBOX_IMAGE, cleanupTestResources, dockerClient, skipDocker, testLabels, testRunId } from '../helpers/docker.js';
 
 describe.skipIf(skipDocker)('remove deletes the agent’s session volumes', () => {
   const docker = dockerClient();
@@ -32,7 +32,7 @@ describe.skipIf(skipDocker)('remove deletes the agent’s session volumes', () =
   }
 
   async function makeVolume(name: string, scope: string): Promise<void> {
-    await docker.createVolume({ Name: name, Labels: { [`${LABEL_PREFIX}.agent`]: agent, [`${LABEL_PREFIX}.scope`]: scope, [TEST_LABEL]: runId } });
+    await docker.createVolume({ Name: name, Labels: { [`${LABEL_PREFIX}.agent`]: agent, [`${LABEL_PREFIX}.scope`]: scope, ...testLabels(runId) } });
   }
 
   const exists = (name: string) => docker.getVolume(name).inspect().then(() => true, () => false);
@@ -57,7 +57,7 @@ describe.skipIf(skipDocker)('remove deletes the agent’s session volumes', () =
     const container = await docker.createContainer({
       Image: BUSYBOX_IMAGE,
       Cmd: ['sleep', '60'],
-      Labels: { [TEST_LABEL]: runId },
+      Labels: testLabels(runId),
       HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: busy.volume, Target: '/state' }] },
     });
     await container.start();
@@ -79,7 +79,7 @@ describe.skipIf(skipDocker)('remove deletes the agent’s session volumes', () =
     const gateway = await docker.createContainer({
       Image: BUSYBOX_IMAGE,
       Cmd: ['sleep', '60'],
-      Labels: { [TEST_LABEL]: runId, [`${LABEL_PREFIX}.agent`]: agent, [`${LABEL_PREFIX}.scope`]: gated.scope, [`${LABEL_PREFIX}.role`]: 'gateway' },
+      Labels: { ...testLabels(runId), [`${LABEL_PREFIX}.agent`]: agent, [`${LABEL_PREFIX}.scope`]: gated.scope, [`${LABEL_PREFIX}.role`]: 'gateway' },
       HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: socketVolume, Target: '/run/agent-dispatch' }] },
     });
     await gateway.start();

@@ -15,13 +15,13 @@ import { agentSchema, settingsSchema } from '../../src/config/schema.js';
 import { compileSandbox, loadPolicy, policySchema, type CompiledSandbox, type CompileInput, type Policy } from '../../src/policy/index.js';
 import {
   BUSYBOX_IMAGE,
-  TEST_LABEL,
   cleanupTestResources,
   dockerClient,
   removeVolumes,
   requireLocalImage,
   runContainer,
   skipDocker,
+  testLabels,
   testRunId,
   type RunResult,
 } from '../helpers/docker.js';
@@ -97,7 +97,7 @@ describe.skipIf(skipDocker)('default policy in a real container', () => {
     compiled = compileSandbox(baseInput(agentName, repo, loaded.policy, loaded.hash));
     options = testContainerOptions(compiled, BUSYBOX_IMAGE, ['/bin/sh', '-c', probeScript(repo)], runId);
     // The runner gives a new session volume to the container user before the first dispatch (NoCopy mounts).
-    await prepareStateVolume(docker, { ...compiled.container, Image: BUSYBOX_IMAGE }, { uid: 1000, gid: 1000 }, { [TEST_LABEL]: runId });
+    await prepareStateVolume(docker, { ...compiled.container, Image: BUSYBOX_IMAGE }, { uid: 1000, gid: 1000 }, testLabels(runId));
     run = await runContainer(docker, options);
     probe = sections(run.stdout);
   }, TIMEOUT);
@@ -118,7 +118,7 @@ describe.skipIf(skipDocker)('default policy in a real container', () => {
 
   it('changes nothing in HostConfig but the test labels on named volumes', () => {
     const sent = structuredClone(options.HostConfig) as unknown as CompiledSandbox['container']['HostConfig'];
-    for (const m of sent.Mounts) if (m.VolumeOptions?.Labels) delete m.VolumeOptions.Labels[TEST_LABEL];
+    for (const m of sent.Mounts) for (const key of Object.keys(testLabels(runId))) delete m.VolumeOptions?.Labels?.[key];
     expect(sent).toEqual(compiled.container.HostConfig);
     expect(compiled.network.mode).toBe('gateway');
     expect(namedVolumes(compiled)).toHaveLength(2);

@@ -2,7 +2,7 @@
  * The agent image (images/agent/Dockerfile) built for real through dockerode, from the local base images
  * (scripts/base-images.sh); nothing is pulled. A tiny fake `claude` keeps most builds fast; one build bakes
  * in the real native binary and runs it hardened (read-only root, uid 1000, no capabilities, no network).
- * Every image built here has a per-run tag and the TEST_LABEL, and is removed in afterAll.
+ * Every image built here has a per-run tag and the test labels (`testLabels`), and is removed in afterAll.
  * The CLI half runs `node dist/cli.js` (`npm test` builds first; run `npm run build` before this file alone).
  */
 import { spawn } from 'node:child_process';
@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AppError } from '../../src/errors.js';
 import { buildAgentImage, DEFAULT_CLAUDE_VERSION } from '../../src/sandbox/image.js';
-import { BUSYBOX_IMAGE, NODE_IMAGE, TEST_LABEL, cleanupTestResources, dockerClient, removeVolumes, requireLocalImage, runContainer, skipDocker, testRunId } from '../helpers/docker.js';
+import { BUSYBOX_IMAGE, NODE_IMAGE, cleanupTestResources, dockerClient, removeVolumes, requireLocalImage, runContainer, skipDocker, testLabels, testRunId } from '../helpers/docker.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
 const BUILD_TIMEOUT = 180_000;
@@ -51,7 +51,8 @@ describe.skipIf(skipDocker)('agent image build (images/agent through dockerode)'
   const docker = dockerClient();
   const runId = testRunId();
   const startedAt = Date.now();
-  const labels = { [TEST_LABEL]: runId };
+  const labels = testLabels(runId);
+  const labelArgs = Object.entries(labels).flatMap(([key, value]) => ['--label', `${key}=${value}`]);
   const root = mkdtempSync(join(tmpdir(), 'ad-image-build-'));
   const fakeClaude = join(root, 'claude');
   const tags: string[] = [];
@@ -80,9 +81,16 @@ describe.skipIf(skipDocker)('agent image build (images/agent through dockerode)'
     await cleanupTestResources(docker, runId);
     await removeVolumes(docker, volumes);
     for (const t of tags) await docker.getImage(t).remove({ force: true }).catch(() => undefined);
-    // A failed build step leaves its last good layer as an untagged image: remove the ones this run made.
-    const dangling = await docker.listImages({ filters: JSON.stringify({ dangling: ['true'], label: [TEST_LABEL] }) });
-    for (const image of dangling.filter((i) => i.Created * 1000 >= startedAt - 1000)) {
+    // A failed build step leaves its last good layer as an untagged image, without the build's labels (they
+    // come with the last step): remove the ones made since this file started from the base the failing builds use.
+    const busybox = (await docker.getImage(BUSYBOX_IMAGE).inspect()).Id;
+    const parents = new Map((await docker.listImages({ all: true })).map((i) => [i.Id, i.ParentId]));
+    const fromBusybox = (id: string): boolean => {
+      for (let at: string | undefined = id; at; at = parents.get(at)) if (at === busybox) return true;
+      return false;
+    };
+    const dangling = await docker.listImages({ filters: JSON.stringify({ dangling: ['true'] }) });
+    for (const image of dangling.filter((i) => i.Created * 1000 >= startedAt - 1000 && fromBusybox(i.Id))) {
       await docker.getImage(image.Id).remove().catch(() => undefined);
     }
     rmSync(root, { recursive: true, force: true });
@@ -103,7 +111,7 @@ describe.skipIf(skipDocker)('agent image build (images/agent through dockerode)'
     expect(inspect.Config.Labels).toMatchObject({
       'agent-dispatch.image': 'agent',
       'agent-dispatch.claude-version': DEFAULT_CLAUDE_VERSION,
-      [TEST_LABEL]: runId,
+      ...labels,
     });
     expect(inspect.Config.User).toBe('1000:1000');
     expect(inspect.Config.Env).toEqual(expect.arrayContaining(['HOME=/home/agent', 'PATH=/usr/local/bin:/usr/bin:/bin']));
@@ -208,25 +216,25 @@ describe.skipIf(skipDocker)('agent image build (images/agent through dockerode)'
 
     it('success: progress on stderr, one result line on stdout, exit 0', { timeout: BUILD_TIMEOUT }, async () => {
       const t = tag('cli');
-      const r = await cli(['image', 'build', 'agent', '--claude-binary', fakeClaude, '--tag', t, '--label', `${TEST_LABEL}=${runId}`]);
+      const r = await cli(['image', 'build', 'agent', '--claude-binary', fakeClaude, '--tag', t, ...labelArgs]);
       expect(r.stderr).toMatch(/^Step 1\/\d+ : ARG BASE=/m);
       expect(r.stdout).toMatch(new RegExp(`^Built ${t} \\([0-9a-f]{12}, Claude Code ${DEFAULT_CLAUDE_VERSION.replace(/\./g, '\\.')}\\) in \\d+\\.\\ds\\n$`));
       expect(r.code).toBe(0);
-      expect((await docker.getImage(t).inspect()).Config.Labels?.[TEST_LABEL]).toBe(runId);
+      expect((await docker.getImage(t).inspect()).Config.Labels).toMatchObject(labels);
     });
 
     it('gateway: builds the gateway image alone, labelled with its protocol, running as its own non-root user', { timeout: BUILD_TIMEOUT }, async () => {
       const t = tag('cli-gateway');
-      const r = await cli(['image', 'build', 'gateway', '-q', '--gateway-tag', t, '--label', `${TEST_LABEL}=${runId}`]);
+      const r = await cli(['image', 'build', 'gateway', '-q', '--gateway-tag', t, ...labelArgs]);
       expect(r.stdout).toMatch(new RegExp(`^Built ${t} \\([0-9a-f]{12}\\) in \\d+\\.\\ds\\n$`));
       expect(r.code).toBe(0);
       const info = await docker.getImage(t).inspect();
-      expect(info.Config.Labels).toMatchObject({ [TEST_LABEL]: runId, 'agent-dispatch.gateway-protocol': '1' });
+      expect(info.Config.Labels).toMatchObject({ ...labels, 'agent-dispatch.gateway-protocol': '1' });
       expect(info.Config.User).toBe('10001:10001');
     });
 
     it('a failing step: exit 1, the step output and a hint on stderr, nothing on stdout', { timeout: BUILD_TIMEOUT }, async () => {
-      const r = await cli(['image', 'build', 'agent', '-q', '--base', BUSYBOX_IMAGE, '--claude-binary', fakeClaude, '--tag', tag('cli-fail'), '--label', `${TEST_LABEL}=${runId}`]);
+      const r = await cli(['image', 'build', 'agent', '-q', '--base', BUSYBOX_IMAGE, '--claude-binary', fakeClaude, '--tag', tag('cli-fail'), ...labelArgs]);
       expect(r.code).toBe(1);
       expect(r.stdout).toBe('');
       expect(r.stderr).toMatch(/^Error: The build of \S+ failed at Step \d+\/\d+ : RUN /m);

@@ -11,7 +11,7 @@ import { compileSandbox, layout, loadPolicy, type CompiledSandbox } from '../../
 import { LABELS, pidNamespace, serverIdentity } from '../../src/sandbox/owner.js';
 import { reapOrphans } from '../../src/sandbox/reaper.js';
 import { SandboxRunner, type SandboxRun } from '../../src/sandbox/runner.js';
-import { NODE_IMAGE, TEST_LABEL, cleanupTestResources, dockerClient, skipDocker, testRunId } from '../helpers/docker.js';
+import { NODE_IMAGE, TEST_LABEL, cleanupTestResources, dockerClient, skipDocker, testLabels, testRunId } from '../helpers/docker.js';
 
 const TIMEOUT = 60_000;
 
@@ -19,7 +19,7 @@ describe.skipIf(skipDocker)('sandbox runner on a real engine', () => {
   const docker = dockerClient();
   const runId = testRunId();
   const root = mkdtempSync(join('/tmp', 'agent-dispatch-itest-runner-'));
-  const runner = new SandboxRunner(docker, { runDir: join(root, 'run'), extraLabels: { [TEST_LABEL]: runId } });
+  const runner = new SandboxRunner(docker, { runDir: join(root, 'run'), extraLabels: testLabels(runId) });
 
   afterAll(async () => {
     await cleanupTestResources(docker, runId);
@@ -183,11 +183,11 @@ describe.skipIf(skipDocker)('sandbox runner on a real engine', () => {
     const host = (await import('node:os')).hostname();
     const orphan = await docker.createContainer({
       ...base,
-      Labels: { [TEST_LABEL]: runId, [LABELS.server]: `999999999:1:${pidNamespace()}`, [LABELS.host]: host, [LABELS.deadline]: String(Date.now() + 600_000) },
+      Labels: { ...testLabels(runId), [LABELS.server]: `999999999:1:${pidNamespace()}`, [LABELS.host]: host, [LABELS.deadline]: String(Date.now() + 600_000) },
     });
     const live = await docker.createContainer({
       ...base,
-      Labels: { [TEST_LABEL]: runId, [LABELS.server]: serverIdentity(), [LABELS.host]: host, [LABELS.deadline]: String(Date.now() + 600_000) },
+      Labels: { ...testLabels(runId), [LABELS.server]: serverIdentity(), [LABELS.host]: host, [LABELS.deadline]: String(Date.now() + 600_000) },
     });
     await reapOrphans(docker);
     await expect(docker.getContainer(orphan.id).inspect()).rejects.toMatchObject({ statusCode: 404 });
