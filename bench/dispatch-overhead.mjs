@@ -13,8 +13,9 @@
 //
 //   node bench/dispatch-overhead.mjs [--runs N] [--json] [--image NAME] [--gateway-image NAME]
 //
-// Every container and volume it creates carries agent-dispatch.test=bench-<random> (and agent-dispatch.test-run) and is removed at the end
-// (also on failure or Ctrl-C), including the agent's session volume. Nothing is ever pulled.
+// Every container and volume it creates carries agent-dispatch.test=bench-<random> and agent-dispatch.test-run
+// (benchLabels in bench/lib.mjs) and is removed at the end (also on failure or Ctrl-C), including the agent's
+// session volume. Nothing is ever pulled.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

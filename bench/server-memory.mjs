@@ -16,9 +16,9 @@
 // Reported: baseline RSS (server started, tools listed), RSS after one warm-up dispatch (which also creates the
 // agent's session volume), peak RSS while the N dispatches are in flight and the peak while all N containers were
 // running, RSS after all finished, the kernel's high-water mark (VmHWM), and the dispatch durations.
-// Every container and volume it creates carries agent-dispatch.test=bench-<random> and is removed at the end
-// (also on failure or Ctrl-C), including the agent's session volume. Only the server process it spawned is
-// killed, by PID. Nothing is ever pulled.
+// Every container and volume it creates carries agent-dispatch.test=bench-<random> and agent-dispatch.test-run
+// (benchLabels in bench/lib.mjs) and is removed at the end (also on failure or Ctrl-C), including the agent's
+// session volume. Only the server process it spawned is killed, by PID. Nothing is ever pulled.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
