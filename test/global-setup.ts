@@ -8,7 +8,9 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { networkInterfaces } from 'node:os';
 import Docker from 'dockerode';
+import { bridgeAddress } from '../src/sandbox/bridge.js';
 import { buildGatewayImage, gatewayContextHash } from '../src/sandbox/gateway-image.js';
 import { AGENT_IMAGE_DIR, buildAgentImage, DEFAULT_BASE_IMAGE } from '../src/sandbox/image.js';
 import { TEST_AGENT_IMAGE, TEST_GATEWAY_IMAGE } from './helpers/dispatch-fixture.js';
@@ -36,8 +38,22 @@ function contextHash(binary: string): string {
 
 export default async function setup(): Promise<void> {
   if (!dockerAvailable()) return;
+  await bridgeBeforeAnyContainer();
   await agentImage();
   await gatewayImage();
+}
+
+/**
+ * Resolve the bridge address before this suite starts a container: on a fresh engine (CI right after the image
+ * builds) docker0 is NO-CARRIER here, the state a new user's first `selftest` meets. Every Docker suite needs
+ * the address, so a failure stops the run with the reason rather than in each suite.
+ */
+async function bridgeBeforeAnyContainer(): Promise<void> {
+  const docker = new Docker();
+  const running = (await docker.listContainers()).length;
+  const visible = networkInterfaces()['docker0'] !== undefined;
+  const address = await bridgeAddress(docker);
+  process.stderr.write(`[global-setup] bridge address ${address} (${running} container(s) running, docker0 ${visible ? 'up' : 'not running'})\n`);
 }
 
 /** An image tagged `tag` built from `context` on the current base: reuse it, or build it and drop the one it replaces. */
