@@ -15,7 +15,7 @@ import { err, out, style } from './output.js';
 type Command = (argv: string[]) => number | Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
-  init: { run: initCommand, summary: 'Create agents.yaml and register the MCP server with Claude Code [--no-register]' },
+  init: { run: initCommand, summary: 'Create agents.yaml and register the MCP server with Claude Code [--no-register] [--replace]: --replace removes an agent-dispatch registration that runs another program (e.g. the unsandboxed Python original)' },
   add: { run: addCommand, summary: 'Add an agent: add NAME DIRECTORY [-d TEXT] [--timeout N] [--model M] [--max-budget-usd X] [--permission-mode M] [--allowed-tools CSV] [--disallowed-tools CSV] [--capabilities CSV] [--risky-capabilities CSV] [--policy NAME|PATH]' },
   update: { run: updateCommand, summary: "Update an agent: update NAME [same options as add]; 'none' or '' clears model, permission mode and tool lists" },
   remove: { run: removeCommand, summary: 'Remove an agent: remove NAME' },
@@ -26,7 +26,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   image: { run: imageCommand, summary: 'image build [agent|gateway] [--base IMAGE] [--claude-binary PATH] [--claude-version V] [--tag T] [--gateway-tag T] [--label K=V]... [--no-cache] [-q]: build the agent and egress gateway images locally (never pulls)' },
   test: { run: testCommand, summary: 'Run one real sandboxed dispatch: test NAME [TASK] [--stream] [--timeout N] (exit 0 on success)' },
   selftest: { run: selftestCommand, summary: 'Prove the sandbox on this machine: a real sandboxed claude against a scripted local model, probing from inside [--image IMAGE] [--json]' },
-  doctor: { run: doctorCommand, summary: 'Check claude, Docker, config, MCP registration, agents, policies, images, the egress gateway and groups' },
+  doctor: { run: doctorCommand, summary: 'Check claude, Docker, config, MCP registration, agents, policies, images, the egress gateway and groups (exit 0 ok, 1 any FAIL, 3 Docker engine unreachable)' },
   serve: { run: serveCommand, summary: 'Run the MCP server on stdio (what Claude Code starts)' },
 };
 

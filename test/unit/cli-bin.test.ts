@@ -99,7 +99,7 @@ describe('node dist/cli.js', () => {
     const r = bin(['init'], { PATH: binDir, AGENT_DISPATCH_CONFIG: join(root, 'init', 'agents.yaml') });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('Registered MCP server with Claude Code (user scope).');
-    const [call] = claude.calls();
+    const call = claude.calls().find((c) => c[1] === 'add-json');
     expect(call!.slice(0, 3)).toEqual(['mcp', 'add-json', 'agent-dispatch']);
     expect(call!.slice(4)).toEqual(['--scope', 'user']);
     const spec = JSON.parse(call![3]!) as { type: string; command: string; args: string[] };
@@ -115,7 +115,30 @@ describe('node dist/cli.js', () => {
     const claude = fakeClaude(binDir);
     const r = bin(['init'], { PATH: binDir, AGENT_DISPATCH_CONFIG: join(root, 'init-linked', 'agents.yaml') });
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    const spec = JSON.parse(claude.calls()[0]![3]!) as { command: string; args: string[] };
+    const spec = JSON.parse(claude.calls().find((c) => c[1] === 'add-json')![3]!) as { command: string; args: string[] };
     expect(spec).toEqual({ type: 'stdio', command: process.execPath, args: ['--max-semi-space-size=4', CLI, 'serve'] });
+  });
+
+  it('init: an npm-linked `agent-dispatch serve` registration is this program (already registered)', () => {
+    const binDir = join(root, 'bin-linked-registered');
+    mkdirSync(binDir, { recursive: true });
+    symlinkSync(CLI, join(binDir, 'agent-dispatch'));
+    const claude = fakeClaude(binDir, { servers: [{ name: 'agent-dispatch', scope: 'user', config: { type: 'stdio', command: join(binDir, 'agent-dispatch'), args: ['serve'] } }] });
+    const r = bin(['init'], { PATH: binDir, AGENT_DISPATCH_CONFIG: join(root, 'init-linked-registered', 'agents.yaml') });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('agent-dispatch is already registered with Claude Code (user scope).');
+    expect(claude.calls().map((c) => c[1])).toEqual(['get', 'list']);
+  });
+
+  it('init over the Python original, with this program as agent-dispatch on PATH: the fix is `agent-dispatch init --replace`', () => {
+    const binDir = join(root, 'bin-linked-original');
+    mkdirSync(binDir, { recursive: true });
+    symlinkSync(CLI, join(binDir, 'agent-dispatch'));
+    fakeClaude(binDir, { servers: [{ name: 'agent-dispatch', scope: 'user', config: { type: 'stdio', command: '/home/me/.local/bin/agent-dispatch', args: ['serve'] } }] });
+    const r = bin(['init'], { PATH: binDir, AGENT_DISPATCH_CONFIG: join(root, 'init-linked-original', 'agents.yaml') });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('  agent-dispatch (user scope): /home/me/.local/bin/agent-dispatch serve');
+    expect(r.stderr).toContain('\n  agent-dispatch init --replace\n');
+    expect(r.stderr).not.toContain('is not this program.');
   });
 });

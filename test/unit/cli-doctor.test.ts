@@ -7,9 +7,10 @@ import { GATEWAY_PROTOCOL } from '../../src/gateway/protocol.js';
 import { GATEWAY_PROTOCOL_LABEL } from '../../src/sandbox/gateway-image.js';
 import { createEngine, type Engine } from '../../src/sandbox/engine.js';
 import { dockerAvailable } from '../helpers/docker.js';
-import { capture, cp1251Config, fakeAgentDispatch, fakeClaude, run, setupEnv, STACK_LINE, type Env } from './cli-harness.js';
+import { capture, cp1251Config, fakeAgentDispatch, fakeClaude, originalServer, oursServer, run, setupEnv, SOURCE_CLI, STACK_LINE, type Env, type FakeClaudeOptions } from './cli-harness.js';
 
-const REGISTERED = 'Checking MCP server health...\n\nagent-dispatch: /x/agent-dispatch serve - ✔ Connected\n';
+/** Claude Code with this program registered (user scope). */
+const REGISTERED: FakeClaudeOptions = { servers: [oursServer('user')] };
 
 /**
  * Test double for Docker availability only: `info()` answers or throws as a down engine does, and
@@ -55,7 +56,7 @@ function doctor(engine: Engine = fakeEngine()) {
 
 /** claude (registered) and agent-dispatch on PATH, one healthy agent: the all-green starting point. */
 function healthy(extra: Record<string, unknown> = {}): string {
-  fakeClaude(env.binDir, { mcpList: REGISTERED });
+  fakeClaude(env.binDir, REGISTERED);
   fakeAgentDispatch(env.binDir);
   const dir = env.project('api', { 'CLAUDE.md': '# api\n', '.mcp.json': '{"mcpServers": {}}' });
   env.writeConfig({ agents: { api: { directory: dir } }, ...extra });
@@ -70,7 +71,7 @@ describe('doctor (TestDoctor)', () => {
     expect(r.stdout).toContain(`[OK] claude CLI: ${env.binDir}/claude`);
     expect(r.stdout).toContain('[OK] Docker engine reachable: server 27.0.0 (API 1.46)');
     expect(r.stdout).toContain(`[OK] Config: ${env.configPath} (1 agent)`);
-    expect(r.stdout).toContain('[OK] agent-dispatch is registered with Claude Code');
+    expect(r.stdout).toContain(`[OK] agent-dispatch is registered with Claude Code (user scope; this program: ${SOURCE_CLI})`);
     expect(r.stdout).toContain(`[OK] api: ${dir} [CLAUDE.md, .mcp.json]`);
     expect(r.stdout).toContain("[OK] api: policy 'default' valid");
     expect(r.stdout).toContain('[OK] agent-dispatch/agent:latest present');
@@ -80,11 +81,14 @@ describe('doctor (TestDoctor)', () => {
     expect(r.stdout).not.toContain('[WARN]');
   });
 
-  it('asks claude mcp list, by the path it found', async () => {
+  it('asks claude mcp get agent-dispatch and claude mcp list, by the path it found', async () => {
     healthy();
-    const claude = fakeClaude(env.binDir, { mcpList: REGISTERED });
+    const claude = fakeClaude(env.binDir, REGISTERED);
     await doctor();
-    expect(claude.calls()).toEqual([['mcp', 'list']]);
+    expect(claude.calls()).toEqual([
+      ['mcp', 'get', 'agent-dispatch'],
+      ['mcp', 'list'],
+    ]);
   });
 
   it('claude missing: FAIL and a non-zero exit', async () => {
@@ -106,7 +110,7 @@ describe('doctor (TestDoctor)', () => {
   });
 
   it('config missing: WARN with the init hint, exit 0 when nothing else fails', async () => {
-    fakeClaude(env.binDir, { mcpList: REGISTERED });
+    fakeClaude(env.binDir, REGISTERED);
     fakeAgentDispatch(env.binDir);
     const r = await doctor();
     expect(r.code).toBe(0);
@@ -121,7 +125,7 @@ describe('doctor (TestDoctor)', () => {
     ['a bad schema', () => 'agents:\n  api:\n    directory: 123\n', 'Config schema invalid'],
     ['cp1251 bytes', () => cp1251Config('/tmp'), 'Config is not valid UTF-8'],
   ])('%s: FAIL, diagnosed without a crash', async (_label, bytes, title) => {
-    fakeClaude(env.binDir, { mcpList: REGISTERED });
+    fakeClaude(env.binDir, REGISTERED);
     fakeAgentDispatch(env.binDir);
     env.writeConfigText(bytes());
     const r = await doctor();
@@ -132,7 +136,7 @@ describe('doctor (TestDoctor)', () => {
   });
 
   it('a non-UTF-8 config says to re-save it as UTF-8', async () => {
-    fakeClaude(env.binDir, { mcpList: REGISTERED });
+    fakeClaude(env.binDir, REGISTERED);
     env.writeConfigText(cp1251Config('/tmp'));
     const r = await doctor();
     expect(r.stdout).toContain('not valid UTF-8');
@@ -140,35 +144,92 @@ describe('doctor (TestDoctor)', () => {
   });
 
   it('an unreadable config is diagnosed as such', async () => {
-    fakeClaude(env.binDir, { mcpList: REGISTERED });
+    fakeClaude(env.binDir, REGISTERED);
     mkdirSync(env.configPath, { recursive: true }); // a directory where the file should be: EISDIR
     const r = await doctor();
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('[FAIL] Config could not be read');
   });
 
-  it('not registered: WARN with the init hint, exit 0', async () => {
+  it('not registered: WARN with the init hint (this program by node and script: agent-dispatch on PATH is another), exit 0', async () => {
     healthy();
-    fakeClaude(env.binDir, { mcpList: 'github: npx -y @modelcontextprotocol/server-github - ✔ Connected\n' });
+    fakeClaude(env.binDir, { servers: [{ name: 'github', scope: 'user', config: { type: 'stdio', command: 'npx', args: ['-y', '@modelcontextprotocol/server-github'] } }] });
     const r = await doctor();
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('[WARN] agent-dispatch is not registered with Claude Code');
-    expect(r.stdout).toContain('Run: agent-dispatch init');
+    expect(r.stdout).toContain(`Run: ${process.execPath} ${SOURCE_CLI} init`);
     expect(r.stdout).toContain('0 issues, 1 warning');
   });
 
-  it('agent-dispatch inside another server’s path is not a false positive', async () => {
+  it('agent-dispatch inside another server’s path or name is not a false positive', async () => {
     healthy();
-    fakeClaude(env.binDir, { mcpList: 'other: /opt/agent-dispatch/bin/other serve - ✔ Connected\nmy-agent-dispatch: x - ✔ Connected\n' });
+    fakeClaude(env.binDir, {
+      servers: [
+        { name: 'other', scope: 'user', config: { type: 'stdio', command: '/opt/agent-dispatch/bin/other', args: ['serve'] } },
+        { name: 'my-agent-dispatch', scope: 'user', config: { type: 'stdio', command: 'x' } },
+      ],
+    });
     const r = await doctor();
     expect(r.stdout).toContain('[WARN] agent-dispatch is not registered with Claude Code');
+    expect(r.stdout).not.toContain('[FAIL]');
   });
 
-  it('a failing claude mcp list counts as not registered', async () => {
+  it('the Python original registered as agent-dispatch: FAIL naming what runs and the fix, not OK', async () => {
     healthy();
-    fakeClaude(env.binDir, { mcpList: REGISTERED, mcpListExit: 1 });
+    const python = join(env.binDir, 'agent-dispatch');
+    fakeClaude(env.binDir, { servers: [originalServer(python)] });
     const r = await doctor();
-    expect(r.stdout).toContain('[WARN] agent-dispatch is not registered with Claude Code');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`[FAIL] agent-dispatch is registered with Claude Code as another program: agent-dispatch (user scope): ${python} serve`);
+    expect(r.stdout).toContain('That is the Python original agent-dispatch: it runs every dispatch unsandboxed');
+    expect(r.stdout).toContain(`Fix: ${process.execPath} ${SOURCE_CLI} init --replace (or: claude mcp remove agent-dispatch -s user)`);
+    expect(r.stdout).not.toContain('[OK] agent-dispatch is registered');
+    expect(r.stdout).not.toContain('is not registered');
+    expect(r.stdout).toContain('1 issue, 0 warnings');
+  });
+
+  it('any other program as agent-dispatch: FAIL', async () => {
+    healthy();
+    fakeClaude(env.binDir, { servers: [{ name: 'agent-dispatch', scope: 'local', config: { type: 'stdio', command: 'node', args: ['/elsewhere/dist/cli.js', 'serve'] } }] });
+    const r = await doctor();
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('[FAIL] agent-dispatch is registered with Claude Code as another program: agent-dispatch (local scope): node /elsewhere/dist/cli.js serve');
+    expect(r.stdout).toContain('That is not this program');
+  });
+
+  it('this program, but the original hidden behind it in the user scope: OK for it and FAIL for the hidden one', async () => {
+    healthy();
+    fakeClaude(env.binDir, { servers: [originalServer('/home/me/.local/bin/agent-dispatch', 'user'), oursServer('local')] });
+    const r = await doctor();
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('[OK] agent-dispatch is registered with Claude Code (local scope; this program:');
+    expect(r.stdout).toContain('[FAIL] agent-dispatch is registered with Claude Code as another program: agent-dispatch (user scope): /home/me/.local/bin/agent-dispatch serve');
+  });
+
+  it('the Python original under another name: FAIL, also when agent-dispatch is this program', async () => {
+    healthy();
+    fakeClaude(env.binDir, { servers: [oursServer('user'), { name: 'dispatch-py', scope: 'user', config: { type: 'stdio', command: 'uvx', args: ['agent-dispatch', 'serve'] } }] });
+    const r = await doctor();
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('[OK] agent-dispatch is registered with Claude Code (user scope');
+    expect(r.stdout).toContain('[FAIL] MCP server dispatch-py runs the Python original: dispatch-py (user scope): uvx agent-dispatch serve');
+    expect(r.stdout).toContain('(or: claude mcp remove dispatch-py -s user)');
+  });
+
+  it('a failing claude mcp get: WARN, could not check', async () => {
+    healthy();
+    fakeClaude(env.binDir, { ...REGISTERED, getExit: 1, getStderr: 'Error: boom' });
+    const r = await doctor();
+    expect(r.stdout).toContain('[WARN] Could not check MCP registration: claude mcp get exited with code 1: Error: boom');
+    expect(r.code).toBe(0);
+  });
+
+  it('a failing claude mcp list: agent-dispatch still checked, and a WARN that other names were not', async () => {
+    healthy();
+    fakeClaude(env.binDir, { ...REGISTERED, mcpList: '', mcpListExit: 1 });
+    const r = await doctor();
+    expect(r.stdout).toContain('[OK] agent-dispatch is registered with Claude Code (user scope');
+    expect(r.stdout).toContain('[WARN] Could not look for other registrations of the Python original: claude mcp list exited with code 1');
   });
 
   it('a missing agent directory: FAIL directory missing', async () => {
@@ -247,15 +308,27 @@ describe('doctor (TestDoctor)', () => {
     expect(noKey.code).toBe(1);
   });
 
-  it('Docker unreachable: FAIL, images skipped, non-zero exit', async () => {
+  it('Docker unreachable: FAIL, images skipped, exit 3', async () => {
     healthy();
     const engine = fakeEngine({ down: true });
     const r = await doctor(engine);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(3);
     expect(r.stdout).toContain('[FAIL] Docker engine not reachable: connect ENOENT /var/run/docker.sock');
     expect(r.stdout).toContain('Start the Docker engine (or set DOCKER_HOST)');
     expect(r.stdout).toContain('[WARN] Skipped (Docker engine not reachable)');
     expect(engine.asked).toEqual([]);
+  });
+
+  it('exit codes: 0 all OK, 1 any FAIL, 3 engine unreachable whatever else failed', async () => {
+    healthy();
+    expect((await doctor()).code).toBe(0);
+    env.writeConfig({ agents: { api: { directory: join(env.root, 'gone') } } });
+    expect((await doctor()).code).toBe(1);
+    expect((await doctor(fakeEngine({ down: true }))).code).toBe(3);
+    vi.stubEnv('DOCKER_HOST', `unix://${join(env.root, 'no-docker.sock')}`);
+    const r = await run('doctor'); // through main, the real engine client pointed at nothing
+    expect(r.stdout).toContain('[FAIL] Docker engine not reachable');
+    expect(r.code).toBe(3);
   });
 
   it('an agent image that is not present locally: FAIL', async () => {
@@ -312,7 +385,7 @@ describe('doctor (TestDoctor)', () => {
 
 describe.skipIf(!dockerAvailable() && !process.env['CI'])('doctor against the real Docker engine', () => {
   it('reports the engine reachable and checks images for real', async () => {
-    fakeClaude(env.binDir, { mcpList: REGISTERED });
+    fakeClaude(env.binDir, REGISTERED);
     fakeAgentDispatch(env.binDir);
     mkdirSync(join(env.stateDir, 'policies'), { recursive: true });
     const image = 'agent-dispatch-test/never-built:absent';

@@ -114,40 +114,54 @@ export function setupEnv(): Env {
   };
 }
 
-/** Quote for /bin/sh single quotes. */
-const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
 export interface FakeClaude {
   path: string;
   /** Every invocation's argv, in order. */
   calls(): string[][];
+  /** The registry as it is now (after the `mcp remove` and `mcp add-json` calls so far). */
+  servers(): FakeServer[];
 }
 
+/** One MCP registration in the fake's registry: what `claude mcp add-json NAME CONFIG -s SCOPE` stores. */
+export interface FakeServer {
+  name: string;
+  scope: 'user' | 'local' | 'project';
+  config: { type?: string; command?: string; args?: string[]; url?: string; env?: Record<string, string> };
+}
+
+export interface FakeClaudeOptions {
+  /** Registrations already there (default: none). */
+  servers?: FakeServer[];
+  /** `mcp list` prints exactly this instead of the registry (and exits `mcpListExit`). */
+  mcpList?: string;
+  mcpListExit?: number;
+  /** `mcp get` fails with this exit code and stderr. */
+  getExit?: number;
+  getStderr?: string;
+  /** `mcp remove` fails with this exit code and stderr. */
+  removeExit?: number;
+  removeStderr?: string;
+  /** `mcp add-json` and any other command: exit non-zero with this output instead (0: add-json works). */
+  exitCode?: number;
+  stdout?: string;
+  stderr?: string;
+  /** Status per name in `mcp get`/`mcp list` (default `✔ Connected`). */
+  status?: Record<string, string>;
+}
+
+const FAKE_CLAUDE = join(import.meta.dirname, 'fake-claude.cjs');
+
 /**
- * A fake `claude` in `binDir`: records each invocation's argv (one argument per line, calls separated by
- * a NUL line) and answers `mcp list` with `mcpList`, anything else with `stdout`/`stderr`/`exitCode`.
- * Uses shell builtins only, so PATH may be just `binDir`.
+ * A fake `claude` in `binDir`: a node script (absolute shebang, so PATH may be just `binDir`) that records each
+ * invocation's argv (one argument per line, calls separated by a `<<end>>` line) and answers `mcp get`, `mcp list`,
+ * `mcp remove` and `mcp add-json` from a registry, in Claude Code's words (fake-claude.cjs).
  */
-export function fakeClaude(
-  binDir: string,
-  options: { exitCode?: number; stdout?: string; stderr?: string; mcpList?: string; mcpListExit?: number } = {},
-): FakeClaude {
+export function fakeClaude(binDir: string, options: FakeClaudeOptions = {}): FakeClaude {
   const log = join(binDir, 'claude.calls');
-  const script = [
-    '#!/bin/sh',
-    `for a in "$@"; do printf '%s\\n' "$a" >> ${sh(log)}; done`,
-    `printf '%s\\n' '<<end>>' >> ${sh(log)}`,
-    'if [ "$1" = mcp ] && [ "$2" = list ]; then',
-    `  printf '%s' ${sh(options.mcpList ?? '')}`,
-    `  exit ${options.mcpListExit ?? 0}`,
-    'fi',
-    `printf '%s' ${sh(options.stdout ?? '')}`,
-    `printf '%s' ${sh(options.stderr ?? '')} >&2`,
-    `exit ${options.exitCode ?? 0}`,
-    '',
-  ].join('\n');
+  const state = join(binDir, 'claude.state.json');
+  writeFileSync(state, JSON.stringify({ ...options, servers: options.servers ?? [] }));
   const path = join(binDir, 'claude');
-  writeFileSync(path, script);
+  writeFileSync(path, `#!${process.execPath}\nrequire(${JSON.stringify(FAKE_CLAUDE)});\n`);
   chmodSync(path, 0o755);
   return {
     path,
@@ -164,8 +178,24 @@ export function fakeClaude(
       }
       return calls;
     },
+    servers() {
+      return (JSON.parse(readFileSync(state, 'utf8')) as { servers: FakeServer[] }).servers;
+    },
   };
 }
+
+/** This program as `init` registers it (the script is the one the source tree's init points at). */
+export function oursServer(scope: FakeServer['scope'] = 'user', name = 'agent-dispatch'): FakeServer {
+  return { name, scope, config: { type: 'stdio', command: process.execPath, args: ['--max-semi-space-size=4', SOURCE_CLI, 'serve'] } };
+}
+
+/** The Python original as its own `init` registers it: `{"type":"stdio","command":"<abs path>","args":["serve"]}`. */
+export function originalServer(command: string, scope: FakeServer['scope'] = 'user', name = 'agent-dispatch'): FakeServer {
+  return { name, scope, config: { type: 'stdio', command, args: ['serve'] } };
+}
+
+/** Where `serverCommand()` points when the CLI runs from source (tests): src/cli.js, next to src/cli.ts. */
+export const SOURCE_CLI = join(import.meta.dirname, '..', '..', 'src', 'cli.js');
 
 /** A do-nothing `agent-dispatch` on PATH (doctor warns when it is missing; init registers its path). */
 export function fakeAgentDispatch(binDir: string): string {

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { configPath } from '../../config/paths.js';
@@ -13,6 +12,11 @@ import { gatewayBuildHint, gatewayImage, GATEWAY_PROTOCOL_LABEL } from '../../sa
 import { imageBuildHint } from '../../sandbox/image.js';
 import { describeError } from '../../errors.js';
 import { parse } from '../args.js';
+import { claudeMcp } from '../claude-mcp.js';
+import { SERVER_NAME, survey } from '../mcp-survey.js';
+import { fsProbe, thisProgram } from '../registration.js';
+import { removeCommand, selfInvocation, where, why } from '../registration-report.js';
+import { registrationJudge, serverScript } from './init.js';
 import { which } from '../which.js';
 import { out, style } from '../output.js';
 
@@ -104,20 +108,23 @@ export async function doctorCommand(argv: string[], engine: Engine = createEngin
   r.section('Summary');
   if (r.issues === 0 && r.warnings === 0) out(style.green('  All checks passed.'));
   else out(`  ${plural(r.issues, 'issue')}, ${plural(r.warnings, 'warning')}`);
-  return r.issues > 0 ? 1 : 0;
+  // 3 when the engine is down whatever else failed (it is what to fix first), as image build does.
+  return !engineUp ? 3 : r.issues > 0 ? 1 : 0;
 }
 
+/** Registered as this program — not as the Python original or anything else, under this or any name. */
 function checkRegistration(r: Report, claude: string): void {
-  const result = spawnSync(claude, ['mcp', 'list'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
-  if (result.error && (result.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') {
-    r.line('WARN', 'Could not check MCP registration: claude mcp list timed out');
-  } else if (result.error) {
-    r.line('WARN', `Could not check MCP registration: ${describeError(result.error)}`);
-  } else if (result.status === 0 && /^agent-dispatch[:\s]/m.test(result.stdout)) {
-    r.line('OK', 'agent-dispatch is registered with Claude Code');
-  } else {
-    r.line('WARN', 'agent-dispatch is not registered with Claude Code', 'Run: agent-dispatch init');
+  const found = survey(claudeMcp(claude), registrationJudge());
+  if (!found.ok) return r.line('WARN', `Could not check MCP registration: ${found.message}`);
+  const { current, foreign, incomplete } = found.value;
+  const self = selfInvocation(thisProgram(serverScript()), fsProbe());
+  if (current?.verdict.kind === 'ours') r.line('OK', `${SERVER_NAME} is registered with Claude Code (${current.scope} scope; this program: ${serverScript()})`);
+  else if (!current) r.line('WARN', `${SERVER_NAME} is not registered with Claude Code`, `Run: ${self} init`);
+  for (const f of foreign) {
+    const title = f.name === SERVER_NAME ? `${SERVER_NAME} is registered with Claude Code as another program: ${where(f)}` : `MCP server ${f.name} runs the Python original: ${where(f)}`;
+    r.line('FAIL', title, why(f), `Fix: ${self} init --replace (or: ${removeCommand(f)})`);
   }
+  if (incomplete) r.line('WARN', `Could not look for other registrations of the Python original: ${incomplete}`);
 }
 
 /** Agents whose policy routes through the gateway need its image and a credential for it to add. */
