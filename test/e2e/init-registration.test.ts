@@ -13,10 +13,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMcpGet } from '../../src/cli/mcp-output.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
+/** The devDependency's native binary (what its postinstall puts behind node_modules/.bin/claude). */
 const CLAUDE = (() => {
-  const pkg = createRequire(import.meta.url).resolve('@anthropic-ai/claude-code/package.json');
-  const bin = (JSON.parse(readFileSync(pkg, 'utf8')) as { bin: { claude: string } }).bin.claude;
-  return join(dirname(pkg), bin);
+  const require = createRequire(import.meta.url);
+  try {
+    return join(dirname(require.resolve(`@anthropic-ai/claude-code-${process.platform}-${process.arch}/package.json`)), 'claude');
+  } catch {
+    const pkg = require.resolve('@anthropic-ai/claude-code/package.json');
+    return join(dirname(pkg), (JSON.parse(readFileSync(pkg, 'utf8')) as { bin: { claude: string } }).bin.claude);
+  }
 })();
 /** Health checks spawn every registered server; Claude Code waits up to 30 s for one. */
 const STEP_MS = 90_000;
