@@ -2,7 +2,7 @@
  * Is an MCP registration this program, the unsandboxed Python original, or something else? `classify` is pure
  * given a `Probe` that says what a command or path resolves to; `fsProbe` asks the filesystem.
  */
-import { realpathSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
 import { which } from './which.js';
 
@@ -103,6 +103,25 @@ function spaceSplits(line: string): [string, string][] {
 /** `${VAR}` and `${VAR:-default}`, which Claude Code expands in a registration's command and arguments. */
 export function expandVars(text: string, env: NodeJS.ProcessEnv): string {
   return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (whole, name: string, fallback: string | undefined) => env[name] ?? fallback ?? whole);
+}
+
+/**
+ * Is this executable the Python original's console script (a python shebang, or code naming its package)?
+ * Reads at most 4 KiB of a regular file, never blocking on a FIFO or device; anything unreadable is "no".
+ */
+export function isPythonOriginalScript(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    if (!fstatSync(fd).isFile()) return false;
+    const head = Buffer.alloc(4096);
+    const text = head.subarray(0, readSync(fd, head, 0, head.length, 0)).toString('latin1');
+    return /^#!.*\bpython[\d.]*\b/.test(text) || /\bagent_dispatch\b/.test(text);
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 function real(path: string): string {

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -109,13 +110,38 @@ describe('doctor (TestDoctor)', () => {
     expect(r.code).toBe(0);
   });
 
+  it.each([
+    ['a python console script', '#!/usr/bin/python3\n# -*- coding: utf-8 -*-\nimport sys\nfrom agent_dispatch.cli import cli\nsys.exit(cli())\n'],
+    ['a wrapper naming its package', '#!/bin/sh\nexec /opt/venv/bin/python -m agent_dispatch "$@"\n'],
+  ])('agent-dispatch on PATH is the Python original (%s): FAIL naming it, the hazard and the fix', async (_, script) => {
+    healthy();
+    const path = join(env.binDir, 'agent-dispatch');
+    writeFileSync(path, script, { mode: 0o755 });
+    const r = await doctor();
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`[FAIL] agent-dispatch on PATH is the Python original: ${path}`);
+    expect(r.stdout).toContain('its `test` dispatches unsandboxed');
+    expect(r.stdout).toMatch(/Fix: uninstall it \(pip uninstall agent-dispatch.*until then run \S*node\S* \S+cli\.js/);
+  });
+
+  it('a FIFO named agent-dispatch on PATH: not a program, and doctor does not block on it', async () => {
+    healthy();
+    const path = join(env.binDir, 'agent-dispatch');
+    rmSync(path);
+    spawnSync('mkfifo', ['-m', '0755', path]);
+    const r = await doctor();
+    expect(r.stdout).toContain('[WARN] agent-dispatch not on PATH');
+    expect(r.code).toBe(0);
+  });
+
   it('config missing: WARN with the init hint, exit 0 when nothing else fails', async () => {
     fakeClaude(env.binDir, REGISTERED);
     fakeAgentDispatch(env.binDir);
     const r = await doctor();
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`[WARN] Config not found: ${env.configPath}`);
-    expect(r.stdout).toContain('Run: agent-dispatch init');
+    // `agent-dispatch` on PATH is not this program here: the hint names one that is.
+    expect(r.stdout).toMatch(/Run: \S*node\S* \S+cli\.js init\n/);
     expect(r.stdout).toContain('[WARN] Skipped (no usable config)');
     expect(r.stdout).not.toContain('[FAIL]');
   });

@@ -60,7 +60,9 @@ describe('init (TestInit)', () => {
     expect(JSON.parse(add[3]!)).toMatchObject({ type: 'stdio', command: process.execPath, args: ['--max-semi-space-size=4', expect.stringMatching(/cli\.js$/), 'serve'] });
     expect(r.stdout).toContain('Registered MCP server with Claude Code (user scope).');
     expect(r.stdout).toContain('Next steps:');
-    expect(r.stdout).toContain('  agent-dispatch add <name> <directory>');
+    // `agent-dispatch` on PATH is another program here: the next steps name this one.
+    expect(r.stdout).toMatch(/\n {2}\S*node\S* \S+cli\.js add <name> <directory>\n/);
+    expect(r.stdout).not.toContain('  agent-dispatch add');
     expect(claude.servers()).toEqual([oursServer('user')]);
   });
 

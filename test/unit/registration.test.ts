@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { classify, commandLine, expandVars, fsProbe, thisProgram, type Endpoint, type Probe, type This } from '../../src/cli/registration.js';
+import { classify, commandLine, expandVars, fsProbe, isPythonOriginalScript, thisProgram, type Endpoint, type Probe, type This } from '../../src/cli/registration.js';
 
 let root: string;
 let self: This;
@@ -161,5 +162,26 @@ describe('fsProbe', () => {
     expect(probe.command('agent-dispatch')).toBe(self.script);
     expect(probe.command('no-such-command')).toBeUndefined();
     expect(probe.path('pkg with space/dist/cli.js')).toBe(self.script);
+  });
+});
+
+describe('isPythonOriginalScript', () => {
+  it.each([
+    ['a pip console script', '#!/usr/bin/python3\nimport re\nimport sys\nfrom agent_dispatch.cli import cli\n', true],
+    ['a venv python with a version', '#!/home/me/.venv/bin/python3.12\nfrom x import y\n', true],
+    ['a shell wrapper around the module', '#!/bin/sh\nexec python -m agent_dispatch "$@"\n', true],
+    ['a shell script', '#!/bin/sh\nexit 0\n', false],
+    ['a node script', '#!/usr/bin/env node\nimport "./dist/cli.js";\n', false],
+    ['a python word past the first 4 KiB', `#!/bin/sh\n${'#'.repeat(5000)}\nagent_dispatch\n`, false],
+  ])('%s → %s', (_, text, expected) => {
+    expect(isPythonOriginalScript(file(join(root, 'bin', 'agent-dispatch'), text))).toBe(expected);
+  });
+
+  it('a FIFO, a device or a missing path is not, and never blocks', () => {
+    const fifo = join(root, 'fifo');
+    spawnSync('mkfifo', [fifo]);
+    expect(isPythonOriginalScript(fifo)).toBe(false);
+    expect(isPythonOriginalScript('/dev/zero')).toBe(false);
+    expect(isPythonOriginalScript(join(root, 'missing'))).toBe(false);
   });
 });

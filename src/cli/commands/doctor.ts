@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { configPath } from '../../config/paths.js';
 import { describeConfigProblem, loadConfig } from '../../config/load.js';
 import { unknownGroupMembers, type DispatchConfig } from '../../config/schema.js';
@@ -14,7 +14,7 @@ import { describeError } from '../../errors.js';
 import { parse } from '../args.js';
 import { claudeMcp } from '../claude-mcp.js';
 import { SERVER_NAME, survey } from '../mcp-survey.js';
-import { fsProbe, thisProgram } from '../registration.js';
+import { fsProbe, isPythonOriginalScript, thisProgram } from '../registration.js';
 import { removeCommand, selfInvocation, where, why } from '../registration-report.js';
 import { registrationJudge, serverScript } from './init.js';
 import { which } from '../which.js';
@@ -50,7 +50,7 @@ export async function doctorCommand(argv: string[], engine: Engine = createEngin
   const claude = which('claude');
   if (claude) r.line('OK', `claude CLI: ${claude}`);
   else r.line('FAIL', 'claude CLI not found on PATH', 'Install Claude Code: https://docs.anthropic.com/en/docs/claude-code');
-  if (!which('agent-dispatch')) r.line('WARN', 'agent-dispatch not on PATH (MCP server still works via absolute path)');
+  checkPathCommand(r);
 
   r.section('Docker');
   let engineUp = false;
@@ -67,7 +67,7 @@ export async function doctorCommand(argv: string[], engine: Engine = createEngin
   const load = loadConfig(path);
   let config: DispatchConfig | undefined;
   if (load.kind === 'missing') {
-    r.line('WARN', `Config not found: ${path}`, 'Run: agent-dispatch init');
+    r.line('WARN', `Config not found: ${path}`, `Run: ${selfInvocation(thisProgram(serverScript()), fsProbe())} init`);
   } else if (load.kind === 'invalid') {
     const title = { schema: 'Config schema invalid', yaml: 'Config not valid YAML', encoding: 'Config is not valid UTF-8', unreadable: 'Config could not be read' }[load.problem];
     r.line('FAIL', title, describeConfigProblem(load), ...(load.problem === 'encoding' ? ['Re-save the file as UTF-8.'] : []));
@@ -110,6 +110,24 @@ export async function doctorCommand(argv: string[], engine: Engine = createEngin
   else out(`  ${plural(r.issues, 'issue')}, ${plural(r.warnings, 'warning')}`);
   // 3 when the engine is down whatever else failed (it is what to fix first), as image build does.
   return !engineUp ? 3 : r.issues > 0 ? 1 : 0;
+}
+
+/**
+ * What a user typing `agent-dispatch …` runs. The Python original there is an error: its `test` (and every
+ * command that dispatches) runs claude unsandboxed, and it edits the same agents.yaml.
+ */
+function checkPathCommand(r: Report): void {
+  const found = which('agent-dispatch');
+  if (!found) return r.line('WARN', 'agent-dispatch not on PATH (MCP server still works via absolute path)');
+  const self = thisProgram(serverScript());
+  if (fsProbe().command(found) === self.script) return r.line('OK', `agent-dispatch on PATH: ${found} (this program)`);
+  if (!isPythonOriginalScript(found)) return;
+  r.line(
+    'FAIL',
+    `agent-dispatch on PATH is the Python original: ${found}`,
+    'Commands typed as `agent-dispatch ...` run it, and its `test` dispatches unsandboxed, directly on this machine.',
+    `Fix: uninstall it (pip uninstall agent-dispatch, or pipx/uv tool uninstall agent-dispatch), then put this program on PATH (npm link in ${dirname(dirname(self.script))}); until then run ${selfInvocation(self, fsProbe())}`,
+  );
 }
 
 /** Registered as this program — not as the Python original or anything else, under this or any name. */

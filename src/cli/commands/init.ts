@@ -63,10 +63,12 @@ export async function initCommand(argv: string[], confirm: Confirm = askOnTty): 
   }
   const code = await register(claudeMcp(claude), spec, manual, p.values['replace'] === true, confirm);
   if (code !== 0) return code;
+  // `agent-dispatch` on PATH may be the Python original: name a command that runs this program.
+  const self = selfInvocation(thisProgram(serverScript()), fsProbe());
   out('\nNext steps:');
-  out('  agent-dispatch add <name> <directory>');
-  out('  agent-dispatch list');
-  out('  agent-dispatch policy check');
+  out(`  ${self} add <name> <directory>`);
+  out(`  ${self} list`);
+  out(`  ${self} policy check`);
   return 0;
 }
 
