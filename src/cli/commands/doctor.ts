@@ -14,7 +14,7 @@ import { describeError } from '../../errors.js';
 import { parse } from '../args.js';
 import { claudeMcp } from '../claude-mcp.js';
 import { SERVER_NAME, survey } from '../mcp-survey.js';
-import { fsProbe, isPythonOriginalScript, thisProgram } from '../registration.js';
+import { fsProbe, isPythonOriginalScript, thisProgram, type This } from '../registration.js';
 import { removeCommand, selfInvocation, where, why } from '../registration-report.js';
 import { registrationJudge, serverScript } from './init.js';
 import { which } from '../which.js';
@@ -45,12 +45,15 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 export async function doctorCommand(argv: string[], engine: Engine = createEngine()): Promise<number> {
   parse('doctor', argv, {}, { min: 0, max: 0, names: '' });
   const r = new Report();
+  // How to run this program from a shell: `agent-dispatch` only when that is it on PATH.
+  const self = thisProgram(serverScript());
+  const invocation = selfInvocation(self, fsProbe());
 
   r.section('Environment');
   const claude = which('claude');
   if (claude) r.line('OK', `claude CLI: ${claude}`);
   else r.line('FAIL', 'claude CLI not found on PATH', 'Install Claude Code: https://docs.anthropic.com/en/docs/claude-code');
-  checkPathCommand(r);
+  checkPathCommand(r, self, invocation);
 
   r.section('Docker');
   let engineUp = false;
@@ -67,7 +70,7 @@ export async function doctorCommand(argv: string[], engine: Engine = createEngin
   const load = loadConfig(path);
   let config: DispatchConfig | undefined;
   if (load.kind === 'missing') {
-    r.line('WARN', `Config not found: ${path}`, `Run: ${selfInvocation(thisProgram(serverScript()), fsProbe())} init`);
+    r.line('WARN', `Config not found: ${path}`, `Run: ${invocation} init`);
   } else if (load.kind === 'invalid') {
     const title = { schema: 'Config schema invalid', yaml: 'Config not valid YAML', encoding: 'Config is not valid UTF-8', unreadable: 'Config could not be read' }[load.problem];
     r.line('FAIL', title, describeConfigProblem(load), ...(load.problem === 'encoding' ? ['Re-save the file as UTF-8.'] : []));
@@ -78,7 +81,7 @@ export async function doctorCommand(argv: string[], engine: Engine = createEngin
 
   r.section('MCP registration');
   if (!claude) r.line('WARN', 'Skipped (claude CLI missing)');
-  else checkRegistration(r, claude);
+  else checkRegistration(r, claude, invocation);
 
   r.section('Agents');
   const images = new Set<string>();
@@ -116,31 +119,29 @@ export async function doctorCommand(argv: string[], engine: Engine = createEngin
  * What a user typing `agent-dispatch …` runs. The Python original there is an error: its `test` (and every
  * command that dispatches) runs claude unsandboxed, and it edits the same agents.yaml.
  */
-function checkPathCommand(r: Report): void {
+function checkPathCommand(r: Report, self: This, invocation: string): void {
   const found = which('agent-dispatch');
   if (!found) return r.line('WARN', 'agent-dispatch not on PATH (MCP server still works via absolute path)');
-  const self = thisProgram(serverScript());
   if (fsProbe().command(found) === self.script) return r.line('OK', `agent-dispatch on PATH: ${found} (this program)`);
   if (!isPythonOriginalScript(found)) return;
   r.line(
     'FAIL',
     `agent-dispatch on PATH is the Python original: ${found}`,
     'Commands typed as `agent-dispatch ...` run it, and its `test` dispatches unsandboxed, directly on this machine.',
-    `Fix: uninstall it (pip uninstall agent-dispatch, or pipx/uv tool uninstall agent-dispatch), then put this program on PATH (npm link in ${dirname(dirname(self.script))}); until then run ${selfInvocation(self, fsProbe())}`,
+    `Fix: uninstall it (pip uninstall agent-dispatch, or pipx/uv tool uninstall agent-dispatch), then put this program on PATH (npm link in ${dirname(dirname(self.script))}); until then run ${invocation}`,
   );
 }
 
 /** Registered as this program — not as the Python original or anything else, under this or any name. */
-function checkRegistration(r: Report, claude: string): void {
+function checkRegistration(r: Report, claude: string, invocation: string): void {
   const found = survey(claudeMcp(claude), registrationJudge());
   if (!found.ok) return r.line('WARN', `Could not check MCP registration: ${found.message}`);
   const { current, foreign, incomplete } = found.value;
-  const self = selfInvocation(thisProgram(serverScript()), fsProbe());
   if (current?.verdict.kind === 'ours') r.line('OK', `${SERVER_NAME} is registered with Claude Code (${current.scope} scope; this program: ${serverScript()})`);
-  else if (!current) r.line('WARN', `${SERVER_NAME} is not registered with Claude Code`, `Run: ${self} init`);
+  else if (!current) r.line('WARN', `${SERVER_NAME} is not registered with Claude Code`, `Run: ${invocation} init`);
   for (const f of foreign) {
     const title = f.name === SERVER_NAME ? `${SERVER_NAME} is registered with Claude Code as another program: ${where(f)}` : `MCP server ${f.name} runs the Python original: ${where(f)}`;
-    r.line('FAIL', title, why(f), `Fix: ${self} init --replace (or: ${removeCommand(f)})`);
+    r.line('FAIL', title, why(f), `Fix: ${invocation} init --replace (or: ${removeCommand(f)})`);
   }
   if (incomplete) r.line('WARN', `Could not look for other registrations of the Python original: ${incomplete}`);
 }
