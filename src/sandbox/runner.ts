@@ -14,6 +14,7 @@ import { GatewayPool, type EgressLease } from './gateway-pool.js';
 import { LABELS, ownerLabels } from './owner.js';
 import { imageMissing, sandboxError } from './sandbox-error.js';
 import { reapOrphans } from './reaper.js';
+import { removeJobContainers } from './job-containers.js';
 import { prepareStateVolume } from './state-volume.js';
 
 export interface SandboxRun {
@@ -178,6 +179,11 @@ export class SandboxRunner {
   /** Containers this server started that are still there (a job label of ours); 0 after every dispatch. */
   async leftoverContainers(job: string): Promise<number> {
     return (await this.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABELS.job}=${job}`] }) })).length;
+  }
+
+  /** Kill and remove the containers of one job, wherever they were started from (dispatch_cancel, `cancel ID`). */
+  removeJobContainers(job: string): Promise<number> {
+    return removeJobContainers(this.docker, job);
   }
 
   /** Containers of an agent (dispatches and its gateway) that still exist. */
