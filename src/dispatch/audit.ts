@@ -10,7 +10,7 @@ import type { EgressDecision } from '../gateway/protocol.js';
 import type { DispatchResult } from './types.js';
 
 export const AUDIT_FILE = 'audit.jsonl';
-/** How much of the file's end `lastAuditRecord` reads (one record with 10 000 decisions is about 2 MB). */
+/** How much of the file's end `lastAuditRecord` reads (the gateway reports at most 512 KiB of decisions per dispatch). */
 const TAIL_BYTES = 4 * 1024 * 1024;
 
 export interface AuditRecord {
@@ -46,10 +46,12 @@ export interface EgressSummary {
 /** The short form a dispatch result carries: counts, and which destinations were refused. */
 export function summariseEgress(decisions: EgressDecision[] | undefined): EgressSummary {
   if (decisions === undefined) return { allowed: 0, denied: 0, denied_hosts: [], unavailable: true };
+  // A decision may stand for several identical ones (`count`, refusals the gateway folded together).
+  const total = (list: EgressDecision[]): number => list.reduce((sum, d) => sum + (d.count ?? 1), 0);
   const denied = decisions.filter((d) => !d.allowed);
   return {
-    allowed: decisions.length - denied.length,
-    denied: denied.length,
+    allowed: total(decisions) - total(denied),
+    denied: total(denied),
     denied_hosts: [...new Set(denied.map((d) => `${d.host}:${d.port}`))].slice(0, 20),
   };
 }
