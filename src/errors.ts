@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'SANDBOX_FAILED'
   | 'SANDBOX_CANCELLED'
   | 'CLAUDE_NOT_FOUND'
+  | 'JOB_IO'
+  | 'JOB_NOT_FOUND'
   | 'INTERNAL';
 
 export class AppError extends Error {

@@ -3,6 +3,10 @@
  * was (policy name and hash, image, mounts, environment names) with what happened (every egress decision,
  * exit, duration, cost). Values of environment variables are never recorded, nor headers, bodies or query
  * strings: the gateway reports hosts, ports, paths and byte counts only.
+ *
+ * Lines of other kinds carry `kind` (a dispatch line has none, as before it existed): `config-change` records
+ * a policy change an MCP caller asked for, accepted or refused. Readers that want dispatches skip lines with a
+ * `kind`.
  */
 import { closeSync, fchmodSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,6 +39,26 @@ export interface AuditRecord {
   session_id?: string;
 }
 
+/** A policy change asked for over MCP (add_agent / update_agent), and what the server decided. */
+export interface ConfigChangeRecord {
+  kind: 'config-change';
+  time: string;
+  agent: string;
+  via: 'mcp';
+  tool: 'add_agent' | 'update_agent';
+  /** The policy refs before (absent for a new agent) and asked for, with the hash of each when it loaded. */
+  policy: { from?: string; from_hash?: string; to: string; to_hash?: string };
+  /** settings.mcp_policy_changes.mode in force. */
+  mode: string;
+  outcome: 'accepted' | 'refused';
+  /** Why, in one line. */
+  reason: string;
+  /** The axes on which the asked-for policy is wider (narrow-only mode). */
+  widened?: string[];
+}
+
+export type AuditLine = AuditRecord | ConfigChangeRecord;
+
 export interface EgressSummary {
   allowed: number;
   denied: number;
@@ -57,7 +81,7 @@ export function summariseEgress(decisions: EgressDecision[] | undefined): Egress
 }
 
 /** Append one record (the file and its directory are created private). Throws on I/O failure. */
-export function appendAudit(stateDir: string, record: AuditRecord): void {
+export function appendAudit(stateDir: string, record: AuditLine): void {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const fd = openSync(join(stateDir, AUDIT_FILE), 'a', 0o600);
   try {
@@ -70,7 +94,7 @@ export function appendAudit(stateDir: string, record: AuditRecord): void {
   }
 }
 
-/** The agent's most recent record among the file's last TAIL_BYTES, or undefined. */
+/** The agent's most recent dispatch record among the file's last TAIL_BYTES, or undefined. */
 export function lastAuditRecord(stateDir: string, agent: string): AuditRecord | undefined {
   let text: string;
   try {
@@ -92,8 +116,8 @@ export function lastAuditRecord(stateDir: string, agent: string): AuditRecord | 
     const line = lines[i];
     if (!line || !line.includes(`"agent":${JSON.stringify(agent)}`)) continue;
     try {
-      const record = JSON.parse(line) as AuditRecord;
-      if (record.agent === agent) return record;
+      const record = JSON.parse(line) as AuditRecord & { kind?: string };
+      if (record.agent === agent && record.kind === undefined) return record;
     } catch {
       // the first line of the tail may be cut
     }

@@ -25,6 +25,8 @@ const log = logger('dispatch');
 /** The narrow view of the sandbox the dispatcher needs; tests can hand in a fake one. */
 export interface Sandbox {
   run(run: SandboxRun): Promise<SandboxOutcome>;
+  /** Kill and remove every container of a job, whichever process started it (cancel). */
+  removeJobContainers?(job: string): Promise<number>;
 }
 
 export interface DispatchRequest {

@@ -27,10 +27,18 @@ export class DispatchService {
     private readonly sandboxOverride?: Sandbox,
   ) {}
 
-  async dispatch(config: DispatchConfig, request: DispatchRequest, job: string = newJobId()): Promise<DispatchResult> {
+  /**
+   * One dispatch inside the shared budget (every path: dispatch, session, stream, parallel items, aggregation,
+   * dialogue turns, async jobs). `onSlot` runs once a slot is held; false means "no longer wanted" (a job
+   * cancelled while it queued) and nothing starts.
+   */
+  async dispatch(config: DispatchConfig, request: DispatchRequest, job: string = newJobId(), onSlot?: () => Promise<boolean>): Promise<DispatchResult> {
     this.limit = config.settings.max_concurrency;
     try {
-      return await this.slots.with(() => runDispatch({ config, configDir: stateDir(this.env), env: this.env, sandbox: this.sandbox(), job }, request), request.signal);
+      return await this.slots.with(async () => {
+        if (onSlot && !(await onSlot())) return cancelledResult(request.agent, false);
+        return runDispatch({ config, configDir: stateDir(this.env), env: this.env, sandbox: this.sandbox(), job }, request);
+      }, request.signal);
     } catch (error) {
       if (error instanceof SlotCancelled) return cancelledResult(request.agent, false);
       throw error;
@@ -47,6 +55,12 @@ export class DispatchService {
     } catch (error) {
       log.debug(`orphan reaping skipped: ${describeError(error)}`);
     }
+  }
+
+  /** Kill and remove a job's containers on the engine (no-op for a test sandbox without containers). */
+  async removeJobContainers(job: string): Promise<number> {
+    const sandbox = this.sandbox();
+    return sandbox.removeJobContainers ? sandbox.removeJobContainers(job) : 0;
   }
 
   async shutdown(): Promise<void> {

@@ -1,22 +1,20 @@
-import { configPath as defaultConfigPath, jobsDir, stateDir } from '../config/paths.js';
-import { loadConfig, requireConfig } from '../config/load.js';
+import { configPath as defaultConfigPath, stateDir } from '../config/paths.js';
 import type { DispatchConfig } from '../config/schema.js';
-import { DispatchCache } from '../core/cache.js';
+import type { DispatchCache } from '../dispatch/cache.js';
+import { DispatchCore } from '../dispatch/core.js';
 import type { Sandbox } from '../dispatch/dispatcher.js';
-import { JobStore } from '../dispatch/job-store.js';
-import { DispatchService } from '../dispatch/service.js';
+import type { JobStore } from '../dispatch/job-store.js';
 
-/** What the tool handlers share. Config is re-read on every call, so new agents appear without a restart. */
+/** What the tool handlers share: the orchestration core. Config is re-read on every call, so new agents appear without a restart. */
 export class ServerContext {
-  private cache: DispatchCache | undefined;
-  readonly dispatcher: DispatchService;
+  readonly dispatcher: DispatchCore;
 
   /** `sandbox` replaces the Docker runner (tests of the tool layer); the server always uses the real one. */
   constructor(
     private readonly env: NodeJS.ProcessEnv = process.env,
     sandbox?: Sandbox,
   ) {
-    this.dispatcher = new DispatchService(env, sandbox);
+    this.dispatcher = new DispatchCore(env, sandbox);
   }
 
   /** The server's environment (DOCKER_HOST and friends for engine calls). */
@@ -25,7 +23,7 @@ export class ServerContext {
   }
 
   jobs(): JobStore {
-    return new JobStore(jobsDir(this.env));
+    return this.dispatcher.jobs.store;
   }
 
   configPath(): string {
@@ -37,21 +35,15 @@ export class ServerContext {
   }
 
   config(): DispatchConfig {
-    return requireConfig(loadConfig(this.configPath()));
+    return this.dispatcher.config();
   }
 
-  /** The live cache, re-created (emptied) when ttl or max_size change; undefined when caching is off. */
   cacheFor(config: DispatchConfig): DispatchCache | undefined {
-    const settings = config.settings.cache;
-    if (!settings.enabled) return undefined;
-    if (!this.cache || this.cache.ttl !== settings.ttl || this.cache.maxSize !== settings.max_size) {
-      this.cache = new DispatchCache(settings.ttl, settings.max_size);
-    }
-    return this.cache;
+    return this.dispatcher.cacheFor(config);
   }
 
   /** Drop an agent's cached results after a config change, without re-reading a config that may be broken. */
   invalidateAgent(name: string): void {
-    this.cache?.invalidateAgent(name);
+    this.dispatcher.invalidateAgent(name);
   }
 }

@@ -8,6 +8,8 @@ import { registerAgentReadTools } from './tools/agents-read.js';
 import { registerAgentWriteTools } from './tools/agents-write.js';
 import { registerCacheTools } from './tools/cache.js';
 import { registerDispatchTools } from './tools/dispatch.js';
+import { registerFanOutTools } from './tools/fan-out.js';
+import { registerJobTools } from './tools/jobs.js';
 import { registerGroupTools } from './tools/groups.js';
 
 export const INSTRUCTIONS = `This server lets you delegate tasks to Claude Code agents in other project directories. Each agent has its own MCP servers, CLAUDE.md and tools, and every dispatch runs in a fresh, hardened Docker container governed by the agent's sandbox policy (mounts, environment, network, tools, resources).
@@ -41,5 +43,7 @@ export function createServer(env: NodeJS.ProcessEnv = process.env, sandbox?: San
   registerGroupTools(server, context);
   registerCacheTools(server, context);
   registerDispatchTools(server, context);
+  registerFanOutTools(server, context);
+  registerJobTools(server, context);
   return { server, context };
 }

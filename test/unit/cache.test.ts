@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DispatchCache, type CacheableResult, type CacheKeyParts } from '../../src/core/cache.js';
+import { DispatchCache, type CacheableResult, type CacheKeyParts } from '../../src/dispatch/cache.js';
 
 /** A settable clock (seconds), injected through the constructor. */
 function clock(start = 1000) {

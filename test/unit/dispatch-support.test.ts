@@ -1,6 +1,6 @@
 /**
  * The small pieces the dispatch orchestration stands on: the container slots, the job store behind
- * return_ref / fetch_result, the group / ref / fingerprint helpers of core/dispatching, the runner's line
+ * return_ref / fetch_result, the group / ref / fingerprint helpers of dispatch/refs, the runner's line
  * collector, the extra container labels and the owner labels the reaper judges. No Docker, no network.
  */
 import { spawnSync } from 'node:child_process';
@@ -18,7 +18,7 @@ import {
   mergeGroupContext,
   refPayload,
   requireGroupMember,
-} from '../../src/core/dispatching.js';
+} from '../../src/dispatch/refs.js';
 import { isValidJobId, JobStore, requireJobId } from '../../src/dispatch/job-store.js';
 import { containerLabels } from '../../src/dispatch/service.js';
 import { Slots } from '../../src/dispatch/slots.js';
@@ -164,10 +164,10 @@ describe('Slots', () => {
 describe('JobStore', () => {
   const ID = '0123456789abcdef0123456789abcdef';
 
-  it('createCompleted writes a 0600 file in a 0700 directory it creates', () => {
+  it('createCompleted writes a 0600 file in a 0700 directory it creates', async () => {
     const dir = join(root, 'jobs');
     const store = new JobStore(dir);
-    const record = store.createCompleted({ agent: 'api', task: 'do it', context: 'ctx', caller: '', goal: 'g', result: result() });
+    const record = await store.createCompleted({ agent: 'api', task: 'do it', context: 'ctx', caller: '', goal: 'g', result: result() });
     expect(isValidJobId(record.id)).toBe(true);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     const file = join(dir, `${record.id}.json`);
@@ -175,9 +175,9 @@ describe('JobStore', () => {
     expect(readdirSync(dir)).toEqual([`${record.id}.json`]);
   });
 
-  it('round-trips through get(); a success is done, a failure is failed with its error', () => {
+  it('round-trips through get(); a success is done, a failure is failed with its error', async () => {
     const store = new JobStore(join(root, 'jobs'));
-    const done = store.createCompleted({ agent: 'api', task: 't', context: 'c', caller: 'me', goal: '', result: result() }, ID);
+    const done = await store.createCompleted({ agent: 'api', task: 't', context: 'c', caller: 'me', goal: '', result: result() }, ID);
     expect(done.id).toBe(ID);
     const read = store.get(ID);
     expect(read).toEqual(done);
@@ -187,7 +187,7 @@ describe('JobStore', () => {
     expect(read!.started_at).toBe(read!.completed_at);
 
     const failedResult = result({ success: false, result: '', error: 'it broke', error_type: 'cli_error' });
-    const failed = store.createCompleted({ agent: 'api', task: 't', result: failedResult });
+    const failed = await store.createCompleted({ agent: 'api', task: 't', result: failedResult });
     expect(store.get(failed.id)).toMatchObject({ status: 'failed', error: 'it broke', result: failedResult });
   });
 
@@ -195,7 +195,7 @@ describe('JobStore', () => {
     expect(new JobStore(join(root, 'jobs')).get(ID)).toBeUndefined();
   });
 
-  it('get() of an unparseable file or a record with another id is undefined', () => {
+  it('get() of an unparseable file or a record with another id is undefined', async () => {
     const dir = join(root, 'jobs');
     mkdirSync(dir);
     writeFileSync(join(dir, `${ID}.json`), '{not json');
@@ -217,10 +217,10 @@ describe('JobStore', () => {
     expect(store.get(id)).toBeUndefined();
   });
 
-  it.each(INVALID)('invalid id %j: createCompleted refuses with INVALID_INPUT and writes nothing', (id) => {
+  it.each(INVALID)('invalid id %j: createCompleted refuses with INVALID_INPUT and writes nothing', async (id) => {
     const dir = join(root, 'jobs');
     const store = new JobStore(dir);
-    expect(() => store.createCompleted({ agent: 'api', task: 't', result: result() }, id)).toThrow(
+    await expect(store.createCompleted({ agent: 'api', task: 't', result: result() }, id)).rejects.toThrow(
       expect.objectContaining({ code: 'INVALID_INPUT', message: `Invalid job_id format: '${id}' (expected a 32-char hex id)` }),
     );
     expect(existsSync(dir)).toBe(false);
@@ -236,7 +236,7 @@ describe('JobStore', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
-describe('core/dispatching: groups', () => {
+describe('dispatch/refs: groups', () => {
   const cfg = () =>
     config({
       agents: { api: { directory: root }, web: { directory: root }, db: { directory: root } },
@@ -294,7 +294,7 @@ describe('core/dispatching: groups', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
-describe('core/dispatching: refPayload', () => {
+describe('dispatch/refs: refPayload', () => {
   const REF = 'a'.repeat(32);
 
   it('keys in order with a default summary', () => {
@@ -349,7 +349,7 @@ describe('core/dispatching: refPayload', () => {
   });
 });
 
-describe('core/dispatching: fetchedResult', () => {
+describe('dispatch/refs: fetchedResult', () => {
   it('0 (and negatives) return the whole result as a copy', () => {
     const r = result();
     const whole = fetchedResult(r, 0);
@@ -371,7 +371,7 @@ describe('core/dispatching: fetchedResult', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
-describe('core/dispatching: agentFingerprint', () => {
+describe('dispatch/refs: agentFingerprint', () => {
   function setup(): { configDir: string; cfg: (extra?: Record<string, unknown>, settings?: Record<string, unknown>) => DispatchConfig; writePolicy: (timeout: number) => void } {
     const configDir = join(root, 'config');
     mkdirSync(join(configDir, 'policies'), { recursive: true });

@@ -306,7 +306,7 @@ describe('return_ref and fetch_result', () => {
   it.each(['../x', 'ABCDEF0123456789ABCDEF0123456789', 'a'.repeat(31), 'a'.repeat(33)])('fetch_result refuses the ref %j', async (ref) => {
     const { json, isError } = await call('fetch_result', { ref });
     expect(isError).toBe(true);
-    expect(json).toEqual({ error: `Invalid ref format: '${ref}' (expected a 32-char hex id)` });
+    expect(json).toEqual({ error: `Invalid ref format: '${ref}' (expected a 32-char hex id)`, hint: expect.stringContaining('32 lowercase hex') });
   });
 
   it('fetch_result of an unknown ref says so', async () => {
@@ -348,8 +348,9 @@ describe('dispatch_session and dispatch_stream', () => {
     const { json } = await call('dispatch_stream', { agent: 'api', task: 'Look around' }, { onprogress: (p) => progress.push(p) });
     expect(json.success).toBe(true);
     expect(progress).toEqual([
-      { progress: 1, message: '[api] Let me look.' },
-      { progress: 2, message: '[api] Using tool: Bash' },
+      { progress: 1, message: 'Streaming dispatch to api: Look around...' },
+      { progress: 2, message: '[api] Let me look.' },
+      { progress: 3, message: '[api] Using tool: Bash' },
     ]);
     expect(logs).toEqual(expect.arrayContaining(['[api] Let me look.', '[api] Using tool: Bash']));
   });
@@ -386,9 +387,9 @@ describe('dispatch_session and dispatch_stream', () => {
     controller.abort('user cancelled');
     await expect(pending).rejects.toBeDefined();
     await vi.waitFor(() => expect(sawAbort).toBe(true));
-    expect(context.dispatcher.inFlight).toBe(1);
+    expect(context.dispatcher.service.inFlight).toBe(1);
     release();
-    await vi.waitFor(() => expect(context.dispatcher.inFlight).toBe(0));
+    await vi.waitFor(() => expect(context.dispatcher.service.inFlight).toBe(0));
   });
 });
 
@@ -439,20 +440,27 @@ describe('the error envelope', () => {
     ['dispatch', { agent: 'api', task: 't', timeout_seconds: -5 }],
     ['dispatch_session', { agent: 'api', task: 't', timeout_seconds: -1 }],
     ['dispatch_stream', { agent: 'api', task: 't', timeout_seconds: -1 }],
-    ['dispatch', { agent: 'api', task: 't', return_ref: true, summary_chars: -1 }],
-  ])('%s with a negative number %j → envelope, nothing started', async (tool, args) => {
+  ])('%s with a negative timeout %j runs with the agent default (the original clamped, never refused)', async (tool, args) => {
+    await call(tool, { ...args, task: 'first', timeout_seconds: 0 });
     const { json, isError } = await call(tool, args);
-    expect(isError).toBe(true);
-    expect(json.error).toMatch(/timeout_seconds|summary_chars/);
-    expect(sandbox.runs).toHaveLength(0);
+    expect(isError).toBe(false);
+    expect(json.success).toBe(true);
+    expect(sandbox.runs).toHaveLength(2);
+    expect(sandbox.runs[1]!.timeoutMs).toBe(sandbox.runs[0]!.timeoutMs);
   });
 
-  it('fetch_result with a negative max_chars → envelope (0 is the whole result)', async () => {
+  it('a negative summary_chars is clamped to 0: a ref with an empty summary', async () => {
+    const { json, isError } = await dispatch({ return_ref: true, summary_chars: -1 });
+    expect(isError).toBe(false);
+    expect(json).toMatchObject({ summary_chars: 0, summary: '', size: ANSWER.result.length });
+  });
+
+  it('a negative max_chars is clamped to 0: the whole result', async () => {
     const { ref } = (await dispatch({ return_ref: true })).json;
     const { json, isError } = await call('fetch_result', { ref, max_chars: -1 });
-    expect(isError).toBe(true);
-    expect(json.error).toMatch(/max_chars/);
-    expect((await call('fetch_result', { ref, max_chars: 0 })).json.result).toBe(ANSWER.result);
+    expect(isError).toBe(false);
+    expect(json.result).toBe(ANSWER.result);
+    expect(json).not.toHaveProperty('truncated');
   });
 
   it('arguments of the wrong type → envelope from createToolError', async () => {

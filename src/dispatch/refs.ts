@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import type { AgentConfig, DispatchConfig, Settings } from '../config/schema.js';
 import { AppError } from '../errors.js';
 import { loadPolicy } from '../policy/load.js';
-import type { DispatchResult } from '../dispatch/types.js';
-import { requireGroup } from './groups.js';
+import type { DispatchResult } from './types.js';
+import { requireGroup } from '../core/groups.js';
 
 /** Unknown group, empty group and non-member are refused with the original's messages. */
 export function requireGroupMember(config: DispatchConfig, group: string, agent: string): void {
