@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { boundedString, LIMITS } from '../limits.js';
 import { expandDirectory } from './paths.js';
 
 /** Names of agents, groups and group members: the rule the original enforced everywhere. */
@@ -8,7 +9,7 @@ export function nameError(name: string): string {
   return `Invalid agent name: '${name}'. Use only letters, digits, hyphens, and underscores. Must start with a letter or digit.`;
 }
 
-export const agentNameSchema = z.string().refine((v) => NAME_PATTERN.test(v), {
+export const agentNameSchema = boundedString('name', 'name').refine((v) => NAME_PATTERN.test(v), {
   error: (issue) => nameError(String(issue.input)),
 });
 
@@ -22,12 +23,16 @@ export function permissionModeWarning(mode: string | null | undefined): string |
   return `Unknown permission_mode: '${trimmed}'. Known values: ${[...KNOWN_PERMISSION_MODES].sort().join(', ')}`;
 }
 
-const toolList = z.array(z.string()).describe('Tool names or patterns, e.g. Bash(git *)');
+/** A list of at most LIMITS.list_entries entries, each bounded by LIMITS[entry]. */
+function boundedList(entry: 'tool' | 'capability', plural: string) {
+  return z.array(boundedString(entry)).max(LIMITS.list_entries, { error: `at most ${LIMITS.list_entries} ${plural}` });
+}
+
+const toolList = boundedList('tool', 'tool patterns').describe('Tool names or patterns, e.g. Bash(git *)');
 
 export const agentSchema = z
   .object({
-    directory: z
-      .string({ error: (i) => `directory must be a path string, got ${i.input === null ? 'null' : typeof i.input}` })
+    directory: boundedString('path', undefined, z.string({ error: (i) => `directory must be a path string, got ${i.input === null ? 'null' : typeof i.input}` }))
       .transform((value, ctx) => {
         try {
           return expandDirectory(value);
@@ -37,30 +42,30 @@ export const agentSchema = z
         }
       })
       .describe('Project directory the agent works in (absolute after ~ expansion)'),
-    description: z.string().default('').describe('What this agent knows and can do'),
+    description: boundedString('description').default('').describe('What this agent knows and can do'),
     timeout: z.number().int().min(0).default(300).describe('Seconds; 0 = settings.default_timeout'),
     max_budget_usd: z.number().min(0).nullable().optional().describe('Spend cap per dispatch, passed as --max-budget-usd'),
-    model: z.string().nullable().optional().describe('Model alias or id, passed as --model'),
-    permission_mode: z.string().nullable().optional().describe('Claude Code permission mode; narrowed by the policy'),
+    model: boundedString('model').nullable().optional().describe('Model alias or id, passed as --model'),
+    permission_mode: boundedString('permission_mode').nullable().optional().describe('Claude Code permission mode; narrowed by the policy'),
     allowed_tools: toolList.nullable().optional().describe('null = inherit settings.default_allowed_tools; [] = none'),
     disallowed_tools: toolList.nullable().optional().describe('null = inherit settings.default_disallowed_tools; [] = none'),
-    capabilities: z.array(z.string()).default([]).describe('Descriptive labels only; never passed to claude'),
-    risky_capabilities: z.array(z.string()).default([]).describe('Descriptive labels, flagged for scrutiny'),
-    policy: z.string().min(1).default('default').describe('Sandbox policy: a preset name or a path to a policy file'),
+    capabilities: boundedList('capability', 'labels').default([]).describe('Descriptive labels only; never passed to claude'),
+    risky_capabilities: boundedList('capability', 'labels').default([]).describe('Descriptive labels, flagged for scrutiny'),
+    policy: boundedString('policy').min(1).default('default').describe('Sandbox policy: a preset name or a path to a policy file'),
   })
   .strict();
 
 export const groupMemberSchema = z
   .object({
     agent: agentNameSchema,
-    use_for: z.string().default(''),
+    use_for: boundedString('use_for').default(''),
   })
   .strict();
 
 export const groupSchema = z
   .object({
-    description: z.string().default(''),
-    shared_context: z.string().default(''),
+    description: boundedString('description').default(''),
+    shared_context: boundedString('shared_context').default(''),
     members: z.array(groupMemberSchema).default([]),
   })
   .strict();
@@ -73,19 +78,48 @@ export const cacheSettingsSchema = z
   })
   .strict();
 
+/**
+ * How far an MCP caller (a model, possibly prompt-injected) may change an agent's sandbox policy through
+ * add_agent / update_agent. The CLI, the user's own hand, is never limited by this.
+ * - narrow-only: a policy listed in `allow`, or one no wider than the agent's current policy (for add_agent:
+ *   than the `default` policy) on every axis (see policy/widening.ts); a policy file path only when listed.
+ * - none: add_agent only with the default policy, update_agent never changes a policy.
+ * - any: every valid policy (the behaviour before this setting existed).
+ */
+export const MCP_POLICY_CHANGE_MODES = ['narrow-only', 'none', 'any'] as const;
+export type McpPolicyChangeMode = (typeof MCP_POLICY_CHANGE_MODES)[number];
+
+export const mcpPolicyChangesSchema = z
+  .object({
+    mode: z.enum(MCP_POLICY_CHANGE_MODES).default('narrow-only').describe('narrow-only | none | any'),
+    allow: z
+      .array(boundedString('policy'))
+      .max(LIMITS.list_entries, { error: `at most ${LIMITS.list_entries} policies` })
+      .default([])
+      .describe('Policies (as written in an agent\'s policy:) an MCP caller may set in narrow-only mode even when wider'),
+  })
+  .strict();
+
 export const settingsSchema = z
   .object({
     default_timeout: z.number().int().min(1).default(300),
     default_max_budget_usd: z.number().min(0).nullable().optional(),
-    default_permission_mode: z.string().nullable().optional(),
-    default_allowed_tools: z.array(z.string()).default([]),
-    default_disallowed_tools: z.array(z.string()).default([]),
+    default_permission_mode: boundedString('permission_mode').nullable().optional(),
+    default_allowed_tools: toolList.default([]),
+    default_disallowed_tools: toolList.default([]),
     max_dispatch_depth: z.number().int().min(1).default(3),
     max_concurrency: z.number().int().min(1).default(5),
     cache: cacheSettingsSchema.default({ enabled: true, ttl: 300, max_size: 1000 }),
     job_retention_days: z.number().int().min(0).default(0),
+    // Optional rather than defaulted, so a config that does not set it is written back exactly as the original wrote it.
+    mcp_policy_changes: mcpPolicyChangesSchema.optional().describe('What an MCP caller may do to agent policies; absent = narrow-only'),
   })
   .strict();
+
+/** The effective mcp_policy_changes (its defaults when the key is absent). */
+export function mcpPolicyChanges(settings: Settings): McpPolicyChanges {
+  return settings.mcp_policy_changes ?? mcpPolicyChangesSchema.parse({});
+}
 
 /**
  * Agents and groups are looked up by user-given names; in a plain object `toString` or `constructor` would
@@ -108,6 +142,7 @@ export type AgentInput = z.input<typeof agentSchema>;
 export type GroupConfig = z.output<typeof groupSchema>;
 export type GroupMember = z.output<typeof groupMemberSchema>;
 export type Settings = z.output<typeof settingsSchema>;
+export type McpPolicyChanges = z.output<typeof mcpPolicyChangesSchema>;
 export type DispatchConfig = z.output<typeof configSchema>;
 
 export function emptyConfig(): DispatchConfig {

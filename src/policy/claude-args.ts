@@ -1,6 +1,7 @@
 import { AppError } from '../errors.js';
 import type { AgentConfig, Settings } from '../config/schema.js';
 import type { EffectiveTools } from './permissions.js';
+import { flagLikeProblem, wordProblem } from './flag-value.js';
 
 /** The spend cap in force: the agent's, else the settings default (0 and null mean none). */
 export function effectiveBudget(agent: AgentConfig, settings: Settings): number | undefined {
@@ -18,9 +19,9 @@ export function claudeFlags(agent: AgentConfig, settings: Settings, tools: Effec
   const args: string[] = [];
   const budget = effectiveBudget(agent, settings);
   if (budget !== undefined) args.push('--max-budget-usd', String(budget));
-  if (agent.model) args.push('--model', checked('model', agent.model));
+  if (agent.model) args.push('--model', checked('model', agent.model, wordProblem));
   // Always passed (also 'default'): with no flag, a repo's .claude/settings.json defaultMode would decide.
-  args.push('--permission-mode', checked('permission_mode', tools.permissionMode));
+  args.push('--permission-mode', checked('permission_mode', tools.permissionMode, wordProblem));
   // Only the repo's project settings (and the managed file): never user settings, which live in the writable
   // session volume (~/.claude/settings.json), nor the user- and local-scope MCP servers kept in its .claude.json.
   // `project` keeps the repo's CLAUDE.md and .mcp.json servers; `project,local` would still start the
@@ -31,13 +32,10 @@ export function claudeFlags(agent: AgentConfig, settings: Settings, tools: Effec
   return args;
 }
 
-export function checked(label: string, value: string): string {
-  if (value.startsWith('-')) {
-    throw new AppError(
-      'INVALID_INPUT',
-      `Refusing to dispatch: ${label} '${value}' starts with '-' and would be interpreted as a command-line flag by the claude CLI.`,
-      { hint: `Fix the ${label} in agents.yaml (agent-dispatch update <name> ...).` },
-    );
+export function checked(label: string, value: string, rule: (label: string, value: string) => string | undefined = flagLikeProblem): string {
+  const problem = rule(label, value);
+  if (problem) {
+    throw new AppError('INVALID_INPUT', `Refusing to dispatch: ${problem}.`, { hint: `Fix the ${label} in agents.yaml (agent-dispatch update <name> ...).` });
   }
   return value;
 }
