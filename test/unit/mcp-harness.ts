@@ -15,6 +15,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { LoggingMessageNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { createServer } from '../../src/mcp/server.js';
+import type { Sandbox } from '../../src/dispatch/dispatcher.js';
 import type { ServerContext } from '../../src/mcp/context.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { DispatchConfig } from '../../src/config/schema.js';
@@ -36,7 +37,7 @@ export interface Harness {
   context: ServerContext;
   /** `data` of every notifications/message the server sent. */
   logs: string[];
-  call(name: string, args?: Record<string, unknown>): Promise<ToolAnswer>;
+  call(name: string, args?: Record<string, unknown>, options?: Parameters<Client['callTool']>[2]): Promise<ToolAnswer>;
   /** A fresh project directory under the temp root, with the given files (a trailing `/` makes a directory). */
   project(name: string, files?: Record<string, string | Buffer>): string;
   writeConfig(content: string | Buffer): void;
@@ -47,7 +48,7 @@ export interface Harness {
 
 export const DECOY_CONFIG = 'agents: [this decoy must never be read\n';
 
-export async function startHarness(): Promise<Harness> {
+export async function startHarness(options: { sandbox?: Sandbox; env?: Record<string, string> } = {}): Promise<Harness> {
   const root = mkdtempSync(join(tmpdir(), 'ad-mcp-'));
   const configDir = join(root, 'config');
   const configPath = join(configDir, 'agents.yaml');
@@ -57,7 +58,7 @@ export async function startHarness(): Promise<Harness> {
   writeFileSync(decoyConfigPath, DECOY_CONFIG);
   vi.stubEnv('AGENT_DISPATCH_CONFIG', decoyConfigPath);
 
-  const { server, context } = createServer({ AGENT_DISPATCH_CONFIG: configPath });
+  const { server, context } = createServer({ ...options.env, AGENT_DISPATCH_CONFIG: configPath }, options.sandbox);
   const client = new Client({ name: 'mcp-test', version: '0.0.0' });
   const logs: string[] = [];
   client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
@@ -74,8 +75,8 @@ export async function startHarness(): Promise<Harness> {
     client,
     context,
     logs,
-    async call(name, args = {}) {
-      const result = (await client.callTool({ name, arguments: args })) as CallToolResult;
+    async call(name, args = {}, callOptions) {
+      const result = (await client.callTool({ name, arguments: args }, undefined, callOptions)) as CallToolResult;
       const first = result.content[0];
       if (!first || first.type !== 'text') throw new Error(`${name}: expected one text content item, got ${JSON.stringify(result)}`);
       let json: unknown;
