@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { AppError } from '../errors.js';
+import { positionalRange, synopsis, type CommandSpec } from './spec.js';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -15,18 +16,27 @@ export interface Parsed {
   positionals: string[];
 }
 
-/** util.parseArgs with usage errors that name the command; `--` ends options (e.g. `group add -- -bad`). */
-export function parse(command: string, argv: string[], options: Options, positionals: { min: number; max: number; names: string }): Parsed {
+/** The spec's option table as util.parseArgs takes it (the help-only fields dropped). */
+function parserOptions(spec: CommandSpec): Options {
+  const options: Options = {};
+  for (const [name, { type, short, multiple, default: value }] of Object.entries(spec.options)) {
+    options[name] = { type, ...(short !== undefined ? { short } : {}), ...(multiple !== undefined ? { multiple } : {}), ...(value !== undefined ? { default: value } : {}) };
+  }
+  return options;
+}
+
+/** util.parseArgs over the command's spec, with usage errors that name the command; `--` ends options (e.g. `group add -- -bad`). */
+export function parse(spec: CommandSpec, argv: string[]): Parsed {
+  const options = parserOptions(spec);
   let parsed: Parsed;
   try {
     parsed = parseArgs({ args: joinNegativeValues(argv, options), options, allowPositionals: true, strict: true }) as Parsed;
   } catch (error) {
-    throw new UsageError(`${command}: ${(error as Error).message}. Run 'agent-dispatch ${command} --help'.`);
+    throw new UsageError(`${spec.name}: ${(error as Error).message}. Run 'agent-dispatch ${spec.name} --help'.`);
   }
   const count = parsed.positionals.length;
-  if (count < positionals.min || count > positionals.max) {
-    throw new UsageError(`usage: agent-dispatch ${command} ${positionals.names}`);
-  }
+  const { min, max } = positionalRange(spec);
+  if (count < min || count > max) throw new UsageError(`usage: ${synopsis(spec)}`);
   return parsed;
 }
 

@@ -1,50 +1,63 @@
 import { AppError, describeError, type ErrorCode } from '../errors.js';
 import { VERSION } from '../version.js';
 import { UsageError } from './args.js';
-import { addCommand, describeCommand, listCommand, removeCommand, updateCommand } from './commands/agents.js';
-import { doctorCommand } from './commands/doctor.js';
-import { groupCommand } from './commands/group.js';
-import { imageCommand } from './commands/image.js';
-import { initCommand } from './commands/init.js';
-import { policyCommand } from './commands/policy.js';
-import { selftestCommand } from './commands/selftest.js';
-import { serveCommand } from './commands/serve.js';
-import { testCommand } from './commands/test.js';
+import { addCommand, addSpec, describeCommand, describeSpec, listCommand, listSpec, removeCommand, removeSpec, updateCommand, updateSpec } from './commands/agents.js';
+import { doctorCommand, doctorSpec } from './commands/doctor.js';
+import { groupCommands } from './commands/group.js';
+import { imageCommands } from './commands/image.js';
+import { initCommand, initSpec } from './commands/init.js';
+import { policyCommands } from './commands/policy.js';
+import { selftestCommand, selftestSpec } from './commands/selftest.js';
+import { serveCommand, serveSpec } from './commands/serve.js';
+import { testCommand, testSpec } from './commands/test.js';
 import { err, out, style } from './output.js';
+import { commandHelp, commandList, groupHelp, groupUsage, subcommandName, wantsHelp, type Command, type CommandGroup } from './spec.js';
 
-type Command = (argv: string[]) => number | Promise<number>;
-
-const COMMANDS: Record<string, { run: Command; summary: string }> = {
-  init: { run: initCommand, summary: 'Create agents.yaml and register the MCP server with Claude Code [--no-register] [--replace]: --replace removes an agent-dispatch registration that runs another program (e.g. the unsandboxed Python original)' },
-  add: { run: addCommand, summary: 'Add an agent: add NAME DIRECTORY [-d TEXT] [--timeout N] [--model M] [--max-budget-usd X] [--permission-mode M] [--allowed-tools CSV] [--disallowed-tools CSV] [--capabilities CSV] [--risky-capabilities CSV] [--policy NAME|PATH]' },
-  update: { run: updateCommand, summary: "Update an agent: update NAME [same options as add]; 'none' or '' clears model, permission mode and tool lists" },
-  remove: { run: removeCommand, summary: 'Remove an agent: remove NAME' },
-  list: { run: listCommand, summary: 'List agents' },
-  describe: { run: describeCommand, summary: 'Show one agent in detail: describe NAME' },
-  group: { run: groupCommand, summary: 'Groups: group add NAME [-d] [--shared-context] [--member A]... | list | inspect NAME | update NAME | remove NAME' },
-  policy: { run: policyCommand, summary: 'policy check [PATH...] [--agent NAME] [--json] (exit 0 clean, 1 error findings, 2 unusable input) | policy show NAME' },
-  image: { run: imageCommand, summary: 'image build [agent|gateway] [--base IMAGE] [--claude-binary PATH] [--claude-version V] [--tag T] [--gateway-tag T] [--label K=V]... [--no-cache] [-q]: build the agent and egress gateway images locally (never pulls)' },
-  test: { run: testCommand, summary: 'Run one real sandboxed dispatch: test NAME [TASK] [--stream] [--timeout N] (exit 0 on success)' },
-  selftest: { run: selftestCommand, summary: 'Prove the sandbox on this machine: a real sandboxed claude against a scripted local model, probing from inside [--image IMAGE] [--json]' },
-  doctor: { run: doctorCommand, summary: 'Check claude, Docker, config, MCP registration, agents, policies, images, the egress gateway and groups (exit 0 ok, 1 any FAIL, 3 Docker engine unreachable)' },
-  serve: { run: serveCommand, summary: 'Run the MCP server on stdio (what Claude Code starts)' },
-};
+/** Every command, in the order the help lists them; `--help` and the parser both read these specs. */
+export const COMMANDS: (Command | CommandGroup)[] = [
+  { spec: initSpec, run: initCommand },
+  { spec: addSpec, run: addCommand },
+  { spec: updateSpec, run: updateCommand },
+  { spec: removeSpec, run: removeCommand },
+  { spec: listSpec, run: listCommand },
+  { spec: describeSpec, run: describeCommand },
+  groupCommands,
+  policyCommands,
+  imageCommands,
+  { spec: testSpec, run: testCommand },
+  { spec: selftestSpec, run: selftestCommand },
+  { spec: doctorSpec, run: doctorCommand },
+  { spec: serveSpec, run: serveCommand },
+];
 
 /** Exit codes: 0 ok; 1 failed (or policy findings); 2 usage error or unusable input; 3 Docker unavailable. */
 const EXIT: Partial<Record<ErrorCode, number>> = { DOCKER_UNAVAILABLE: 3, IMAGE_NOT_FOUND: 3 };
 
 export function usage(): string {
-  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`);
   return [
     `agent-dispatch ${VERSION} — delegate tasks to Claude Code agents in other projects, each dispatch in a hardened container`,
     '',
     'usage: agent-dispatch <command> [options]',
     '',
-    ...lines,
+    'commands:',
+    ...commandList(COMMANDS),
     '',
+    "Run 'agent-dispatch <command> --help' for its arguments and options.",
     'Config: $AGENT_DISPATCH_CONFIG or ~/.config/agent-dispatch/agents.yaml',
     'Exit codes: 0 ok, 1 failed, 2 usage error or unusable input, 3 Docker unavailable',
   ].join('\n');
+}
+
+function entryName(entry: Command | CommandGroup): string {
+  return 'spec' in entry ? entry.spec.name : entry.name;
+}
+
+/** The command argv names (a subcommand of a group included), or a usage error for a group without one. */
+function resolve(entry: Command | CommandGroup, rest: string[]): { command?: Command; argv: string[]; group?: CommandGroup } {
+  if ('spec' in entry) return { command: entry, argv: rest };
+  const [sub, ...argv] = rest;
+  const command = entry.subcommands.find((c) => subcommandName(entry, c) === sub);
+  return command ? { command, argv } : { group: entry, argv: rest };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -57,18 +70,20 @@ export async function main(argv: string[]): Promise<number> {
     out(`agent-dispatch ${VERSION}`);
     return 0;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  const entry = COMMANDS.find((e) => entryName(e) === name);
+  if (!entry) {
     err(style.red(`Unknown command '${name}'.`, process.stderr));
     err(usage());
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    out(`agent-dispatch ${name}: ${command.summary}`);
+  const { command, argv: commandArgv, group } = resolve(entry, rest);
+  if (wantsHelp(commandArgv)) {
+    out(command ? commandHelp(command.spec) : groupHelp(group!));
     return 0;
   }
   try {
-    return await command.run(rest);
+    if (!command) throw new UsageError(groupUsage(group!));
+    return await command.run(commandArgv);
   } catch (error) {
     return report(error);
   }

@@ -6,21 +6,49 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentConfig } from '../../config/schema.js';
 import { fail, int, num, parse, str } from '../args.js';
+import type { ArgSpec, CommandSpec, OptionSpec } from '../spec.js';
 import { out, style, warn } from '../output.js';
 
 const AGENT_OPTIONS = {
-  description: { type: 'string', short: 'd' },
-  timeout: { type: 'string' },
-  model: { type: 'string' },
-  'max-budget': { type: 'string' },
-  'max-budget-usd': { type: 'string' },
-  'permission-mode': { type: 'string' },
-  'allowed-tools': { type: 'string' },
-  'disallowed-tools': { type: 'string' },
-  capabilities: { type: 'string' },
-  'risky-capabilities': { type: 'string' },
-  policy: { type: 'string' },
-} as const;
+  description: { type: 'string', short: 'd', value: 'TEXT', description: 'what the agent knows and can do, shown to the calling model (add: generated from the project files when omitted)' },
+  timeout: { type: 'string', value: 'N', description: 'seconds a dispatch may run (add: 300)' },
+  model: { type: 'string', value: 'MODEL', description: "model alias or id, passed to claude as --model (update: 'none' clears)" },
+  'max-budget-usd': { type: 'string', value: 'USD', description: 'spend cap per dispatch; 0 clears it' },
+  'max-budget': { type: 'string', value: 'USD', description: 'alias of --max-budget-usd' },
+  'permission-mode': { type: 'string', value: 'MODE', description: "Claude Code permission mode (default, plan, bypassPermissions), narrowed by the policy (update: 'none' clears)" },
+  'allowed-tools': { type: 'string', value: 'CSV', description: "tools the agent may use, e.g. Read,Bash(git *) (update: 'none' or '' inherits the defaults again)" },
+  'disallowed-tools': { type: 'string', value: 'CSV', description: "tools the agent may not use (update: 'none' or '' inherits the defaults again)" },
+  capabilities: { type: 'string', value: 'CSV', description: "descriptive labels for the calling model, never passed to claude (update: 'none' empties)" },
+  'risky-capabilities': { type: 'string', value: 'CSV', description: "labels flagged for scrutiny (update: 'none' empties)" },
+  policy: { type: 'string', value: 'NAME|PATH', description: 'sandbox policy: a preset name or a path to a policy file (add: default)' },
+} satisfies Record<string, OptionSpec>;
+
+const NAME_ARG: ArgSpec = { name: 'NAME', description: "the agent's name" };
+
+export const addSpec: CommandSpec = {
+  name: 'add',
+  summary: 'Add an agent: a project directory the calling model can dispatch tasks to',
+  args: [NAME_ARG, { name: 'DIRECTORY', description: 'the project directory the agent works in (must exist)' }],
+  options: AGENT_OPTIONS,
+};
+
+export const updateSpec: CommandSpec = {
+  name: 'update',
+  summary: "Update an agent's settings; 'none' or '' clears model, permission mode and tool lists",
+  args: [NAME_ARG],
+  options: AGENT_OPTIONS,
+};
+
+export const removeSpec: CommandSpec = {
+  name: 'remove',
+  summary: 'Remove an agent and its session transcripts (groups keep the name and flag it)',
+  args: [NAME_ARG],
+  options: {},
+};
+
+export const listSpec: CommandSpec = { name: 'list', summary: 'List agents', args: [], options: {} };
+
+export const describeSpec: CommandSpec = { name: 'describe', summary: 'Show one agent in detail', args: [NAME_ARG], options: {} };
 
 function budgetOption(parsed: ReturnType<typeof parse>): number | undefined {
   return num(parsed, 'max-budget-usd', '--max-budget-usd') ?? num(parsed, 'max-budget', '--max-budget');
@@ -32,7 +60,7 @@ function healthLabel(dir: string): string {
 }
 
 export async function addCommand(argv: string[]): Promise<number> {
-  const p = parse('add', argv, AGENT_OPTIONS, { min: 2, max: 2, names: 'NAME DIRECTORY' });
+  const p = parse(addSpec, argv);
   const [name, directory] = p.positionals as [string, string];
   const timeout = int(p, 'timeout') ?? 300;
   if (timeout < 1) fail(`--timeout must be a positive number of seconds (got ${timeout}).`);
@@ -65,7 +93,7 @@ export async function addCommand(argv: string[]): Promise<number> {
 }
 
 export async function updateCommand(argv: string[]): Promise<number> {
-  const p = parse('update', argv, AGENT_OPTIONS, { min: 1, max: 1, names: 'NAME [OPTIONS]' });
+  const p = parse(updateSpec, argv);
   const name = p.positionals[0]!;
   const patch: AgentPatch = {};
   const timeout = int(p, 'timeout');
@@ -113,7 +141,7 @@ export async function updateCommand(argv: string[]): Promise<number> {
 }
 
 export async function removeCommand(argv: string[]): Promise<number> {
-  const p = parse('remove', argv, {}, { min: 1, max: 1, names: 'NAME' });
+  const p = parse(removeSpec, argv);
   const name = p.positionals[0]!;
   const agent = await removeAgent(name);
   out(`Removed agent '${name}'.`);
@@ -129,7 +157,7 @@ function toolsLine(label: string, tools: string[] | null | undefined): string | 
 }
 
 export function listCommand(argv: string[]): number {
-  parse('list', argv, {}, { min: 0, max: 0, names: '' });
+  parse(listSpec, argv);
   const config = readConfig();
   const entries = Object.entries(config.agents);
   if (entries.length === 0) {
@@ -166,7 +194,7 @@ function triState(tools: string[] | null | undefined): string {
 }
 
 export function describeCommand(argv: string[]): number {
-  const p = parse('describe', argv, {}, { min: 1, max: 1, names: 'NAME' });
+  const p = parse(describeSpec, argv);
   const name = p.positionals[0]!;
   const config = readConfig();
   const agent: AgentConfig = requireAgent(config, name, `Run 'agent-dispatch list' to see agents.`);

@@ -12,6 +12,7 @@ import { gatewayBuildHint, gatewayImage, GATEWAY_PROTOCOL_LABEL } from '../../sa
 import { imageBuildHint } from '../../sandbox/image.js';
 import { describeError } from '../../errors.js';
 import { parse } from '../args.js';
+import type { CommandSpec } from '../spec.js';
 import { claudeMcp } from '../claude-mcp.js';
 import { SERVER_NAME, survey } from '../mcp-survey.js';
 import { fsProbe, isPythonOriginalScript, thisProgram, type This } from '../registration.js';
@@ -42,8 +43,16 @@ class Report {
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
+export const doctorSpec: CommandSpec = {
+  name: 'doctor',
+  summary: 'Check claude, Docker, config, MCP registration, agents, policies, images, the egress gateway and groups',
+  args: [],
+  options: {},
+  notes: ['Exit codes: 0 all checks passed (warnings allowed), 1 any FAIL, 3 Docker engine unreachable.'],
+};
+
 export async function doctorCommand(argv: string[], engine: Engine = createEngine()): Promise<number> {
-  parse('doctor', argv, {}, { min: 0, max: 0, names: '' });
+  parse(doctorSpec, argv);
   const r = new Report();
   // How to run this program from a shell: `agent-dispatch` only when that is it on PATH.
   const self = thisProgram(serverScript());

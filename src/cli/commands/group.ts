@@ -1,34 +1,48 @@
 import { addGroup, removeGroup, requireGroup, updateGroup } from '../../core/groups.js';
 import { readConfig } from '../../config/store.js';
 import { unknownGroupMembers } from '../../config/schema.js';
-import { list, parse, str, UsageError } from '../args.js';
+import { list, parse, str } from '../args.js';
+import type { ArgSpec, CommandGroup, CommandSpec, OptionSpec } from '../spec.js';
 import { out, style, warn } from '../output.js';
 
-export async function groupCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case 'add':
-      return groupAdd(rest);
-    case 'list':
-      return groupList(rest);
-    case 'inspect':
-      return groupInspect(rest);
-    case 'update':
-      return groupUpdate(rest);
-    case 'remove':
-      return groupRemove(rest);
-    default:
-      throw new UsageError('usage: agent-dispatch group add|list|inspect|update|remove ...');
-  }
-}
+const GROUP_ARG: ArgSpec = { name: 'NAME', description: "the group's name" };
+const DESCRIPTION: OptionSpec = { type: 'string', short: 'd', value: 'TEXT', description: 'the brief the orchestrating model reads about this group' };
+const SHARED_CONTEXT: OptionSpec = { type: 'string', value: 'TEXT', description: "facts every member's dispatch is given ('' clears on update)" };
+
+const addSpec: CommandSpec = {
+  name: 'group add',
+  summary: 'Create a group of agents (members must exist)',
+  args: [GROUP_ARG],
+  options: {
+    description: DESCRIPTION,
+    'shared-context': SHARED_CONTEXT,
+    member: { type: 'string', multiple: true, value: 'AGENT', description: 'a member agent' },
+  },
+};
+const listSpec: CommandSpec = { name: 'group list', summary: 'List groups and their members', args: [], options: {} };
+const inspectSpec: CommandSpec = { name: 'group inspect', summary: "Show a group's brief, shared context and members", args: [GROUP_ARG], options: {} };
+const updateSpec: CommandSpec = {
+  name: 'group update',
+  summary: "Change a group's description or shared context",
+  args: [GROUP_ARG],
+  options: { description: DESCRIPTION, 'shared-context': SHARED_CONTEXT },
+};
+const removeSpec: CommandSpec = { name: 'group remove', summary: 'Remove a group (its agents stay)', args: [GROUP_ARG], options: {} };
+
+export const groupCommands: CommandGroup = {
+  name: 'group',
+  summary: 'Groups of agents an orchestrating model dispatches to together',
+  subcommands: [
+    { spec: addSpec, run: groupAdd },
+    { spec: listSpec, run: groupList },
+    { spec: inspectSpec, run: groupInspect },
+    { spec: updateSpec, run: groupUpdate },
+    { spec: removeSpec, run: groupRemove },
+  ],
+};
 
 async function groupAdd(argv: string[]): Promise<number> {
-  const p = parse(
-    'group add',
-    argv,
-    { description: { type: 'string', short: 'd' }, 'shared-context': { type: 'string' }, member: { type: 'string', multiple: true } },
-    { min: 1, max: 1, names: 'NAME [-d TEXT] [--shared-context TEXT] [--member AGENT]...' },
-  );
+  const p = parse(addSpec, argv);
   const name = p.positionals[0]!;
   const group = await addGroup({ name, description: str(p, 'description'), shared_context: str(p, 'shared-context'), members: list(p, 'member') });
   out(`Added group '${name}' (${group.members.length} member(s)).`);
@@ -37,7 +51,7 @@ async function groupAdd(argv: string[]): Promise<number> {
 }
 
 function groupList(argv: string[]): number {
-  parse('group list', argv, {}, { min: 0, max: 0, names: '' });
+  parse(listSpec, argv);
   const config = readConfig();
   const groups = Object.entries(config.groups);
   if (groups.length === 0) {
@@ -56,7 +70,7 @@ function groupList(argv: string[]): number {
 }
 
 function groupInspect(argv: string[]): number {
-  const p = parse('group inspect', argv, {}, { min: 1, max: 1, names: 'NAME' });
+  const p = parse(inspectSpec, argv);
   const name = p.positionals[0]!;
   const config = readConfig();
   const group = requireGroup(config, name, `Run 'agent-dispatch group list' to see groups.`);
@@ -75,7 +89,7 @@ function groupInspect(argv: string[]): number {
 }
 
 async function groupUpdate(argv: string[]): Promise<number> {
-  const p = parse('group update', argv, { description: { type: 'string', short: 'd' }, 'shared-context': { type: 'string' } }, { min: 1, max: 1, names: 'NAME [-d TEXT] [--shared-context TEXT]' });
+  const p = parse(updateSpec, argv);
   const name = p.positionals[0]!;
   const fields = await updateGroup(name, { description: str(p, 'description'), shared_context: str(p, 'shared-context') });
   out(`Updated group '${name}': ${fields.join(', ')}`);
@@ -83,7 +97,7 @@ async function groupUpdate(argv: string[]): Promise<number> {
 }
 
 async function groupRemove(argv: string[]): Promise<number> {
-  const p = parse('group remove', argv, {}, { min: 1, max: 1, names: 'NAME' });
+  const p = parse(removeSpec, argv);
   const name = p.positionals[0]!;
   // The CLI's own not-found message (the original's), pointing at `group list`, before the locked remove.
   requireGroup(readConfig(), name, `Run 'agent-dispatch group list' to see groups.`);

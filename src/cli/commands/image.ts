@@ -1,37 +1,38 @@
 import { buildGatewayImage, DEFAULT_GATEWAY_IMAGE } from '../../sandbox/gateway-image.js';
 import { buildAgentImage, DEFAULT_AGENT_IMAGE, DEFAULT_BASE_IMAGE, DEFAULT_CLAUDE_VERSION } from '../../sandbox/image.js';
 import { list, parse, str, UsageError, type Parsed } from '../args.js';
+import { synopsis, type CommandGroup, type CommandSpec } from '../spec.js';
 import { err, out, style } from '../output.js';
 
-const BUILD_USAGE =
-  '[agent|gateway] [--base IMAGE] [--claude-binary PATH] [--claude-version V] [--tag T] [--gateway-tag T] [--label K=V]... [--no-cache] [--quiet]';
 const TARGETS = ['agent', 'gateway'] as const;
 
-export async function imageCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === 'build') return imageBuild(rest);
-  throw new UsageError(`usage: agent-dispatch image build ${BUILD_USAGE}`);
-}
+const buildSpec: CommandSpec = {
+  name: 'image build',
+  summary: 'Build the agent and egress gateway images locally from a local base (never pulls)',
+  args: [{ name: 'agent|gateway', optional: true, description: 'build only this image (default: both)' }],
+  options: {
+    base: { type: 'string', value: 'IMAGE', description: `local base image both are built from (default: ${DEFAULT_BASE_IMAGE})` },
+    'claude-binary': { type: 'string', value: 'PATH', description: 'copy this native claude binary into the agent image instead of installing from npm' },
+    'claude-version': { type: 'string', value: 'V', description: `Claude Code version to install from npm, or the one --claude-binary must report (default: ${DEFAULT_CLAUDE_VERSION})` },
+    tag: { type: 'string', short: 't', value: 'T', description: `agent image tag (default: ${DEFAULT_AGENT_IMAGE})` },
+    'gateway-tag': { type: 'string', value: 'T', description: `gateway image tag (default: ${DEFAULT_GATEWAY_IMAGE})` },
+    label: { type: 'string', multiple: true, value: 'K=V', description: 'label both images' },
+    'no-cache': { type: 'boolean', description: 'rebuild every layer' },
+    quiet: { type: 'boolean', short: 'q', description: 'no build progress on stderr' },
+  },
+};
+
+export const imageCommands: CommandGroup = {
+  name: 'image',
+  summary: 'Images dispatches run in',
+  subcommands: [{ spec: buildSpec, run: imageBuild }],
+};
 
 /** Build the agent and the egress gateway image (or the one named) from a local base; progress on stderr, results on stdout. */
 async function imageBuild(argv: string[]): Promise<number> {
-  const p = parse(
-    'image build',
-    argv,
-    {
-      base: { type: 'string' },
-      'claude-binary': { type: 'string' },
-      'claude-version': { type: 'string' },
-      tag: { type: 'string', short: 't' },
-      'gateway-tag': { type: 'string' },
-      label: { type: 'string', multiple: true },
-      'no-cache': { type: 'boolean' },
-      quiet: { type: 'boolean', short: 'q' },
-    },
-    { min: 0, max: 1, names: BUILD_USAGE },
-  );
+  const p = parse(buildSpec, argv);
   const target = p.positionals[0];
-  if (target !== undefined && !(TARGETS as readonly string[]).includes(target)) throw new UsageError(`usage: agent-dispatch image build ${BUILD_USAGE}`);
+  if (target !== undefined && !(TARGETS as readonly string[]).includes(target)) throw new UsageError(`usage: ${synopsis(buildSpec)}`);
   const common = {
     base: str(p, 'base') ?? DEFAULT_BASE_IMAGE,
     labels: labelsOf(p),

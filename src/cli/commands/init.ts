@@ -4,6 +4,7 @@ import { loadConfig } from '../../config/load.js';
 import { saveConfig } from '../../config/save.js';
 import { emptyConfig } from '../../config/schema.js';
 import { parse } from '../args.js';
+import type { CommandSpec } from '../spec.js';
 import { claudeMcp, type ClaudeMcp } from '../claude-mcp.js';
 import { removeForeign } from '../mcp-replace.js';
 import { SERVER_NAME, survey, type Judge, type Registration } from '../mcp-survey.js';
@@ -39,8 +40,18 @@ export function registrationJudge(): Judge {
   return (endpoint) => classify(endpoint, self, probe);
 }
 
+export const initSpec: CommandSpec = {
+  name: 'init',
+  summary: 'Create agents.yaml and register the MCP server with Claude Code (user scope)',
+  args: [],
+  options: {
+    'no-register': { type: 'boolean', description: 'only create the config; do not touch the Claude Code registration' },
+    replace: { type: 'boolean', description: 'remove an agent-dispatch registration that runs another program (e.g. the unsandboxed Python original) first' },
+  },
+};
+
 export async function initCommand(argv: string[], confirm: Confirm = askOnTty): Promise<number> {
-  const p = parse('init', argv, { 'no-register': { type: 'boolean' }, replace: { type: 'boolean' } }, { min: 0, max: 0, names: '[--no-register] [--replace]' });
+  const p = parse(initSpec, argv);
   const path = configPath();
   const load = loadConfig(path);
   if (load.kind === 'missing') {

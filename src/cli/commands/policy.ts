@@ -19,6 +19,7 @@ import {
 } from '../../policy/index.js';
 import { AppError } from '../../errors.js';
 import { parse, str, UsageError } from '../args.js';
+import type { CommandGroup, CommandSpec } from '../spec.js';
 import { out, style } from '../output.js';
 
 /** Exit codes of `policy check`: CI gates on them. */
@@ -31,12 +32,31 @@ interface CheckResult {
   findings: Finding[];
 }
 
-export async function policyCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === 'check') return policyCheck(rest);
-  if (sub === 'show') return policyShow(rest);
-  throw new UsageError('usage: agent-dispatch policy check [PATH...] [--agent NAME] [--json] | policy show NAME');
-}
+const checkSpec: CommandSpec = {
+  name: 'policy check',
+  summary: 'Validate policies and lint them (exit 0 clean, 1 error findings, 2 unusable input)',
+  args: [{ name: 'PATH', variadic: true, description: 'policy files to check (none: every configured agent)' }],
+  options: {
+    agent: { type: 'string', value: 'NAME', description: "check this agent's policy (also with PATHs)" },
+    json: { type: 'boolean', description: 'print the results as JSON' },
+  },
+};
+
+const showSpec: CommandSpec = {
+  name: 'policy show',
+  summary: 'Print the compiled container spec, network and claude arguments as JSON (secrets redacted)',
+  args: [{ name: 'NAME', description: 'an agent, or a policy preset or path' }],
+  options: {},
+};
+
+export const policyCommands: CommandGroup = {
+  name: 'policy',
+  summary: 'Sandbox policies',
+  subcommands: [
+    { spec: checkSpec, run: policyCheck },
+    { spec: showSpec, run: policyShow },
+  ],
+};
 
 function requireUsableConfig(): DispatchConfig {
   const load = loadConfig();
@@ -64,7 +84,7 @@ function checkFile(path: string): CheckResult {
 }
 
 async function policyCheck(argv: string[]): Promise<number> {
-  const p = parse('policy check', argv, { agent: { type: 'string' }, json: { type: 'boolean' } }, { min: 0, max: Infinity, names: '[PATH...] [--agent NAME] [--json]' });
+  const p = parse(checkSpec, argv);
   const agent = str(p, 'agent');
   const results: CheckResult[] = p.positionals.map(checkFile);
   if (agent !== undefined || p.positionals.length === 0) {
@@ -159,7 +179,7 @@ function printFinding(f: Finding): void {
 }
 
 async function policyShow(argv: string[]): Promise<number> {
-  const p = parse('policy show', argv, {}, { min: 1, max: 1, names: 'NAME (an agent, or a policy preset/path)' });
+  const p = parse(showSpec, argv);
   const name = p.positionals[0]!;
   const config = requireUsableConfig();
   if (name in config.agents) {

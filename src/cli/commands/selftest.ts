@@ -1,10 +1,23 @@
+import { DEFAULT_AGENT_IMAGE } from '../../sandbox/image.js';
 import { runSelftest } from '../../selftest/selftest.js';
 import { parse } from '../args.js';
+import type { CommandSpec } from '../spec.js';
 import { err, out, style } from '../output.js';
+
+export const selftestSpec: CommandSpec = {
+  name: 'selftest',
+  summary: 'Prove the sandbox on this machine: a real sandboxed claude against a scripted local model, probing from inside',
+  args: [],
+  options: {
+    image: { type: 'string', value: 'IMAGE', description: `the agent image to test (default: ${DEFAULT_AGENT_IMAGE})` },
+    json: { type: 'boolean', description: 'print the checks as JSON' },
+  },
+  notes: ['Exit 0 only if every check holds.'],
+};
 
 /** `agent-dispatch selftest [--image IMAGE] [--json]`: prove the sandbox here; exit 0 only if every check holds. */
 export async function selftestCommand(argv: string[]): Promise<number> {
-  const p = parse('selftest', argv, { image: { type: 'string' }, json: { type: 'boolean' } }, { min: 0, max: 0, names: '[--image IMAGE] [--json]' });
+  const p = parse(selftestSpec, argv);
   const json = p.values['json'] === true;
   // Ctrl-C cancels the dispatch (its container is killed) and still lets the selftest remove what it created.
   const controller = new AbortController();

@@ -1,6 +1,7 @@
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { createServer } from '../../mcp/server.js';
 import { parse } from '../args.js';
+import type { CommandSpec } from '../spec.js';
 
 /**
  * The stdio MCP server. At start it reaps dispatch containers left by a server that died; when the client
@@ -9,8 +10,10 @@ import { parse } from '../args.js';
 /** Upper bound on a stop: container removals (each bounded at 15 s, run in parallel) and closing the transport. */
 const SHUTDOWN_MS = 20_000;
 
+export const serveSpec: CommandSpec = { name: 'serve', summary: 'Run the MCP server on stdio (what Claude Code starts)', args: [], options: {} };
+
 export async function serveCommand(argv: string[]): Promise<number> {
-  parse('serve', argv, {}, { min: 0, max: 0, names: '' });
+  parse(serveSpec, argv);
   const { server, context } = createServer();
   await server.connect(new StdioServerTransport());
   void context.dispatcher.startup();

@@ -3,13 +3,27 @@ import { readConfig } from '../../config/store.js';
 import { DispatchService } from '../../dispatch/service.js';
 import type { DispatchResult } from '../../dispatch/types.js';
 import { parse, UsageError } from '../args.js';
+import type { CommandSpec } from '../spec.js';
 import { err, out, style } from '../output.js';
 
 const DEFAULT_TASK = 'What project is this? Describe in one sentence.';
 
+export const testSpec: CommandSpec = {
+  name: 'test',
+  summary: 'Run one real sandboxed dispatch (no cache); exit 0 on success',
+  args: [
+    { name: 'NAME', description: 'the agent' },
+    { name: 'TASK', optional: true, description: `what to ask (default: "${DEFAULT_TASK}")` },
+  ],
+  options: {
+    stream: { type: 'boolean', description: 'print progress to stderr as it happens' },
+    timeout: { type: 'string', value: 'N', description: "seconds for this dispatch only; 0 keeps the agent's timeout (default: 0)" },
+  },
+};
+
 /** `agent-dispatch test NAME [TASK] [--stream] [--timeout N]`: one real sandboxed dispatch, no cache. */
 export async function testCommand(argv: string[]): Promise<number> {
-  const p = parse('test', argv, { stream: { type: 'boolean' }, timeout: { type: 'string' } }, { min: 1, max: 2, names: 'NAME [TASK] [--stream] [--timeout N]' });
+  const p = parse(testSpec, argv);
   const name = p.positionals[0]!;
   const task = p.positionals[1] ?? DEFAULT_TASK;
   const timeout = p.values['timeout'] === undefined ? 0 : Number(p.values['timeout']);
