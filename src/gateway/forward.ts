@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { normalizeHost } from './allowlist.js';
 import type { RequestContext } from './context.js';
+import { GATEWAY_HOST } from './decisions.js';
 import { resolveDestination } from './destination.js';
+import type { RequestProblem } from './framing.js';
 import type { EgressDecision } from './protocol.js';
-import { apiPathRefusal, apiUpstreamError, destinationRefusal, upstreamError } from './refusal.js';
+import { apiPathRefusal, apiUpstreamError, destinationRefusal, requestRefusal, upstreamError } from './refusal.js';
 import { relay, requestHeaders, send } from './relay.js';
 
 /** `/v1/...` (any method), and `GET /` / `HEAD /` (Claude Code probes the base URL); no dot segments. */
@@ -26,13 +28,38 @@ function defaultPort(url: URL): number {
   return url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
 }
 
+type Target = Omit<EgressDecision, 'time' | 'allowed' | 'bytesOut' | 'bytesIn'>;
+
+function apiTarget(ctx: RequestContext, method: string, path: string): Target {
+  return { kind: 'api', host: normalizeHost(ctx.upstream.hostname), port: defaultPort(ctx.upstream), method, path: path.split('?')[0]! };
+}
+
+/** A request the gateway does not take as it is (requestProblem): refused, and recorded against what it named. */
+export function refuseRequest(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, problem: RequestProblem): void {
+  const method = req.method ?? 'GET';
+  const target = req.url ?? '';
+  let named: Target;
+  if (target.startsWith('/')) named = apiTarget(ctx, method, target);
+  else {
+    try {
+      const url = new URL(target);
+      named = { kind: 'http', host: normalizeHost(url.hostname), port: defaultPort(url), method, path: url.pathname };
+    } catch {
+      named = { kind: 'http', host: GATEWAY_HOST, port: 0, method, path: target.split('?')[0]! };
+    }
+  }
+  const record = ctx.state.begin();
+  send(res, requestRefusal(problem.status, problem.reason));
+  record({ ...named, allowed: false, reason: problem.reason, status: problem.status, bytesOut: 0, bytesIn: 0 });
+}
+
 /** An origin-form request (`POST /v1/messages?beta=true`): the Anthropic API, with the credential added. */
 export function handleApi(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, path: string): void {
   const method = req.method ?? 'GET';
   const record = ctx.state.begin();
-  const base = { kind: 'api' as const, host: normalizeHost(ctx.upstream.hostname), port: defaultPort(ctx.upstream), method, path: path.split('?')[0]! };
+  const base = apiTarget(ctx, method, path);
   if (!apiPathAllowed(method, path)) {
-    const refusal = apiPathRefusal(method, base.path);
+    const refusal = apiPathRefusal(method, base.path!);
     send(res, refusal);
     return record({ ...base, allowed: false, reason: 'not an Anthropic API path', status: 403, bytesOut: 0, bytesIn: 0 });
   }
@@ -61,7 +88,7 @@ export async function handleHttp(ctx: RequestContext, req: IncomingMessage, res:
   const port = defaultPort(url);
   const name = `${host}:${port}`;
   const record = ctx.state.begin();
-  const base: Omit<EgressDecision, 'time' | 'allowed' | 'bytesOut' | 'bytesIn'> = { kind: 'http', host, port, method, path: url.pathname };
+  const base: Target = { kind: 'http', host, port, method, path: url.pathname };
   const resolution = await resolveDestination(ctx.state.allow, host, port, ctx.lookup);
   if (resolution.kind !== 'allowed') {
     const refused = resolution.kind === 'refused';

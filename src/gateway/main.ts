@@ -3,6 +3,7 @@
  * (protocol.ts). Diagnostics go to stderr; the credential goes nowhere but the upstream request headers.
  */
 import { createInterface } from 'node:readline';
+import { inParts } from './decisions.js';
 import { parseCommand, parseConfig } from './messages.js';
 import type { GatewayCommand, GatewayEvent } from './protocol.js';
 import { createGatewayProxy, type GatewayProxy } from './proxy.js';
@@ -35,8 +36,12 @@ async function handle(proxy: GatewayProxy, command: GatewayCommand): Promise<Gat
     case 'register':
       proxy.register(command.token, command.allow);
       return { event: 'registered', id: command.id };
-    case 'release':
-      return { event: 'released', id: command.id, decisions: await proxy.release(command.token) };
+    case 'release': {
+      // In parts, so that no stdout line is large however many decisions the dispatch made.
+      const parts = inParts(await proxy.release(command.token));
+      for (const part of parts.slice(0, -1)) emit({ event: 'decisions', id: command.id, decisions: part });
+      return { event: 'released', id: command.id, decisions: parts.at(-1)! };
+    }
     case 'canary': {
       const { ok, detail } = await proxy.canary();
       return { event: 'canary', id: command.id, ok, detail };

@@ -9,7 +9,7 @@
  * src/gateway/ runs inside the gateway image without node_modules: it imports node builtins and its own files only.
  */
 
-export const GATEWAY_PROTOCOL = 1;
+export const GATEWAY_PROTOCOL = 2;
 
 /** Where the gateway listens inside its container (the socket volume is mounted here in both containers). */
 export const GATEWAY_SOCKET_DIR = '/run/agent-dispatch';
@@ -42,13 +42,16 @@ export interface GatewayConfig {
 export type GatewayCommand =
   /** Accept connections that present `token`, and tunnel them only to `allow`. */
   | { op: 'register'; id: string; token: string; allow: AllowRule[] }
-  /** Refuse the token from now on, close its connections, answer with every decision it saw. */
+  /** Refuse the token from now on, close its connections, answer with its decisions (`decisions` parts, then `released`). */
   | { op: 'release'; id: string; token: string }
   /** Self-check through the gateway's own socket: an allowed destination works and a denied one is refused. */
   | { op: 'canary'; id: string }
   | { op: 'ping'; id: string };
 
-/** One egress decision. Hosts, ports and byte counts only: never headers, bodies or query strings. */
+/**
+ * One egress decision. Hosts, ports and byte counts only: never headers, bodies or query strings. Every text
+ * field is clipped (decisions.ts), so a decision is small whatever the agent sent.
+ */
 export interface EgressDecision {
   time: string;
   /** api: forwarded to the Anthropic API; connect: a CONNECT tunnel; http: a plain-HTTP proxy request. */
@@ -63,15 +66,22 @@ export interface EgressDecision {
   path?: string;
   /** api/http: the status returned to the agent. */
   status?: number;
-  /** Bytes from the agent to the destination, and back. */
+  /** Bytes from the agent to the destination, and back (summed over `count`). */
   bytesOut: number;
   bytesIn: number;
+  /** Identical refusals folded into this one (`time` is the first); absent means 1. */
+  count?: number;
 }
 
 /** Gateway → server, one per line. */
 export type GatewayEvent =
   | { event: 'ready'; protocol: typeof GATEWAY_PROTOCOL; socketPath: string }
   | { event: 'registered'; id: string }
+  /**
+   * A release answer comes in parts so that no line is large: zero or more `decisions` events, then `released`
+   * with the last part. The server joins them.
+   */
+  | { event: 'decisions'; id: string; decisions: EgressDecision[] }
   | { event: 'released'; id: string; decisions: EgressDecision[] }
   | { event: 'canary'; id: string; ok: boolean; detail: string }
   | { event: 'pong'; id: string }

@@ -4,11 +4,13 @@ import { createServer as createNetServer, type Socket } from 'node:net';
 import { normalizeHost } from './allowlist.js';
 import { Canary, type CanaryResult } from './canary.js';
 import { type RequestContext, sendRaw } from './context.js';
+import { GATEWAY_HOST } from './decisions.js';
 import { defaultLookup, type Lookup } from './destination.js';
-import { handleApi, handleHttp } from './forward.js';
+import { MAX_HEAD_BYTES, requestProblem } from './framing.js';
+import { handleApi, handleHttp, refuseRequest } from './forward.js';
 import { readToken } from './handshake.js';
 import type { AllowRule, EgressDecision, GatewayConfig } from './protocol.js';
-import { tokenRefusal } from './refusal.js';
+import { requestRefusal, tokenRefusal } from './refusal.js';
 import { send } from './relay.js';
 import { TokenState } from './tokens.js';
 import { handleConnect } from './tunnel.js';
@@ -16,8 +18,10 @@ import { handleConnect } from './tunnel.js';
 /** The address the in-container bridge listens on: a request for it is meant for the gateway itself. */
 export const BRIDGE_PORT = 3128;
 const SELF_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
-/** How long `release` waits for the decisions of the connections it closed. */
-const RELEASE_WAIT_MS = 5_000;
+/** How long `release` waits for the decisions of the connections it closed: well within the server's 5 s for the answer. */
+const RELEASE_WAIT_MS = 2_000;
+/** Connections one dispatch may hold open at once: a flooding agent must not take every descriptor of the gateway. */
+export const MAX_CONNECTIONS_PER_TOKEN = 256;
 
 export interface GatewayProxyOptions {
   lookup?: Lookup;
@@ -40,6 +44,8 @@ export function createGatewayProxy(config: GatewayConfig, options: GatewayProxyO
   const tokens = new Map<string, TokenState>();
   const tokenOf = new WeakMap<Socket, string>();
   const sockets = new Set<Socket>();
+  /** Connections that sent a request the gateway refused as malformed: nothing more is read from them. */
+  const spoiled = new WeakSet<Socket>();
 
   const contextOf = (socket: Socket): RequestContext | undefined => {
     const token = tokenOf.get(socket);
@@ -52,9 +58,17 @@ export function createGatewayProxy(config: GatewayConfig, options: GatewayProxyO
     socket.resume();
   };
 
-  const http = createHttpServer({ requestTimeout: 0 }, (req: IncomingMessage, res: ServerResponse) => {
+  const http = createHttpServer({ requestTimeout: 0, maxHeaderSize: MAX_HEAD_BYTES }, (req: IncomingMessage, res: ServerResponse) => {
+    // A request pipelined behind a refused one was parsed with the framing the gateway refused: never forwarded.
+    if (spoiled.has(req.socket)) return void res.destroy();
     const ctx = contextOf(req.socket);
     if (!ctx) return send(res, tokenRefusal());
+    const problem = requestProblem(req);
+    if (problem) {
+      spoiled.add(req.socket);
+      res.once('finish', () => req.socket.destroy());
+      return refuseRequest(ctx, req, res, problem);
+    }
     const target = req.url ?? '';
     if (target.startsWith('/')) return handleApi(ctx, req, res, target);
     let url: URL;
@@ -83,9 +97,21 @@ export function createGatewayProxy(config: GatewayConfig, options: GatewayProxyO
     };
     handleConnect(ctx, req, socket, head, self).catch(() => socket.destroy());
   });
-  http.on('clientError', (_err, socket: Socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n', () => socket.destroy());
-    else socket.destroy();
+  http.on('clientError', (err: Error & { code?: string; reason?: string }, socket: Socket) => {
+    const ctx = contextOf(socket);
+    const code = err.code ?? '';
+    if (!ctx || !code.startsWith('HPE_') || !socket.writable) {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n', () => socket.destroy());
+      else socket.destroy();
+      return;
+    }
+    // Node's parser refused it (head too long, obs-fold, TE with CL, bare CR...): one recorded refusal per request.
+    const overflow = code === 'HPE_HEADER_OVERFLOW';
+    const status = overflow ? 431 : 400;
+    const reason = overflow ? `its request head is over ${MAX_HEAD_BYTES / 1024} KiB` : `it is not well-formed HTTP/1.1 (${code}${err.reason ? `: ${err.reason}` : ''})`;
+    const record = ctx.state.begin();
+    sendRaw(socket, requestRefusal(status, reason));
+    record({ kind: 'http', host: GATEWAY_HOST, port: 0, allowed: false, reason, status, bytesOut: 0, bytesIn: 0 });
   });
 
   const server = createNetServer({ allowHalfOpen: true }, (socket) => {
@@ -96,6 +122,12 @@ export function createGatewayProxy(config: GatewayConfig, options: GatewayProxyO
     void readToken(socket).then((token) => {
       const state = token === null ? undefined : tokens.get(token);
       if (token === null || !state) return sendRaw(socket, tokenRefusal());
+      if (state.sockets.size >= MAX_CONNECTIONS_PER_TOKEN) {
+        const reason = `this dispatch already has ${MAX_CONNECTIONS_PER_TOKEN} connections open through the gateway`;
+        const record = state.begin();
+        sendRaw(socket, requestRefusal(503, reason));
+        return record({ kind: 'http', host: GATEWAY_HOST, port: 0, allowed: false, reason, status: 503, bytesOut: 0, bytesIn: 0 });
+      }
       tokenOf.set(socket, token);
       state.track(socket);
       feed(socket);

@@ -41,6 +41,18 @@ export function apiPathRefusal(method: string, path: string): HttpResponseText {
   );
 }
 
+/**
+ * A request the gateway will not take as it is (malformed, oversized, ambiguous framing, too many connections),
+ * whatever its destination: the header says `request`, not `policy`.
+ */
+export function requestRefusal(status: number, reason: string): HttpResponseText {
+  return {
+    status,
+    headers: { 'content-type': 'text/plain; charset=utf-8', [REFUSAL_HEADER]: 'request', connection: 'close' },
+    body: `${PREFIX} this request is refused: ${reason}. Nothing of it was forwarded. Send well-formed HTTP/1.1 (one Content-Length or Transfer-Encoding: chunked, no body on GET or HEAD, no upgrade, short targets and headers).\n`,
+  };
+}
+
 /** An allowed destination that could not be reached: an upstream error, not policy (no refusal header). */
 export function upstreamError(target: string, detail: string): HttpResponseText {
   return {
@@ -58,7 +70,14 @@ export function apiUpstreamError(detail: string): HttpResponseText {
   };
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 502: 'Bad Gateway' };
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  414: 'URI Too Long',
+  431: 'Request Header Fields Too Large',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
 
 /** The response as raw HTTP/1.1 bytes, for sockets that no http.ServerResponse wraps. */
 export function rawResponse(response: HttpResponseText): string {

@@ -2,6 +2,7 @@ import { type ClientRequest, type IncomingMessage, type RequestOptions, request 
 import { request as httpsRequest } from 'node:https';
 import { CONNECT_TIMEOUT_MS } from './context.js';
 import { errorCode } from './destination.js';
+import { framingHeaders } from './framing.js';
 import { forwardHeaders } from './headers.js';
 import type { HttpResponseText } from './refusal.js';
 
@@ -72,8 +73,8 @@ export function relay(
   });
 }
 
-/** Request headers to forward (hop-by-hop, Proxy-*, Expect and `drop` removed) plus `set`. */
+/** Request headers to forward (hop-by-hop, Proxy-*, Expect and `drop` removed), the body's framing, and `set`. */
 export function requestHeaders(req: IncomingMessage, drop: readonly string[], set: Record<string, string>): Record<string, string | string[] | number> {
   const headers = forwardHeaders(req.headers, ['expect', 'host', ...drop]) as Record<string, string | string[] | number>;
-  return { ...headers, ...set };
+  return { ...headers, ...framingHeaders(req), ...set };
 }

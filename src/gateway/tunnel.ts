@@ -25,7 +25,11 @@ export async function handleConnect(
   self: { is(host: string, port: number): boolean; refeed(socket: Socket, head: Buffer): void },
 ): Promise<void> {
   const target = parseAuthority(req.url ?? '');
-  if (!target) return sendRaw(socket, BAD_REQUEST);
+  if (!target) {
+    const record = ctx.state.begin();
+    sendRaw(socket, BAD_REQUEST);
+    return record({ kind: 'connect', host: (req.url ?? '').slice(0, 256), port: 0, allowed: false, reason: 'CONNECT needs host:port', status: 400, bytesOut: 0, bytesIn: 0 });
+  }
   if (self.is(target.host, target.port)) {
     socket.write(ESTABLISHED);
     return self.refeed(socket, head);

@@ -5,19 +5,23 @@
  * show. When the server goes away its attach stream closes, stdin ends and the gateway exits by itself.
  */
 import { randomBytes } from 'node:crypto';
-import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { AppError, describeError } from '../errors.js';
-import { GATEWAY_PROTOCOL, GATEWAY_SOCKET_DIR, type GatewayCommand, type GatewayConfig, type GatewayEvent } from '../gateway/protocol.js';
+import { GATEWAY_PROTOCOL, GATEWAY_SOCKET_DIR, type EgressDecision, type GatewayCommand, type GatewayConfig, type GatewayEvent } from '../gateway/protocol.js';
 import { logger } from '../log.js';
 import { LABEL_PREFIX } from '../policy/layout.js';
 import { bounded, removeQuietly } from './engine-calls.js';
+import { demuxer, LineSplitter } from './lines.js';
 
 const log = logger('gateway');
 /** The gateway's own user in its image (images/gateway/Dockerfile); it owns the socket volume. */
 export const GATEWAY_UID = 10001;
 const READY_MS = 15_000;
 const STDERR_KEPT = 4096;
+/** The longest event line read: the gateway sends a release answer in parts of at most 64 KiB. */
+export const MAX_EVENT_LINE = 1024 * 1024;
+/** Decisions taken from one release answer (the gateway keeps 2 000 distinct ones per dispatch). */
+export const MAX_ANSWER_DECISIONS = 10_000;
 
 export const GATEWAY_ROLE_LABEL = `${LABEL_PREFIX}.role`;
 
@@ -31,7 +35,13 @@ export interface GatewayStart {
   stepMs: number;
 }
 
-type Waiter = { resolve: (event: GatewayEvent) => void; reject: (error: Error) => void; timer: NodeJS.Timeout };
+type Waiter = {
+  resolve: (event: GatewayEvent) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+  /** The `decisions` parts received so far of a release answer. */
+  parts: EgressDecision[];
+};
 
 export class GatewayContainer {
   /** Why the gateway can no longer be used (it exited, stopped answering, or failed its canary). */
@@ -88,7 +98,7 @@ export class GatewayContainer {
         'attach to the egress gateway',
       )) as NodeJS.ReadWriteStream;
       const gateway = new GatewayContainer(container, socketPath, stream);
-      gateway.listen(container, stream);
+      gateway.listen(stream);
       const ready = gateway.expect('ready', READY_MS);
       await bounded(container.start(), start.stepMs, 'start the egress gateway');
       const config: GatewayConfig = { protocol: GATEWAY_PROTOCOL, socketPath, upstream: start.upstream, credential: start.credential };
@@ -105,11 +115,15 @@ export class GatewayContainer {
     return this.container.id;
   }
 
-  /** Send a command and wait for its answer (or fail after `ms`, which marks the gateway dead). */
+  /**
+   * Send a command and wait for its answer, or fail after `ms`. A command unanswered in time marks the gateway
+   * dead, except `release`: one dispatch's late answer (say, after a flood of its own) loses only that
+   * dispatch's decisions, and the gateway's health is for the next ping and canary to tell.
+   */
   async send(command: DistributiveOmit<GatewayCommand, 'id'>, ms: number): Promise<GatewayEvent> {
     if (this.deadReason) throw new Error(this.deadReason);
     const id = String(++this.counter);
-    const answer = this.expect(id, ms);
+    const answer = this.expect(id, ms, command.op !== 'release');
     this.stdin.write(`${JSON.stringify({ ...command, id })}\n`);
     return answer;
   }
@@ -126,37 +140,33 @@ export class GatewayContainer {
     return this.stderrTail.trim();
   }
 
-  private expect(id: string, ms: number): Promise<GatewayEvent> {
+  private expect(id: string, ms: number, fatal = true): Promise<GatewayEvent> {
     return new Promise<GatewayEvent>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(id);
         const reason = `the egress gateway did not answer within ${Math.ceil(ms / 1000)} s`;
-        this.die(reason);
+        if (fatal) this.die(reason);
         reject(new Error(reason));
       }, ms);
-      this.waiters.set(id, { resolve, reject, timer });
+      this.waiters.set(id, { resolve, reject, timer, parts: [] });
     });
   }
 
-  private listen(container: Docker.Container, stream: NodeJS.ReadWriteStream): void {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    container.modem.demuxStream(stream, stdout, stderr);
-    let pending = '';
-    stdout.setEncoding('utf8');
-    stdout.on('data', (chunk: string) => {
-      pending += chunk;
-      let newline: number;
-      while ((newline = pending.indexOf('\n')) !== -1) {
-        this.onLine(pending.slice(0, newline));
-        pending = pending.slice(newline + 1);
-      }
+  /** Reads the attach stream in one pass (lines.ts): no event line is held past MAX_EVENT_LINE. */
+  private listen(stream: NodeJS.ReadWriteStream): void {
+    const lines = new LineSplitter(MAX_EVENT_LINE, (line, cut) => {
+      if (cut) return log.warn(`egress gateway ${this.id.slice(0, 12)} wrote an event line over ${MAX_EVENT_LINE} characters; it was dropped`);
+      this.onLine(line);
     });
-    stderr.setEncoding('utf8');
-    stderr.on('data', (chunk: string) => {
-      this.stderrTail = (this.stderrTail + chunk).slice(-STDERR_KEPT);
-    });
-    const ended = (): void => this.die(`the egress gateway exited${this.stderr ? ` (${this.stderr.split('\n').at(-1)})` : ''}`);
+    const split = demuxer(
+      (piece) => lines.push(piece),
+      (piece) => (this.stderrTail = (this.stderrTail + piece.subarray(-STDERR_KEPT).toString('utf8')).slice(-STDERR_KEPT)),
+    );
+    stream.on('data', (chunk: Buffer) => split(chunk));
+    const ended = (): void => {
+      lines.flush();
+      this.die(`the egress gateway exited${this.stderr ? ` (${this.stderr.split('\n').at(-1)})` : ''}`);
+    };
     stream.on('end', ended);
     stream.on('close', ended);
     stream.on('error', (error) => this.die(`the connection to the egress gateway broke: ${describeError(error)}`));
@@ -177,10 +187,21 @@ export class GatewayContainer {
       if (event.event === 'error') log.warn(`egress gateway: ${event.message}`);
       return;
     }
+    if (event.event === 'decisions') return void this.gather(waiter, event.decisions);
     this.waiters.delete(key!);
     clearTimeout(waiter.timer);
     if (event.event === 'error') waiter.reject(new Error(`the egress gateway refused a command: ${event.message}`));
+    else if (event.event === 'released') waiter.resolve({ ...event, decisions: this.gather(waiter, event.decisions) });
     else waiter.resolve(event);
+  }
+
+  /** One part of a release answer added to the earlier ones, up to MAX_ANSWER_DECISIONS; all of them so far. */
+  private gather(waiter: Waiter, part: unknown): EgressDecision[] {
+    if (!Array.isArray(part)) return waiter.parts;
+    const room = MAX_ANSWER_DECISIONS - waiter.parts.length;
+    if (part.length > room) log.warn(`egress gateway ${this.id.slice(0, 12)} reported over ${MAX_ANSWER_DECISIONS} decisions for one dispatch; the rest were dropped`);
+    for (const decision of part.slice(0, Math.max(0, room))) waiter.parts.push(decision as EgressDecision);
+    return waiter.parts;
   }
 
   private die(reason: string): void {

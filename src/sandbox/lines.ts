@@ -7,31 +7,22 @@ export interface KeepRule {
 }
 
 /**
- * Splits a byte stream into lines (UTF-8; an invalid byte becomes U+FFFD instead of an exception). Every line
- * goes to `onLine`; only a bounded amount is kept: at most `cap` characters of ordinary lines, and at most
- * `keep.cap` characters of lines the keep rule marks. Output from the container is untrusted: each chunk is
- * scanned once, a line longer than the larger cap is cut, and nothing past the caps is stored.
+ * Splits a byte stream into lines (UTF-8; an invalid byte becomes U+FFFD instead of an exception), in one pass
+ * over each chunk: nothing is ever searched twice, and at most `maxLine` characters of a line are held. A
+ * longer line goes to `onLine` cut to its first `maxLine` characters (`cut` true) as soon as it is that long;
+ * the rest of it, up to its newline, is dropped unseen.
  */
-export class LineCollector {
-  readonly lines: string[] = [];
-  /** True once output past a cap was dropped or a line was cut. */
-  truncated = false;
+export class LineSplitter {
   private readonly decoder = new StringDecoder('utf8');
   private pieces: string[] = [];
   private pending = 0;
   /** The rest of an over-long line is being dropped, up to its newline. */
   private skipping = false;
-  private kept = 0;
-  private keptMarked = 0;
-  private readonly maxLine: number;
 
   constructor(
-    private readonly cap: number,
-    private readonly onLine?: (line: string) => void,
-    private readonly keep?: KeepRule,
-  ) {
-    this.maxLine = Math.max(cap, keep?.cap ?? 0);
-  }
+    private readonly maxLine: number,
+    private readonly onLine: (line: string, cut: boolean) => void,
+  ) {}
 
   push(chunk: Buffer): void {
     const text = this.decoder.write(chunk);
@@ -39,39 +30,106 @@ export class LineCollector {
     for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
       this.append(text.slice(start, nl));
       if (this.skipping) this.skipping = false;
-      else this.emit();
+      else this.emit(false);
       start = nl + 1;
     }
     if (start < text.length) this.append(text.slice(start));
   }
 
+  /** The end of the stream: a last line without a newline is passed on. */
   flush(): void {
     this.append(this.decoder.end());
-    if (this.pieces.length > 0) this.emit();
+    if (this.pieces.length > 0) this.emit(false);
+    this.skipping = false;
   }
 
   private append(piece: string): void {
-    if (piece === '') return;
-    if (this.skipping) {
-      this.truncated = true;
+    if (piece === '' || this.skipping) return;
+    const room = this.maxLine - this.pending;
+    if (piece.length <= room) {
+      this.pieces.push(piece);
+      this.pending += piece.length;
       return;
     }
-    const room = this.maxLine - this.pending;
-    const kept = piece.length > room ? piece.slice(0, room) : piece;
-    this.pieces.push(kept);
-    this.pending += kept.length;
-    if (this.pending >= this.maxLine) {
-      // A line as long as the larger cap is complete as far as we care: emit it, drop the rest of it.
-      this.truncated ||= piece.length > room;
-      this.emit();
-      this.skipping = true;
-    }
+    this.pieces.push(piece.slice(0, room));
+    this.emit(true);
+    this.skipping = true;
   }
 
-  private emit(): void {
+  private emit(cut: boolean): void {
     const line = this.pieces.join('');
     this.pieces = [];
     this.pending = 0;
+    this.onLine(line, cut);
+  }
+}
+
+/**
+ * Docker's multiplexed attach stream (no TTY: frames of an 8-byte header, type and length, then the payload)
+ * into stdout and stderr, in one pass: a frame's payload is passed on piece by piece as it arrives, never
+ * gathered, whatever length its header claims. The pieces are views of the chunk: copy what is kept.
+ */
+export function demuxer(stdout: (piece: Buffer) => void, stderr: (piece: Buffer) => void): (chunk: Buffer) => void {
+  const header = Buffer.alloc(8);
+  let filled = 0;
+  let remaining = 0;
+  let toStderr = false;
+  return (chunk) => {
+    let at = 0;
+    while (at < chunk.length) {
+      if (remaining === 0) {
+        const n = Math.min(8 - filled, chunk.length - at);
+        chunk.copy(header, filled, at, at + n);
+        filled += n;
+        at += n;
+        if (filled < 8) return;
+        filled = 0;
+        toStderr = header[0] === 2;
+        remaining = header.readUInt32BE(4);
+        continue;
+      }
+      const n = Math.min(remaining, chunk.length - at);
+      (toStderr ? stderr : stdout)(chunk.subarray(at, at + n));
+      remaining -= n;
+      at += n;
+    }
+  };
+}
+
+/**
+ * Splits a byte stream into lines (LineSplitter). Every line goes to `onLine`; only a bounded amount is kept:
+ * at most `cap` characters of ordinary lines, and at most `keep.cap` characters of lines the keep rule marks.
+ * Output from the container is untrusted: a line longer than the larger cap is cut, and nothing past the caps
+ * is stored.
+ */
+export class LineCollector {
+  readonly lines: string[] = [];
+  /** True once output past a cap was dropped or a line was cut. */
+  truncated = false;
+  private readonly splitter: LineSplitter;
+  private kept = 0;
+  private keptMarked = 0;
+
+  constructor(
+    private readonly cap: number,
+    private readonly onLine?: (line: string) => void,
+    private readonly keep?: KeepRule,
+  ) {
+    this.splitter = new LineSplitter(Math.max(cap, keep?.cap ?? 0), (line, cut) => {
+      this.truncated ||= cut;
+      this.emit(line);
+    });
+  }
+
+  push(chunk: Buffer): void {
+    this.splitter.push(chunk);
+  }
+
+  flush(): void {
+    this.splitter.flush();
+  }
+
+  private emit(line: string): void {
     this.onLine?.(line);
     if (this.keep?.test(line)) {
       if (this.keptMarked + line.length > this.keep.cap) {

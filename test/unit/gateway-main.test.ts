@@ -9,8 +9,9 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCommand, parseConfig } from '../../src/gateway/messages.js';
-import type { GatewayEvent } from '../../src/gateway/protocol.js';
-import { agentRequest, type FakeUpstream, fakeUpstream } from './gateway-harness.js';
+import { GATEWAY_PROTOCOL, type GatewayEvent } from '../../src/gateway/protocol.js';
+import { PART_BYTES } from '../../src/gateway/decisions.js';
+import { agentRequest, connectVia, type FakeUpstream, fakeUpstream } from './gateway-harness.js';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 const SECRET = 'sk-ant-main-test-credential-9f8e7d6c';
@@ -75,8 +76,8 @@ describe('gateway main.ts over stdin/stdout', () => {
   it('serves the protocol, injects the credential, and never prints it', async () => {
     const socketPath = join(root, 'gw.sock');
     const g = run();
-    g.send({ protocol: 1, socketPath, upstream: upstream.url, credential: { header: 'x-api-key', value: SECRET } });
-    expect(await g.next()).toEqual({ event: 'ready', protocol: 1, socketPath });
+    g.send({ protocol: GATEWAY_PROTOCOL, socketPath, upstream: upstream.url, credential: { header: 'x-api-key', value: SECRET } });
+    expect(await g.next()).toEqual({ event: 'ready', protocol: GATEWAY_PROTOCOL, socketPath });
     g.send({ op: 'ping', id: 'p1' });
     expect(await g.next()).toEqual({ event: 'pong', id: 'p1' });
     g.send({ op: 'register', id: 'r1', token: 'tok-main', allow: [{ host: 'example.com', port: 443 }] });
@@ -102,10 +103,10 @@ describe('gateway main.ts over stdin/stdout', () => {
   });
 
   it.each([
-    ['a bad protocol', { protocol: 2, socketPath: '/tmp/x.sock', upstream: 'https://api.anthropic.com', credential: { header: 'x-api-key', value: SECRET } }],
-    ['a relative socket path', { protocol: 1, socketPath: 'x.sock', upstream: 'https://api.anthropic.com', credential: { header: 'x-api-key', value: SECRET } }],
-    ['a bad credential header', { protocol: 1, socketPath: '/tmp/x.sock', upstream: 'https://api.anthropic.com', credential: { header: 'cookie', value: SECRET } }],
-    ['broken JSON', `{"protocol":1,"credential":{"header":"x-api-key","value":"${SECRET}"`],
+    ['a bad protocol', { protocol: GATEWAY_PROTOCOL + 1, socketPath: '/tmp/x.sock', upstream: 'https://api.anthropic.com', credential: { header: 'x-api-key', value: SECRET } }],
+    ['a relative socket path', { protocol: GATEWAY_PROTOCOL, socketPath: 'x.sock', upstream: 'https://api.anthropic.com', credential: { header: 'x-api-key', value: SECRET } }],
+    ['a bad credential header', { protocol: GATEWAY_PROTOCOL, socketPath: '/tmp/x.sock', upstream: 'https://api.anthropic.com', credential: { header: 'cookie', value: SECRET } }],
+    ['broken JSON', `{"protocol":${GATEWAY_PROTOCOL},"credential":{"header":"x-api-key","value":"${SECRET}"`],
   ])('exits 2 with a fatal event on %s, without echoing the credential', async (_name, config) => {
     const g = run();
     g.send(config);
@@ -115,9 +116,37 @@ describe('gateway main.ts over stdin/stdout', () => {
     expect(g.stdout.join('\n') + g.stderr()).not.toContain(SECRET);
   });
 
+  it('answers a release with many decisions in parts, every line under 64 KiB of decisions, all of them joined', async () => {
+    const socketPath = join(root, 'parts.sock');
+    const g = run();
+    g.send({ protocol: GATEWAY_PROTOCOL, socketPath, upstream: upstream.url, credential: null });
+    expect(await g.next()).toMatchObject({ event: 'ready' });
+    g.send({ op: 'register', id: 'r1', token: 'tok-parts', allow: [] });
+    expect(await g.next()).toEqual({ event: 'registered', id: 'r1' });
+    const hosts = Array.from({ length: 600 }, (_, i) => `refused-${i}.example`);
+    for (let i = 0; i < hosts.length; i += 50) {
+      await Promise.all(hosts.slice(i, i + 50).map(async (host) => (await connectVia(socketPath, 'tok-parts', `${host}:443`)).socket.destroy()));
+    }
+    const before = g.stdout.length;
+    g.send({ op: 'release', id: 'u1', token: 'tok-parts' });
+    const parts: GatewayEvent[] = [];
+    for (let e = await g.next(); ; e = await g.next()) {
+      parts.push(e);
+      if (e.event !== 'decisions') break;
+    }
+    expect(parts.length).toBeGreaterThan(1);
+    expect(parts.slice(0, -1).every((e) => e.event === 'decisions' && e.id === 'u1')).toBe(true);
+    expect(parts.at(-1)).toMatchObject({ event: 'released', id: 'u1' });
+    for (const line of g.stdout.slice(before)) expect(line.length).toBeLessThan(PART_BYTES + 100);
+    const all = parts.flatMap((e) => (e.event === 'decisions' || e.event === 'released' ? e.decisions : []));
+    expect(all.map((d) => d.host).sort()).toEqual([...hosts].sort());
+    g.child.stdin.end();
+    expect(await g.exit).toBe(0);
+  });
+
   it('exits 0 on SIGTERM', async () => {
     const g = run();
-    g.send({ protocol: 1, socketPath: join(root, 'term.sock'), upstream: upstream.url, credential: null });
+    g.send({ protocol: GATEWAY_PROTOCOL, socketPath: join(root, 'term.sock'), upstream: upstream.url, credential: null });
     expect(await g.next()).toMatchObject({ event: 'ready' });
     g.child.kill('SIGTERM');
     expect(await g.exit).toBe(0);
@@ -125,14 +154,14 @@ describe('gateway main.ts over stdin/stdout', () => {
 
   it('a socket path it cannot listen on is fatal', async () => {
     const g = run();
-    g.send({ protocol: 1, socketPath: join(root, 'missing-dir', 'gw.sock'), upstream: upstream.url, credential: null });
+    g.send({ protocol: GATEWAY_PROTOCOL, socketPath: join(root, 'missing-dir', 'gw.sock'), upstream: upstream.url, credential: null });
     expect(await g.next()).toMatchObject({ event: 'fatal', message: expect.stringContaining('cannot listen on') });
     expect(await g.exit).toBe(1);
   });
 });
 
 describe('config and command validation', () => {
-  const good = { protocol: 1, socketPath: '/run/agent-dispatch/gateway.sock', upstream: 'https://api.anthropic.com', credential: { header: 'authorization', value: 'Bearer abc' } };
+  const good = { protocol: GATEWAY_PROTOCOL, socketPath: '/run/agent-dispatch/gateway.sock', upstream: 'https://api.anthropic.com', credential: { header: 'authorization', value: 'Bearer abc' } };
 
   it('accepts a valid config, with or without a credential', () => {
     expect(parseConfig(JSON.stringify(good))).toEqual({ ok: true, value: good });
