@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
 import type { AgentConfig, DispatchConfig, GroupConfig } from '../config/schema.js';
 import { unknownGroupMembers } from '../config/schema.js';
 import { stateDir } from '../config/paths.js';
@@ -7,16 +6,13 @@ import { AUDIT_FILE, lastAuditRecord, summariseEgress } from '../dispatch/audit.
 import { describePolicyProblem, loadPolicy } from '../policy/load.js';
 import { summarizePolicy } from '../policy/summary.js';
 import { collectMcpServers, detectDbs, detectStacks, directoryHealth, Listing, previewFile } from '../project/detect.js';
+import { repoEntryKind } from '../project/safe-read.js';
 import { clamp } from './validate.js';
 
 type Json = Record<string, unknown>;
 
 function exists(dir: string, file: string): boolean {
-  try {
-    return existsSync(join(dir, file));
-  } catch {
-    return false;
-  }
+  return repoEntryKind(dir, file) !== undefined;
 }
 
 /** Policy name plus its one-line summary (or why it cannot be used); `seen` loads each ref once per listing. */
@@ -93,7 +89,7 @@ export function inspectAgentView(name: string, agent: AgentConfig, previewLines:
       ['README.md', 'readme'],
     ] as const) {
       if (!view[file === 'CLAUDE.md' ? 'has_claude_md' : 'has_readme']) continue;
-      const preview = previewFile(join(agent.directory, file), lines);
+      const preview = previewFile(agent.directory, file, lines);
       view[`${key}_preview`] = preview.text;
       if (preview.truncated) view[`${key}_truncated`] = true;
     }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatIssues, PARSE_OPTIONS } from '../config/issues.js';
@@ -7,6 +7,7 @@ import { parseYaml, sentence } from '../config/load.js';
 import { expandHome, stateDir } from '../config/paths.js';
 import { describeError } from '../errors.js';
 import { policyKeysAt, policySchema, type Policy } from './schema.js';
+import { readRegularFile } from '../project/safe-read.js';
 
 /** Shipped presets live in `policies/` at the package root (same depth from src/ and dist/). */
 export const PRESETS_DIR = fileURLToPath(new URL('../../policies/', import.meta.url));
@@ -60,7 +61,7 @@ export function loadPolicy(ref: string, configDir: string = stateDir()): PolicyL
 export function loadPolicyFile(source: PolicySource): PolicyLoad {
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(readFileSync(source.path));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(readRegularFile(source.path));
   } catch (error) {
     const detail = error instanceof TypeError ? 'not valid UTF-8 (re-save it as UTF-8)' : `could not be read: ${describeError(error)}`;
     return { kind: 'invalid', source, detail };

@@ -1,29 +1,29 @@
-import { existsSync as exists, readFileSync, readdirSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { statSync } from 'node:fs';
+import { basename } from 'node:path';
+import { readRepoFile, repoEntryKind, type RepoEntryKind } from './safe-read.js';
 
-/** Cheap, read-only project detection: never spawns anything, never throws on a malformed file. */
+/**
+ * Cheap, read-only project detection: never spawns anything, never throws on a malformed file, and reads the
+ * repo only through safe-read (no link out of it, no FIFO or device, at most 1 MiB a file).
+ */
 
-/** The top level of a project directory, read once (name → is a directory); empty when unreadable. */
+/** The top level of a project directory, each name looked at once; a name that is absent or unreadable is neither. */
 export class Listing {
-  private readonly entries = new Map<string, boolean>();
+  private readonly kinds = new Map<string, RepoEntryKind | undefined>();
 
-  constructor(readonly dir: string) {
-    try {
-      for (const e of readdirSync(dir, { withFileTypes: true })) {
-        if (!e.isSymbolicLink()) this.entries.set(e.name, e.isDirectory());
-        else if (exists(join(dir, e.name))) this.entries.set(e.name, isDir(join(dir, e.name))); // a broken link is absent, as with existsSync
-      }
-    } catch {
-      // an unreadable or missing directory has no entries
-    }
-  }
+  constructor(readonly dir: string) {}
 
   has(name: string): boolean {
-    return this.entries.has(name);
+    return this.kind(name) !== undefined;
   }
 
   hasDir(name: string): boolean {
-    return this.entries.get(name) === true;
+    return this.kind(name) === 'dir';
+  }
+
+  private kind(name: string): RepoEntryKind | undefined {
+    if (!this.kinds.has(name)) this.kinds.set(name, repoEntryKind(this.dir, name));
+    return this.kinds.get(name);
   }
 }
 
@@ -33,9 +33,9 @@ export function collectMcpServers(dirOrListing: string | Listing): string[] {
   const listing = listingOf(dirOrListing);
   const dir = listing.dir;
   const names: string[] = [];
-  const files = [...(listing.has('.mcp.json') ? ['.mcp.json'] : []), ...(listing.hasDir('.claude') ? [join('.claude', 'settings.local.json')] : [])];
+  const files = [...(listing.has('.mcp.json') ? ['.mcp.json'] : []), ...(listing.hasDir('.claude') ? ['.claude/settings.local.json'] : [])];
   for (const file of files) {
-    const data = readJson(join(dir, file));
+    const data = readJson(dir, file);
     if (!isObject(data) || !isObject(data['mcpServers'])) continue;
     for (const name of Object.keys(data['mcpServers'])) if (!names.includes(name)) names.push(name);
   }
@@ -68,7 +68,7 @@ export function detectDbs(dirOrListing: string | Listing): string[] {
 export function autoDescribe(dir: string): string {
   const listing = new Listing(dir);
   const parts: string[] = [];
-  const claudeMd = readText(join(dir, 'CLAUDE.md'));
+  const claudeMd = readText(dir, 'CLAUDE.md');
   if (claudeMd !== undefined) {
     const lines = claudeMd
       .trim()
@@ -80,7 +80,7 @@ export function autoDescribe(dir: string): string {
     if (lines.length > 0) parts.push(lines.join(' '));
   }
   if (parts.length === 0) {
-    const readme = readText(join(dir, 'README.md'));
+    const readme = readText(dir, 'README.md');
     const line = readme
       ?.split('\n')
       .slice(0, 20)
@@ -88,7 +88,7 @@ export function autoDescribe(dir: string): string {
       .find((l) => l && !l.startsWith('#') && !l.startsWith('[') && !l.startsWith('!') && l.length > 20);
     if (line) parts.push(line);
   }
-  const pyDescription = readText(join(dir, 'pyproject.toml'))
+  const pyDescription = readText(dir, 'pyproject.toml')
     ?.split('\n')
     .map((l) => l.trim())
     .find((l) => l.startsWith('description') && l.includes('='));
@@ -96,7 +96,7 @@ export function autoDescribe(dir: string): string {
     const value = pyDescription.slice(pyDescription.indexOf('=') + 1).trim().replace(/^["']+|["']+$/g, '').trim();
     if (value) parts.push(value);
   }
-  const pkg = readJson(join(dir, 'package.json'));
+  const pkg = readJson(dir, 'package.json');
   if (isObject(pkg) && typeof pkg['description'] === 'string' && pkg['description'].trim()) parts.push(pkg['description'].trim());
   const servers = collectMcpServers(listing);
   if (servers.length > 0) parts.push(`MCP: ${servers.join(', ')}`);
@@ -124,18 +124,18 @@ export interface Preview {
   truncated: boolean;
 }
 
-/** First `lines` lines, capped at max(200, lines*200) characters; invalid bytes replaced; unreadable → empty. */
-export function previewFile(path: string, lines: number): Preview {
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8').decode(readFileSync(path));
-  } catch {
-    return { text: '', truncated: false };
-  }
+/**
+ * First `lines` lines of a repo file, capped at max(200, lines*200) characters; invalid bytes replaced;
+ * unreadable, or not a regular file inside the repo → empty.
+ */
+export function previewFile(dir: string, file: string, lines: number): Preview {
+  const read = readRepoFile(dir, file);
+  if (!read.ok) return { text: '', truncated: false };
+  const text = new TextDecoder('utf-8').decode(read.bytes);
   const cap = Math.max(200, lines * 200);
   const all = text.replace(/\n$/, "").split("\n");
   let preview = all.slice(0, lines).join('\n');
-  let truncated = all.length > lines;
+  let truncated = all.length > lines || read.truncated;
   if (preview.length > cap) {
     preview = preview.slice(0, cap);
     truncated = true;
@@ -143,19 +143,24 @@ export function previewFile(path: string, lines: number): Preview {
   return { text: preview, truncated };
 }
 
-function readText(path: string): string | undefined {
+/** The file as UTF-8 text (the first 1 MiB of a longer one), or undefined when unreadable or not UTF-8. */
+function readText(dir: string, file: string): string | undefined {
+  const read = readRepoFile(dir, file);
+  if (!read.ok) return undefined;
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(readFileSync(path));
+    // `stream` keeps a character cut in half by the size bound from failing the whole decode.
+    return new TextDecoder('utf-8', { fatal: true }).decode(read.bytes, { stream: read.truncated });
   } catch {
     return undefined;
   }
 }
 
-function readJson(path: string): unknown {
-  const text = readText(path);
-  if (text === undefined) return undefined;
+/** Parsed JSON, or undefined when unreadable, invalid, or longer than the bound (a cut document is no document). */
+function readJson(dir: string, file: string): unknown {
+  const read = readRepoFile(dir, file);
+  if (!read.ok || read.truncated) return undefined;
   try {
-    return JSON.parse(text);
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(read.bytes));
   } catch {
     return undefined;
   }
@@ -163,12 +168,4 @@ function readJson(path: string): unknown {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isDir(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
 }

@@ -1,8 +1,12 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { autoDescribe, collectMcpServers, detectDbs, detectStacks, directoryHealth, Listing, previewFile } from '../../src/project/detect.js';
+import { MAX_REPO_FILE_BYTES } from '../../src/project/safe-read.js';
+import { isolatedSrc, type IsolatedSrc } from './isolated-src.js';
+import { configYaml, startHarness } from './mcp-harness.js';
 
 let root: string;
 let dir: string;
@@ -193,10 +197,13 @@ describe('detectStacks / detectDbs', () => {
     expect(detectDbs(dir)).toEqual([]);
   });
 
-  it('a symlink to a directory counts as the directory', () => {
+  it('a symlink to a directory counts as the directory only when it stays inside the project', () => {
     mkdirSync(join(root, 'real-prisma'));
     symlinkSync(join(root, 'real-prisma'), join(dir, 'prisma'));
-    expect(detectDbs(dir)).toEqual(['Prisma']);
+    expect(detectDbs(dir)).toEqual([]);
+    write({ 'db/alembic/': '' });
+    symlinkSync('db/alembic', join(dir, 'alembic'));
+    expect(detectDbs(dir)).toEqual(['Alembic']);
   });
 
   it('a missing or unreadable directory detects nothing and does not throw', () => {
@@ -230,19 +237,19 @@ describe('directoryHealth', () => {
 describe('previewFile', () => {
   it('returns the first N lines and flags truncation', () => {
     write({ 'f.md': 'a\nb\nc\n' });
-    expect(previewFile(join(dir, 'f.md'), 2)).toEqual({ text: 'a\nb', truncated: true });
-    expect(previewFile(join(dir, 'f.md'), 3)).toEqual({ text: 'a\nb\nc', truncated: false });
+    expect(previewFile(dir, 'f.md', 2)).toEqual({ text: 'a\nb', truncated: true });
+    expect(previewFile(dir, 'f.md', 3)).toEqual({ text: 'a\nb\nc', truncated: false });
   });
 
   it('caps characters at max(200, lines*200)', () => {
     write({ 'f.md': 'y'.repeat(1000) });
-    expect(previewFile(join(dir, 'f.md'), 1)).toEqual({ text: 'y'.repeat(200), truncated: true });
-    expect(previewFile(join(dir, 'f.md'), 4)).toEqual({ text: 'y'.repeat(800), truncated: true });
-    expect(previewFile(join(dir, 'f.md'), 5)).toEqual({ text: 'y'.repeat(1000), truncated: false });
+    expect(previewFile(dir, 'f.md', 1)).toEqual({ text: 'y'.repeat(200), truncated: true });
+    expect(previewFile(dir, 'f.md', 4)).toEqual({ text: 'y'.repeat(800), truncated: true });
+    expect(previewFile(dir, 'f.md', 5)).toEqual({ text: 'y'.repeat(1000), truncated: false });
   });
 
   it('an unreadable file is an empty preview', () => {
-    expect(previewFile(join(dir, 'missing.md'), 10)).toEqual({ text: '', truncated: false });
+    expect(previewFile(dir, 'missing.md', 10)).toEqual({ text: '', truncated: false });
   });
 });
 
@@ -255,5 +262,136 @@ describe('symlinks in the project top level', () => {
     expect(listing.has('Dockerfile')).toBe(false);
     expect(detectStacks(dir)).toEqual([]);
     expect(detectDbs(dir)).toEqual(['migrations']);
+  });
+});
+
+const SECRET = 'SECRET-ssh-key-material';
+
+/**
+ * A repo whose every project file leads out of it: links to a private key and to JSON/TOML files that would
+ * be used if read, `.mcp.json -> /dev/zero`, and linked directories holding an MCP config and a prisma dir.
+ */
+function hostileRepo(repo: string, home: string): void {
+  mkdirSync(join(home, '.ssh'), { recursive: true });
+  mkdirSync(join(home, 'claude-dir'), { recursive: true });
+  mkdirSync(join(home, 'prisma'), { recursive: true });
+  writeFileSync(join(home, '.ssh', 'id_ed25519'), `${SECRET}\nline two of the key is long enough to be a README line\n`);
+  writeFileSync(join(home, 'package.json'), JSON.stringify({ description: SECRET }));
+  writeFileSync(join(home, 'pyproject.toml'), `description = "${SECRET}"\n`);
+  writeFileSync(join(home, 'claude-dir', 'settings.local.json'), JSON.stringify({ mcpServers: { [SECRET]: {} } }));
+  symlinkSync(join(home, '.ssh', 'id_ed25519'), join(repo, 'README.md'));
+  symlinkSync(join(home, '.ssh', 'id_ed25519'), join(repo, 'CLAUDE.md'));
+  symlinkSync(join(home, 'package.json'), join(repo, 'package.json'));
+  symlinkSync(join(home, 'pyproject.toml'), join(repo, 'pyproject.toml'));
+  symlinkSync('/dev/zero', join(repo, '.mcp.json'));
+  symlinkSync(join(home, 'claude-dir'), join(repo, '.claude'));
+  symlinkSync(join(home, 'prisma'), join(repo, 'prisma'));
+}
+
+describe('a hostile repo: links out of it, devices, oversized files', () => {
+  it('nothing outside the repo is read: the description is the empty-project fallback', () => {
+    hostileRepo(dir, join(root, 'home'));
+    const started = Date.now();
+    expect(autoDescribe(dir)).toBe('Agent in my-project');
+    expect(collectMcpServers(dir)).toEqual([]);
+    expect(detectStacks(dir)).toEqual([]);
+    expect(detectDbs(dir)).toEqual([]);
+    expect(previewFile(dir, 'README.md', 200)).toEqual({ text: '', truncated: false });
+    expect(previewFile(dir, 'CLAUDE.md', 200)).toEqual({ text: '', truncated: false });
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it(`a README over ${MAX_REPO_FILE_BYTES} bytes is previewed from its first bytes and flagged truncated`, () => {
+    write({ 'README.md': `First line of a long README file.\n${'x'.repeat(3 * MAX_REPO_FILE_BYTES)}` });
+    expect(previewFile(dir, 'README.md', 1)).toEqual({ text: 'First line of a long README file.', truncated: true });
+    expect(autoDescribe(dir)).toBe('First line of a long README file.');
+  });
+
+  it('a character cut in half by the bound does not make the text unreadable', () => {
+    // 23 bytes then 2-byte characters: the bound falls inside one of them.
+    write({ 'CLAUDE.md': `Describes the project.\n# ${'é'.repeat(MAX_REPO_FILE_BYTES)}\n` });
+    expect(autoDescribe(dir)).toBe('Describes the project.');
+  });
+
+  it('a JSON file over the bound is not parsed: its description is not used (a cut document is no document)', () => {
+    write({ 'package.json': JSON.stringify({ description: 'Big manifest', padding: 'p'.repeat(MAX_REPO_FILE_BYTES) }) });
+    expect(autoDescribe(dir)).toBe('Stack: Node.js');
+    write({ 'package.json': JSON.stringify({ description: 'Small manifest' }) });
+    expect(autoDescribe(dir)).toBe('Small manifest | Stack: Node.js');
+  });
+});
+
+describe('FIFOs named like project files never block detection (child process, under a timeout)', () => {
+  let src: IsolatedSrc;
+  beforeAll(async () => {
+    src = await isolatedSrc();
+  });
+  afterAll(() => src.remove());
+
+  it('autoDescribe, collectMcpServers and previewFile return within 1 s', () => {
+    for (const name of ['README.md', 'CLAUDE.md', 'package.json', 'pyproject.toml', '.mcp.json']) spawnSync('mkfifo', [join(dir, name)]);
+    const run = src.run(
+      `import { autoDescribe, collectMcpServers, previewFile } from '@src/project/detect.js';
+       const dir = ${JSON.stringify(dir)};
+       const started = Date.now();
+       const result = { description: autoDescribe(dir), servers: collectMcpServers(dir), preview: previewFile(dir, 'README.md', 40) };
+       console.log(JSON.stringify({ ...result, ms: Date.now() - started }));`,
+      10_000,
+    );
+    expect(run.timedOut, run.stderr).toBe(false);
+    const out = JSON.parse(run.stdout);
+    expect(out).toMatchObject({ description: 'Agent in my-project', servers: [], preview: { text: '', truncated: false } });
+    expect(out.ms).toBeLessThan(1000);
+  });
+
+  it('over MCP: inspect_agent on a repo of FIFOs answers within 1 s, and the server answers the next call', () => {
+    for (const name of ['README.md', 'CLAUDE.md', '.mcp.json']) spawnSync('mkfifo', [join(dir, name)]);
+    const configPath = join(root, 'config', 'agents.yaml');
+    mkdirSync(join(root, 'config'));
+    writeFileSync(configPath, configYaml({ agents: { fifo: { directory: dir } } }));
+    const run = src.run(
+      `import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+       import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+       import { createServer } from '@src/mcp/server.js';
+       const { server } = createServer({ AGENT_DISPATCH_CONFIG: ${JSON.stringify(configPath)} });
+       const client = new Client({ name: 'fifo-test', version: '0' });
+       const [a, b] = InMemoryTransport.createLinkedPair();
+       await Promise.all([server.connect(b), client.connect(a)]);
+       const started = Date.now();
+       const inspect = await client.callTool({ name: 'inspect_agent', arguments: { name: 'fifo', preview_lines: 200 } });
+       const ms = Date.now() - started;
+       const list = await client.callTool({ name: 'list_agents', arguments: {} });
+       console.log(JSON.stringify({ ms, inspect: JSON.parse(inspect.content[0].text), list: JSON.parse(list.content[0].text) }));
+       await client.close();`,
+      15_000,
+    );
+    expect(run.timedOut, run.stderr).toBe(false);
+    const out = JSON.parse(run.stdout);
+    expect(out.ms).toBeLessThan(1000);
+    expect(out.inspect).toMatchObject({ name: 'fifo', healthy: true, has_claude_md: false, has_readme: false, has_mcp_config: false, mcp_servers: [] });
+    expect(out.list).toEqual([expect.objectContaining({ name: 'fifo', healthy: true, has_claude_md: false })]);
+  });
+});
+
+describe('over MCP (in-memory harness): a hostile repo', () => {
+  it('add_agent, inspect_agent and list_agents return no content from outside the repo, and the server keeps answering', async () => {
+    const h = await startHarness();
+    try {
+      const repo = h.project('evil');
+      hostileRepo(repo, join(h.root, 'home'));
+      h.writeConfig(configYaml({ agents: {} }));
+      const added = await h.call('add_agent', { name: 'evil', directory: repo });
+      expect(added.isError, added.text).toBe(false);
+      const inspect = await h.call('inspect_agent', { name: 'evil', preview_lines: 200 });
+      expect(inspect.isError, inspect.text).toBe(false);
+      expect(inspect.json).toMatchObject({ description: 'Agent in evil', healthy: true, mcp_servers: [], stacks: [], dbs: [], has_claude_md: false, has_readme: false, has_mcp_config: false });
+      expect(inspect.json).not.toHaveProperty('readme_preview');
+      const list = await h.call('list_agents');
+      for (const answer of [added, inspect, list]) expect(answer.text).not.toContain(SECRET);
+      expect(list.json).toEqual([expect.objectContaining({ name: 'evil', description: 'Agent in evil', has_claude_md: false, has_mcp_config: false })]);
+      expect((await h.call('inspect_agent', { name: 'evil' })).isError).toBe(false);
+    } finally {
+      await h.close();
+    }
   });
 });

@@ -2,8 +2,7 @@ import { addAgent, forgetAgentSessions, removeAgent, updateAgent, requireAgent, 
 import { isClearSentinel, parseCsv } from '../../core/validate.js';
 import { readConfig } from '../../config/store.js';
 import { directoryHealth } from '../../project/detect.js';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { repoEntryKind } from '../../project/safe-read.js';
 import type { AgentConfig } from '../../config/schema.js';
 import { fail, int, num, parse, str } from '../args.js';
 import type { ArgSpec, CommandSpec, OptionSpec } from '../spec.js';
@@ -212,7 +211,7 @@ export function describeCommand(argv: string[]): number {
   row('disallowed_tools', triState(agent.disallowed_tools));
   row('policy', `${agent.policy}  (agent-dispatch policy check --agent ${name})`);
   if (directoryHealth(agent.directory) === true) {
-    const files = ['CLAUDE.md', '.mcp.json', 'README.md', 'pyproject.toml', 'package.json'].filter((f) => existsSync(join(agent.directory, f)));
+    const files = ['CLAUDE.md', '.mcp.json', 'README.md', 'pyproject.toml', 'package.json'].filter((f) => repoEntryKind(agent.directory, f) !== undefined);
     row('project files', files.length ? files.join(', ') : '(none)');
   }
   return 0;

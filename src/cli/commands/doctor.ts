@@ -1,10 +1,10 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { configPath } from '../../config/paths.js';
 import { describeConfigProblem, loadConfig } from '../../config/load.js';
 import { unknownGroupMembers, type DispatchConfig } from '../../config/schema.js';
 import { resolveAgentPolicy } from '../../policy/resolve.js';
 import { directoryHealth } from '../../project/detect.js';
+import { repoEntryKind } from '../../project/safe-read.js';
 import { createEngine, type Engine } from '../../sandbox/engine.js';
 import { GATEWAY_PROTOCOL } from '../../gateway/protocol.js';
 import { serverCredentialName } from '../../policy/schema.js';
@@ -182,7 +182,7 @@ function checkAgent(r: Report, config: DispatchConfig, name: string, images: Set
   if (health === false) r.line('FAIL', `${name}: directory missing - ${agent.directory}`);
   else if (health === 'UNREADABLE') r.line('FAIL', `${name}: directory unreadable - ${agent.directory}`);
   else {
-    const files = ['CLAUDE.md', '.mcp.json'].filter((f) => existsSync(join(agent.directory, f)));
+    const files = ['CLAUDE.md', '.mcp.json'].filter((f) => repoEntryKind(agent.directory, f) !== undefined);
     r.line('OK', `${name}: ${agent.directory}${files.length ? ` [${files.join(', ')}]` : ''}`);
   }
   const report = resolveAgentPolicy(config, name);
