@@ -54,7 +54,8 @@ export async function runDialogue(
   turn: (request: TurnRequest) => Promise<DispatchResult>,
 ): Promise<DialogueOutcome> {
   const { requester, responder, topic } = options;
-  const rounds = Math.min(MAX_DIALOGUE_ROUNDS, Math.max(MIN_DIALOGUE_ROUNDS, Math.trunc(Number(options.maxRounds)) || 3));
+  const asked = Math.trunc(Number(options.maxRounds));
+  const rounds = Math.min(MAX_DIALOGUE_ROUNDS, Math.max(MIN_DIALOGUE_ROUNDS, Number.isFinite(asked) ? asked : 3));
   const goal = topic.slice(0, 200);
   const sessions: Record<string, string | undefined> = {};
   const conversation: DialogueTurn[] = [];

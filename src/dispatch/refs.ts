@@ -9,10 +9,14 @@ import { requireGroup } from '../core/groups.js';
 export function requireGroupMember(config: DispatchConfig, group: string, agent: string): void {
   const g = requireGroup(config, group);
   if (g.members.length === 0) {
-    throw new AppError('INVALID_INPUT', `Group '${group}' has no members yet. Add some with 'agent-dispatch group add' or by editing agents.yaml.`);
+    throw new AppError('INVALID_INPUT', `Group '${group}' has no members yet. Add some with 'agent-dispatch group add' or by editing agents.yaml.`, {
+      hint: 'Dispatch without group=, or add members to the group first; inspect_group(name) shows a group.',
+    });
   }
   if (!g.members.some((m) => m.agent === agent)) {
-    throw new AppError('INVALID_INPUT', `Agent '${agent}' is not a member of group '${group}'. Members: ${g.members.map((m) => m.agent).join(', ')}`);
+    throw new AppError('INVALID_INPUT', `Agent '${agent}' is not a member of group '${group}'. Members: ${g.members.map((m) => m.agent).join(', ')}`, {
+      hint: `Dispatch to one of the members, or without group=; inspect_group('${group}') shows who is in it.`,
+    });
   }
 }
 

@@ -19,6 +19,14 @@ export class FakeSandbox implements Sandbox {
     this.scripts = scripts;
   }
 
+  /** Jobs whose containers a cancel asked to remove. */
+  readonly removedJobs: string[] = [];
+
+  async removeJobContainers(job: string): Promise<number> {
+    this.removedJobs.push(job);
+    return 0;
+  }
+
   async run(run: SandboxRun): Promise<SandboxOutcome> {
     const index = this.runs.length;
     this.runs.push(run);

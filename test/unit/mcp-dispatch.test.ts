@@ -410,7 +410,7 @@ describe('the error envelope', () => {
     );
     const { json, isError } = await dispatch({ group: 'team' });
     expect(isError).toBe(true);
-    expect(json).toEqual({ error: "Agent 'api' is not a member of group 'team'. Members: web" });
+    expect(json).toEqual({ error: "Agent 'api' is not a member of group 'team'. Members: web", hint: expect.stringContaining("inspect_group('team')") });
     expect(sandbox.runs).toHaveLength(0);
   });
 
