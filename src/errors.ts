@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'CONFIG_LOCKED'
   | 'POLICY_INVALID'
   | 'POLICY_NOT_FOUND'
+  | 'POLICY_CHANGE_REFUSED'
   | 'AGENT_NOT_FOUND'
   | 'AGENT_EXISTS'
   | 'GROUP_NOT_FOUND'

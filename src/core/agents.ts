@@ -3,14 +3,17 @@ import { dirname } from 'node:path';
 import { AppError, describeError } from '../errors.js';
 import { configPath as defaultConfigPath, expandDirectory } from '../config/paths.js';
 import { mutateConfig } from '../config/store.js';
-import { agentSchema, permissionModeWarning, type AgentConfig, type DispatchConfig } from '../config/schema.js';
+import { formatIssues } from '../config/issues.js';
+import { agentSchema, permissionModeWarning, type AgentConfig, type AgentInput, type DispatchConfig } from '../config/schema.js';
+import { LIMITS } from '../limits.js';
 import { describePolicyProblem, loadPolicy } from '../policy/load.js';
 import { volumeScope } from '../policy/layout.js';
 import { lintPolicy } from '../policy/lint.js';
 import { toolPatternProblem } from '../policy/tool-pattern.js';
 import { autoDescribe } from '../project/detect.js';
 import { agentVolumeFilter, removeAgentVolumes } from '../sandbox/volumes.js';
-import { validateName } from './validate.js';
+import { enforceMcpPolicyChange } from './mcp-policy-gate.js';
+import { validateFlagWord, validateLength, validateName } from './validate.js';
 
 export interface NewAgent {
   name: string;
@@ -46,12 +49,25 @@ export interface AgentChange {
   warnings: string[];
 }
 
+/**
+ * Who asks for a change. `mcp` is a calling model (possibly prompt-injected): its policy changes pass the gate of
+ * settings.mcp_policy_changes and are audited. The CLI, the user's own hand, is not limited.
+ */
+export interface ChangeOptions {
+  via?: 'cli' | 'mcp';
+}
+
+const LIST_HINT = "list_agents (MCP) or 'agent-dispatch list' shows the configured agents.";
+
 export function resolveAgentDirectory(directory: string): string {
+  validateLength('directory', directory, 'path');
   let resolved: string;
   try {
     resolved = expandDirectory(directory);
   } catch (error) {
-    throw new AppError('INVALID_INPUT', `Invalid directory '${directory}': ${describeError(error)}`);
+    throw new AppError('INVALID_INPUT', `Invalid directory '${directory}': ${describeError(error)}`, {
+      hint: 'Pass an absolute path to an existing project directory (~ is expanded for the current user only).',
+    });
   }
   let isDir = false;
   try {
@@ -59,20 +75,22 @@ export function resolveAgentDirectory(directory: string): string {
   } catch {
     isDir = false;
   }
-  if (!isDir) throw new AppError('INVALID_INPUT', `Directory does not exist: ${resolved}`);
+  if (!isDir) throw new AppError('INVALID_INPUT', `Directory does not exist: ${resolved}`, { hint: "Pass the project's directory (it must exist and be a directory), as an absolute path." });
   return resolved;
 }
 
 export function validateTimeout(timeout: number | undefined, label = 'timeout'): void {
   if (timeout === undefined) return;
   if (!Number.isInteger(timeout) || timeout < 0) {
-    throw new AppError('INVALID_INPUT', `${label} must be a positive number of seconds (got ${timeout}); pass 0 to keep the agent's current value.`);
+    throw new AppError('INVALID_INPUT', `${label} must be a positive number of seconds (got ${timeout}); pass 0 to keep the agent's current value.`, {
+      hint: 'For example 600 for ten minutes; the policy caps it at resources.timeout.',
+    });
   }
 }
 
 export function validateBudget(budget: number | undefined, label = 'max_budget_usd'): void {
   if (budget !== undefined && (!Number.isFinite(budget) || budget < 0)) {
-    throw new AppError('INVALID_INPUT', `${label} must be >= 0 (got ${budget}); 0 means no limit.`);
+    throw new AppError('INVALID_INPUT', `${label} must be >= 0 (got ${budget}); 0 means no limit.`, { hint: 'Pass a spend cap in US dollars, such as 2.0, or 0 for none.' });
   }
 }
 
@@ -82,8 +100,11 @@ export function validateBudget(budget: number | undefined, label = 'max_budget_u
  * resolve beside the config being edited, exactly as list_agents and dispatch resolve them later.
  */
 export function validatePolicyFor(ref: string, directory: string, configPath: string = defaultConfigPath()): void {
+  validateLength('policy', ref, 'policy');
   const load = loadPolicy(ref, dirname(configPath));
-  if (load.kind !== 'ok') throw new AppError('POLICY_INVALID', describePolicyProblem(load));
+  if (load.kind !== 'ok') {
+    throw new AppError('POLICY_INVALID', describePolicyProblem(load), { hint: "Leave policy empty for 'default', or name a preset; 'agent-dispatch policy check' explains a policy file." });
+  }
   const errors = lintPolicy(load.policy, { repo: directory }).filter((f) => f.severity === 'error');
   if (errors.length > 0) {
     throw new AppError('POLICY_INVALID', `Policy '${ref}' cannot be used for ${directory}: ${errors.map((e) => `${e.code}: ${e.message}`).join('; ')}`, {
@@ -94,25 +115,53 @@ export function validatePolicyFor(ref: string, directory: string, configPath: st
 
 /** Each entry must be one tool pattern: claude splits lists on commas and spaces (see policy/tool-pattern.ts). */
 export function validateToolList(field: string, tools: string[] | null | undefined): void {
+  if ((tools?.length ?? 0) > LIMITS.list_entries) throw listTooLong(field);
   for (const tool of tools ?? []) {
+    validateLength(`${field} entry`, tool, 'tool');
     const problem = toolPatternProblem(tool);
-    if (problem) throw new AppError('INVALID_INPUT', `${field}: ${problem}`);
+    if (problem) throw new AppError('INVALID_INPUT', `${field}: ${problem}`, { hint: 'One tool per entry, e.g. Read,Grep,Bash(git diff *).' });
   }
 }
 
-export async function addAgent(input: NewAgent, configPath?: string): Promise<AgentChange> {
-  validateName(input.name);
+function validateLabels(field: string, labels: string[] | undefined): void {
+  if ((labels?.length ?? 0) > LIMITS.list_entries) throw listTooLong(field);
+  for (const label of labels ?? []) validateLength(`${field} entry`, label, 'capability');
+}
+
+function listTooLong(field: string): AppError {
+  return new AppError('INVALID_INPUT', `${field} must have at most ${LIMITS.list_entries} entries.`, { hint: `Shorten ${field}.` });
+}
+
+/** The door every agent entry passes: the values claude will see, then the schema (sizes included). */
+function checkedAgent(name: string, input: AgentInput): AgentConfig {
+  validateFlagWord('model', input.model);
+  validateFlagWord('permission_mode', input.permission_mode);
   validateToolList('allowed_tools', input.allowed_tools);
   validateToolList('disallowed_tools', input.disallowed_tools);
+  validateLabels('capabilities', input.capabilities);
+  validateLabels('risky_capabilities', input.risky_capabilities);
+  const parsed = agentSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new AppError('INVALID_INPUT', `Agent '${name}': ${formatIssues(parsed.error.issues, () => [])}`, { hint: 'Fix the field named above; the limits are listed in the README (MCP tools, input limits).' });
+  }
+  return parsed.data;
+}
+
+/** An auto-description is cut to fit, never refused: the user did not write it. */
+function fitDescription(text: string): string {
+  return text.length <= LIMITS.description ? text : `${text.slice(0, LIMITS.description - 1)}…`;
+}
+
+export async function addAgent(input: NewAgent, configPath: string = defaultConfigPath(), options: ChangeOptions = {}): Promise<AgentChange> {
+  validateName(input.name);
+  validateLength('description', input.description, 'description');
   const directory = resolveAgentDirectory(input.directory);
   validateTimeout(input.timeout);
   validateBudget(input.max_budget_usd);
-  validatePolicyFor(input.policy || 'default', directory, configPath);
-  const description = input.description || autoDescribe(directory);
-  const warning = permissionModeWarning(input.permission_mode);
-  const agent = agentSchema.parse({
+  const policy = input.policy || 'default';
+  const agent = checkedAgent(input.name, {
     directory,
-    description,
+    description: '',
     timeout: input.timeout || 300,
     max_budget_usd: input.max_budget_usd || null,
     model: input.model || null,
@@ -121,25 +170,37 @@ export async function addAgent(input: NewAgent, configPath?: string): Promise<Ag
     disallowed_tools: input.disallowed_tools ?? null,
     capabilities: input.capabilities ?? [],
     risky_capabilities: input.risky_capabilities ?? [],
-    policy: input.policy || 'default',
+    policy,
   });
+  validatePolicyFor(policy, directory, configPath);
+  agent.description = input.description || fitDescription(autoDescribe(directory));
+  const warning = permissionModeWarning(input.permission_mode);
   await mutateConfig((config) => {
     if (input.name in config.agents) {
-      throw new AppError('AGENT_EXISTS', `Agent '${input.name}' already exists. Use 'agent-dispatch remove ${input.name}' first.`);
+      throw new AppError('AGENT_EXISTS', `Agent '${input.name}' already exists. Use 'agent-dispatch remove ${input.name}' first.`, {
+        hint: `update_agent (or 'agent-dispatch update ${input.name}') changes it; remove it first to replace it, or pick another name.`,
+      });
     }
+    if (options.via === 'mcp') enforceMcpPolicyChange({ tool: 'add_agent', agent: input.name, to: policy }, config.settings, dirname(configPath));
     config.agents[input.name] = agent;
   }, configPath);
   return { agent, warnings: warning ? [warning] : [] };
 }
 
-export async function updateAgent(name: string, patch: AgentPatch, configPath?: string): Promise<{ fields: string[]; warnings: string[] }> {
+export async function updateAgent(name: string, patch: AgentPatch, configPath: string = defaultConfigPath(), options: ChangeOptions = {}): Promise<{ fields: string[]; warnings: string[] }> {
   validateTimeout(patch.timeout);
+  validateLength('description', patch.description, 'description');
+  validateFlagWord('model', patch.model);
+  validateFlagWord('permission_mode', patch.permission_mode);
   validateToolList('allowed_tools', patch.allowed_tools);
   validateToolList('disallowed_tools', patch.disallowed_tools);
   const warnings: string[] = [];
   const fields = await mutateConfig((config) => {
     const agent = requireAgent(config, name, `Run 'agent-dispatch list' to see agents.`);
-    if (patch.policy !== undefined) validatePolicyFor(patch.policy, agent.directory, configPath);
+    if (patch.policy !== undefined) {
+      validatePolicyFor(patch.policy, agent.directory, configPath);
+      if (options.via === 'mcp') enforceMcpPolicyChange({ tool: 'update_agent', agent: name, from: agent.policy, to: patch.policy }, config.settings, dirname(configPath));
+    }
     const changed: string[] = [];
     const set = <K extends keyof AgentConfig>(key: K, value: AgentConfig[K] | undefined) => {
       if (value === undefined) return;
@@ -160,7 +221,12 @@ export async function updateAgent(name: string, patch: AgentPatch, configPath?: 
     set('capabilities', patch.capabilities);
     set('risky_capabilities', patch.risky_capabilities);
     set('policy', patch.policy);
-    if (changed.length === 0) throw new AppError('NOTHING_TO_UPDATE', 'Nothing to update. Pass at least one non-empty field.');
+    if (changed.length === 0) {
+      throw new AppError('NOTHING_TO_UPDATE', 'Nothing to update. Pass at least one non-empty field.', {
+        hint: "Empty strings and 0 mean 'unchanged'; pass a value, or 'none' to clear model, permission_mode or a tool list.",
+      });
+    }
+    config.agents[name] = checkedAgent(name, agent);
     return changed;
   }, configPath);
   return { fields, warnings };
@@ -173,7 +239,7 @@ export async function removeAgent(name: string, configPath?: string): Promise<Ag
     removed = config.agents[name];
     if (!removed) {
       const available = Object.keys(config.agents).join(', ') || '(none)';
-      throw new AppError('AGENT_NOT_FOUND', `Agent '${name}' not found. Available: ${available}`);
+      throw new AppError('AGENT_NOT_FOUND', `Agent '${name}' not found. Available: ${available}`, { hint: LIST_HINT });
     }
     delete config.agents[name];
   }, configPath);
@@ -199,5 +265,6 @@ export function requireAgent(config: DispatchConfig, name: string, next?: string
   const agent = config.agents[name];
   if (agent) return agent;
   const available = Object.keys(config.agents).join(', ') || '(none configured)';
-  throw new AppError('AGENT_NOT_FOUND', next ? `Agent '${name}' not found. ${next}` : `Unknown agent: '${name}'. Available: ${available}`);
+  const hint = Object.keys(config.agents).length === 0 ? "No agent is configured yet: add one with add_agent(name, directory) or 'agent-dispatch add <name> <directory>'." : LIST_HINT;
+  throw new AppError('AGENT_NOT_FOUND', next ? `Agent '${name}' not found. ${next}` : `Unknown agent: '${name}'. Available: ${available}`, { hint });
 }

@@ -35,6 +35,8 @@ const RULES: Record<string, Rule> = {
   credentials: (c, p) =>
     CREDENTIAL_RANK[p.credentials] > CREDENTIAL_RANK[c.credentials] ? [{ axis: 'credentials', detail: `credentials ${c.credentials} → ${p.credentials}` }] : [],
   image: (c, p) => (p.image !== c.image ? [{ axis: 'image', detail: `image ${c.image} → ${p.image}` }] : []),
+  repo_git: (c, p) =>
+    (c as Section)['repo_git'] === 'protected' && (p as Section)['repo_git'] !== 'protected' ? [{ axis: 'repo', detail: `repo_git protected → ${String((p as Section)['repo_git'])}` }] : [],
   mounts: (c, p) =>
     p.mounts.filter((m) => !c.mounts.some((held) => mountCovers(held, m))).map((m) => ({ axis: 'mounts', detail: `mounts add ${m.source} (${m.mode}) at ${mountTarget(m)}` })),
   env: (c, p) => [
@@ -45,7 +47,7 @@ const RULES: Record<string, Rule> = {
     ...otherKeys('env', c.env, p.env, ['pass', 'set']),
   ],
   network: (c, p) => [...networkWidenings(c.network, p.network), ...otherKeys('network', c.network, p.network, ['mode', 'allow'])],
-  tools: (c, p) => [...toolWidenings(c.tools, p.tools), ...otherKeys('tools', c.tools, p.tools, ['permission_mode', 'allow', 'deny'])],
+  tools: (c, p) => [...toolWidenings(c.tools, p.tools), ...mcpServerWidenings(c.tools, p.tools), ...otherKeys('tools', c.tools, p.tools, ['permission_mode', 'allow', 'deny', 'mcp_servers'])],
   resources: (c, p) => resourceWidenings(c.resources, p.resources),
 };
 
@@ -89,6 +91,18 @@ function toolWidenings(c: Policy['tools'], p: Policy['tools']): Widening[] {
   const dropped = c.deny.filter((tool) => !toolCovered(p.deny, tool));
   if (dropped.length > 0) found.push({ axis: 'tools', detail: `tools.deny drops ${dropped.join(', ')}` });
   return found;
+}
+
+/** tools.mcp_servers: `none` ⊂ a list of names ⊂ `repo` (every server the repo's .mcp.json names). */
+function mcpServerWidenings(c: object, p: object): Widening[] {
+  const was = (c as Section)['mcp_servers'] ?? 'none';
+  const now = (p as Section)['mcp_servers'] ?? 'none';
+  const names = (v: unknown): string[] | 'all' => (v === 'repo' ? 'all' : Array.isArray(v) ? v.map(String) : v === 'none' ? [] : 'all');
+  const held = names(was);
+  const asked = names(now);
+  if (held === 'all') return [];
+  const added = asked === 'all' ? ['every server in the repo'] : asked.filter((n) => !held.includes(n));
+  return added.length > 0 ? [{ axis: 'tools', detail: `tools.mcp_servers adds ${added.join(', ')}` }] : [];
 }
 
 /** `Bash` in a list covers `Bash(git *)`, as in the policy's own narrowing (permissions.ts). */

@@ -44,7 +44,7 @@ describe('list_agents', () => {
   it('answers the error envelope when no agents are configured', async () => {
     const answer = await h.call('list_agents');
     expect(answer.isError).toBe(true);
-    expect(answer.json).toEqual({ error: 'No agents configured. Run: agent-dispatch add <name> <directory>' });
+    expect(answer.json).toEqual({ error: 'No agents configured. Run: agent-dispatch add <name> <directory>', hint: expect.stringContaining('add_agent(name, directory)') });
   });
 
   it('lists agents in config order with health and detection flags', async () => {

@@ -60,7 +60,7 @@ describe('list_groups (TestGroups)', () => {
     h.writeConfig(configYaml({ agents: { api: { directory: h.project('api') } } }));
     const { json, isError } = await h.call('list_groups');
     expect(isError).toBe(true);
-    expect(json).toEqual({ error: 'No groups configured. Create one: agent-dispatch group add <name>' });
+    expect(json).toEqual({ error: 'No groups configured. Create one: agent-dispatch group add <name>', hint: expect.stringContaining('list_agents') });
   });
 
   it('no config file at all → the same envelope', async () => {

@@ -3,6 +3,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { AppError } from '../../errors.js';
 import { requireAgent } from '../../core/agents.js';
 import { inspectAgentView, listAgentsView } from '../../core/views.js';
+import { boundedString } from '../../limits.js';
 import { guarded, jsonResult } from '../envelope.js';
 import type { ServerContext } from '../context.js';
 
@@ -18,7 +19,9 @@ export function registerAgentReadTools(server: McpServer, ctx: ServerContext): v
       guarded('list_agents', () => {
         const config = ctx.config();
         if (Object.keys(config.agents).length === 0) {
-          throw new AppError('AGENT_NOT_FOUND', 'No agents configured. Run: agent-dispatch add <name> <directory>');
+          throw new AppError('AGENT_NOT_FOUND', 'No agents configured. Run: agent-dispatch add <name> <directory>', {
+            hint: 'add_agent(name, directory) registers a project directory as an agent (or ask the user to run the command above).',
+          });
         }
         return jsonResult(listAgentsView(config, ctx.configDir()));
       }),
@@ -30,7 +33,7 @@ export function registerAgentReadTools(server: McpServer, ctx: ServerContext): v
       description:
         'Detailed, cheap lookup of one agent (no subprocess): config, sandbox policy, health, MCP servers, stacks, databases, and previews of CLAUDE.md and README.md.',
       inputSchema: {
-        name: z.string().describe('Agent name'),
+        name: boundedString('name', 'name').describe('Agent name'),
         // Coerced and truncated like the original's int(): "40" and 40.7 both mean 40.
         preview_lines: z.coerce.number().transform(Math.trunc).default(40).describe('Lines of CLAUDE.md / README.md to preview (0-200; 0 = none)'),
       },

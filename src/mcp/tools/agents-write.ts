@@ -2,10 +2,13 @@ import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { addAgent, forgetAgentSessions, removeAgent, updateAgent, type AgentPatch } from '../../core/agents.js';
 import { isClearSentinel, parseCsv } from '../../core/validate.js';
+import { boundedString, LIMITS } from '../../limits.js';
 import { guarded, jsonResult, notify } from '../envelope.js';
 import type { ServerContext } from '../context.js';
 
-const csv = (what: string) => z.string().default('').describe(`Comma-separated ${what}`);
+const csv = (field: string, what: string) => boundedString('csv', field).default('').describe(`Comma-separated ${what}`);
+const POLICY_RULE =
+  "Over MCP a policy may only be narrowed (no wider than the agent's current one, or than 'default' for a new agent, on any axis), unless settings.mcp_policy_changes allows more; every policy change is recorded in audit.jsonl.";
 
 /** Empty CSV means "inherit" for tool lists (null), as in the original. */
 function toolList(value: string): string[] | undefined {
@@ -18,19 +21,20 @@ export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): 
     'add_agent',
     {
       description:
-        'Register a project directory as an agent. Description is auto-generated from CLAUDE.md / README / manifests when empty. The agent runs under the `default` sandbox policy unless `policy` names another (a preset or a policy file path).',
+        `Register a project directory as an agent. Description is auto-generated from CLAUDE.md / README / manifests when empty. The agent runs under the \`default\` sandbox policy unless \`policy\` names another (a preset or a policy file path). ${POLICY_RULE}`,
       inputSchema: {
-        name: z.string().describe('Agent name: letters, digits, hyphens, underscores'),
-        directory: z.string().describe('Project directory (must exist)'),
-        description: z.string().default(''),
+        name: boundedString('name', 'name').describe(`Agent name: letters, digits, hyphens, underscores (at most ${LIMITS.name})`),
+        directory: boundedString('path', 'directory').describe('Project directory (must exist)'),
+        description: boundedString('description', 'description').default(''),
         timeout: z.number().int().default(0).describe('Seconds; 0 = 300'),
         max_budget_usd: z.number().default(0).describe('Spend cap per dispatch; 0 = none'),
-        permission_mode: z.string().default(''),
-        allowed_tools: csv('tools to pre-approve (empty = inherit defaults)'),
-        disallowed_tools: csv('tools to deny (empty = inherit defaults)'),
-        capabilities: csv('descriptive capability labels'),
-        risky_capabilities: csv('risky capability labels'),
-        policy: z.string().default('').describe("Sandbox policy: preset name or path (empty = 'default')"),
+        model: boundedString('model', 'model').default('').describe("Model alias or id passed to claude as --model (e.g. 'sonnet'); empty = claude's default"),
+        permission_mode: boundedString('permission_mode', 'permission_mode').default(''),
+        allowed_tools: csv('allowed_tools', 'tools to pre-approve (empty = inherit defaults)'),
+        disallowed_tools: csv('disallowed_tools', 'tools to deny (empty = inherit defaults)'),
+        capabilities: csv('capabilities', 'descriptive capability labels'),
+        risky_capabilities: csv('risky_capabilities', 'risky capability labels'),
+        policy: boundedString('policy', 'policy').default('').describe("Sandbox policy: preset name or path (empty = 'default')"),
       },
     },
     (args, extra) =>
@@ -42,6 +46,7 @@ export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): 
             description: args.description,
             timeout: args.timeout,
             max_budget_usd: args.max_budget_usd,
+            model: args.model,
             permission_mode: args.permission_mode,
             allowed_tools: toolList(args.allowed_tools),
             disallowed_tools: toolList(args.disallowed_tools),
@@ -50,10 +55,12 @@ export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): 
             policy: args.policy,
           },
           ctx.configPath(),
+          { via: 'mcp' },
         );
         ctx.invalidateAgent(args.name);
         for (const warning of warnings) await notify(extra, `Warning: ${warning}`);
         const payload: Record<string, unknown> = { added: args.name, directory: agent.directory, description: agent.description, policy: agent.policy };
+        if (agent.model) payload['model'] = agent.model;
         if (agent.permission_mode) payload['permission_mode'] = agent.permission_mode;
         if (agent.allowed_tools?.length) payload['allowed_tools'] = agent.allowed_tools;
         if (agent.disallowed_tools?.length) payload['disallowed_tools'] = agent.disallowed_tools;
@@ -67,19 +74,19 @@ export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): 
     'update_agent',
     {
       description:
-        "Update an agent. Only non-empty / non-zero fields change. 'none' clears model, permission_mode and tool lists (back to inherit) and empties capabilities; max_budget_usd < 0 clears the per-agent cap. The agent's permission fields can only narrow its sandbox policy.",
+        `Update an agent. Only non-empty / non-zero fields change. 'none' clears model, permission_mode and tool lists (back to inherit) and empties capabilities; max_budget_usd < 0 clears the per-agent cap. The agent's permission fields can only narrow its sandbox policy. ${POLICY_RULE}`,
       inputSchema: {
-        name: z.string(),
-        description: z.string().default(''),
+        name: boundedString('name', 'name'),
+        description: boundedString('description', 'description').default(''),
         timeout: z.number().int().default(0).describe('Seconds; 0 = unchanged'),
         max_budget_usd: z.number().default(0).describe('0 = unchanged; < 0 = clear'),
-        model: z.string().default(''),
-        permission_mode: z.string().default(''),
-        allowed_tools: csv("tools ('none' = inherit defaults)"),
-        disallowed_tools: csv("tools ('none' = inherit defaults)"),
-        capabilities: csv("labels ('none' = clear)"),
-        risky_capabilities: csv("labels ('none' = clear)"),
-        policy: z.string().default('').describe('Sandbox policy: preset name or path'),
+        model: boundedString('model', 'model').default('').describe("Model alias or id ('none' = claude's default)"),
+        permission_mode: boundedString('permission_mode', 'permission_mode').default(''),
+        allowed_tools: csv('allowed_tools', "tools ('none' = inherit defaults)"),
+        disallowed_tools: csv('disallowed_tools', "tools ('none' = inherit defaults)"),
+        capabilities: csv('capabilities', "labels ('none' = clear)"),
+        risky_capabilities: csv('risky_capabilities', "labels ('none' = clear)"),
+        policy: boundedString('policy', 'policy').default('').describe('Sandbox policy: preset name or path'),
       },
     },
     (args, extra) =>
@@ -96,7 +103,7 @@ export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): 
         if (args.capabilities) patch.capabilities = isClearSentinel(args.capabilities) ? [] : parseCsv(args.capabilities);
         if (args.risky_capabilities) patch.risky_capabilities = isClearSentinel(args.risky_capabilities) ? [] : parseCsv(args.risky_capabilities);
         if (args.policy) patch.policy = args.policy;
-        const { fields, warnings } = await updateAgent(args.name, patch, ctx.configPath());
+        const { fields, warnings } = await updateAgent(args.name, patch, ctx.configPath(), { via: 'mcp' });
         ctx.invalidateAgent(args.name);
         for (const warning of warnings) await notify(extra, `Warning: ${warning}`);
         await notify(extra, `Updated agent '${args.name}': ${fields.join(', ')}`);
@@ -108,7 +115,7 @@ export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): 
     'remove_agent',
     {
       description: "Remove an agent from agents.yaml and delete its session transcripts (its groups keep the name and flag it as unknown).",
-      inputSchema: { name: z.string() },
+      inputSchema: { name: boundedString('name', 'name') },
     },
     ({ name }, extra) =>
       guarded('remove_agent', async () => {

@@ -1,8 +1,8 @@
-import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { AppError } from '../../errors.js';
 import { requireGroup } from '../../core/groups.js';
 import { inspectGroupView, listGroupsView } from '../../core/views.js';
+import { boundedString } from '../../limits.js';
 import { guarded, jsonResult } from '../envelope.js';
 import type { ServerContext } from '../context.js';
 
@@ -17,7 +17,9 @@ export function registerGroupTools(server: McpServer, ctx: ServerContext): void 
       guarded('list_groups', () => {
         const config = ctx.config();
         if (Object.keys(config.groups).length === 0) {
-          throw new AppError('GROUP_NOT_FOUND', 'No groups configured. Create one: agent-dispatch group add <name>');
+          throw new AppError('GROUP_NOT_FOUND', 'No groups configured. Create one: agent-dispatch group add <name>', {
+            hint: "Groups are optional: dispatch to agents directly (list_agents), or ask the user to create one with 'agent-dispatch group add <name> --member <agent>'.",
+          });
         }
         return jsonResult(listGroupsView(config));
       }),
@@ -27,7 +29,7 @@ export function registerGroupTools(server: McpServer, ctx: ServerContext): void 
     'inspect_group',
     {
       description: "One group in full: description, shared_context text, and each member's directory, description and health.",
-      inputSchema: { name: z.string().describe('Group name') },
+      inputSchema: { name: boundedString('name', 'name').describe('Group name') },
     },
     ({ name }) =>
       guarded('inspect_group', () => {
