@@ -1,6 +1,7 @@
 import { AppError } from '../errors.js';
 import type { AgentConfig, Settings } from '../config/schema.js';
 import type { EffectiveTools } from './permissions.js';
+import type { Policy } from './schema.js';
 import { flagLikeProblem, wordProblem } from './flag-value.js';
 
 /** The spend cap in force: the agent's, else the settings default (0 and null mean none). */
@@ -15,7 +16,7 @@ export const SETTING_SOURCES = ['--setting-sources', 'project'] as const;
  * The `claude` flags that follow `-p <prompt> --output-format …`, as an argument list (never a shell string).
  * A value that starts with `-` would be parsed by claude as a new flag (the original's 0.5.0 fix), so it is refused.
  */
-export function claudeFlags(agent: AgentConfig, settings: Settings, tools: EffectiveTools): string[] {
+export function claudeFlags(agent: AgentConfig, settings: Settings, tools: EffectiveTools, mcpServers: Policy['tools']['mcp_servers'] = 'none'): string[] {
   const args: string[] = [];
   const budget = effectiveBudget(agent, settings);
   if (budget !== undefined) args.push('--max-budget-usd', String(budget));
@@ -24,9 +25,12 @@ export function claudeFlags(agent: AgentConfig, settings: Settings, tools: Effec
   args.push('--permission-mode', checked('permission_mode', tools.permissionMode, wordProblem));
   // Only the repo's project settings (and the managed file): never user settings, which live in the writable
   // session volume (~/.claude/settings.json), nor the user- and local-scope MCP servers kept in its .claude.json.
-  // `project` keeps the repo's CLAUDE.md and .mcp.json servers; `project,local` would still start the
-  // .claude.json local-scope servers (checked against 2.1.197).
+  // `project` keeps the repo's CLAUDE.md (an empty list drops it, and .mcp.json) and its .mcp.json servers, which
+  // tools.mcp_servers then admits or not; `project,local` would still start the .claude.json local-scope servers
+  // (checked against 2.1.197).
   args.push(...SETTING_SOURCES);
+  // No MCP server at all: a second layer under the managed allowedMcpServers (see ManagedSettings).
+  if (mcpServers === 'none') args.push('--strict-mcp-config');
   for (const tool of tools.allowedTools) args.push('--allowedTools', checked('allowed tool', tool));
   for (const tool of tools.disallowedTools) args.push('--disallowedTools', checked('disallowed tool', tool));
   return args;

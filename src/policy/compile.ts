@@ -1,10 +1,12 @@
 import type { AgentConfig, Settings } from '../config/schema.js';
+import { AppError } from '../errors.js';
 import { claudeFlags } from './claude-args.js';
 import { parseSize, type ContainerSpec, type MountSpec } from './container-spec.js';
-import { containerPath, hostPathForms, type RealpathFn } from './host-path.js';
+import { containerPath, hostPathForms, isUnder, type RealpathFn } from './host-path.js';
 import * as layout from './layout.js';
 import { compileNetwork, type NetworkSpec } from './network-spec.js';
 import { effectiveTools, type EffectiveTools } from './permissions.js';
+import { inspectRepoGit, type RepoGit } from './repo-git.js';
 import { CREDENTIAL_ENV, serverCredentialName, type Policy, type SandboxEnvName } from './schema.js';
 
 export interface CompileInput {
@@ -22,6 +24,8 @@ export interface CompileInput {
   repoOwner?: { uid: number; gid: number };
   /** Symlink resolver for extra-mount sources (default: the real file system). */
   realpath?: RealpathFn;
+  /** What `<directory>/.git` is, for `repo: rw` (default: looked up on the real file system). */
+  repoGit?: RepoGit;
   /**
    * The config directory the agent belongs to (resolveAgentPolicy passes it). With the agent directory it
    * scopes the agent's volumes (`layout.volumeScope`), so two configs never share an agent's sessions.
@@ -78,7 +82,23 @@ export const PINNED_UNSET_ENV = [
   'LD_AUDIT',
   'BASH_ENV',
   'ENV',
+  // Code a repo's settings `env` could make the programs claude itself starts run: git's config from the
+  // environment (GIT_CONFIG_PARAMETERS; GIT_CONFIG_COUNT below) and ripgrep's config file, behind the
+  // Grep and Glob tools, whose `--pre=COMMAND` runs a command on every file searched.
+  'GIT_CONFIG_PARAMETERS',
+  'RIPGREP_CONFIG_PATH',
+  'CLAUDE_CODE_SHELL_PREFIX',
 ] as const;
+
+/**
+ * Pinned to these values unless the sandbox or the policy sets them. GIT_CONFIG_COUNT=0 drops the
+ * GIT_CONFIG_KEY_n/VALUE_n pairs (core.fsmonitor=<command> runs on every `git status`).
+ * CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS=1 (with `includeGitInstructions: false`) stops claude running git in the
+ * repo by itself: a repo's settings can point GIT_DIR at a git dir of its own whose config names a command,
+ * and GIT_DIR cannot be pinned (git refuses an empty one); in the env it is read before the setting, so a repo
+ * setting it to 0 would switch the git calls back on.
+ */
+export const PINNED_ENV: Readonly<Record<string, string>> = { GIT_CONFIG_COUNT: '0', CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS: '1' };
 
 /**
  * The managed settings file: the highest-precedence settings source, which nothing in the container can
@@ -97,6 +117,12 @@ export const PINNED_UNSET_ENV = [
  *   to its value (not a secret, and already in the container env), so a repo cannot send the key elsewhere;
  *   a base URL carrying credentials (user:pass@) is withheld from the container altogether and pinned empty.
  *   The credentials and `env.pass` values are never written here.
+ * - MCP servers (`tools.mcp_servers`): `allowManagedMcpServersOnly` with `allowedMcpServers` (empty for
+ *   `none`, the names for a list; absent for `repo`). Checked against 2.1.197 (test/integration/repo-mcp.test.ts):
+ *   `allowedMcpServers` alone is merged with a repo's own `.claude/settings.json`, which can then admit its
+ *   servers; `enableAllProjectMcpServers: false` and `enabledMcpjsonServers` change nothing under `-p`.
+ *   `none` also passes `--strict-mcp-config` (claudeFlags).
+ * - `includeGitInstructions: false`: claude runs no git command of its own (see PINNED_ENV).
  * User settings (`~/.claude/settings.json`) and the MCP servers in `.claude.json` are dropped
  * by `--setting-sources project` (claudeFlags).
  */
@@ -112,6 +138,9 @@ export interface ManagedSettings {
   gcpAuthRefresh: '';
   otelHeadersHelper: '';
   proxyAuthHelper: '';
+  includeGitInstructions: false;
+  allowManagedMcpServersOnly?: true;
+  allowedMcpServers?: { serverName: string }[];
 }
 
 export function compileSandbox(input: CompileInput): CompiledSandbox {
@@ -134,6 +163,9 @@ export function compileSandbox(input: CompileInput): CompiledSandbox {
     notes.push('the repo is owned by root; the container never runs as root, so files only root can read make the overlay copy fail');
   }
   for (const w of withheld) notes.push(withheldMessage(w));
+  if (policy.repo === 'rw' && policy.repo_git === 'protected' && !mounts.some((m) => m.target === `${agent.directory}/.git`)) {
+    notes.push(`${agent.directory} has no .git: nothing to protect, but a .git the agent creates there would be used by git on the host`);
+  }
 
   const container: ContainerSpec = {
     Image: policy.image,
@@ -170,7 +202,7 @@ export function compileSandbox(input: CompileInput): CompiledSandbox {
       NanoCpus: Math.round(policy.resources.cpus * 1e9),
       Ulimits: [{ Name: 'nofile', Soft: policy.resources.nofile, Hard: policy.resources.nofile }],
       Tmpfs: tmpfs(input, user, memory),
-      Mounts: mounts.filter((m) => m.kind !== 'tmpfs').map((m) => toMountSpec(m, input.agentName, scope)),
+      Mounts: mounts.filter((m) => m.kind !== 'tmpfs').map((m) => toMountSpec(m, input.agentName, scope, input.scope)),
       Devices: [],
       Init: true,
       AutoRemove: false,
@@ -180,7 +212,7 @@ export function compileSandbox(input: CompileInput): CompiledSandbox {
   return {
     container,
     network,
-    claudeArgs: claudeFlags(agent, input.settings, tools),
+    claudeArgs: claudeFlags(agent, input.settings, tools, policy.tools.mcp_servers),
     managedSettings: managedSettings(tools, policy, env),
     tools,
     timeoutSeconds,
@@ -210,6 +242,7 @@ function effectiveMounts(input: CompileInput, uid: number, scope: string): Effec
     mounts.push({ kind: 'tmpfs', source: '(private tmpfs)', target: dir, mode: 'overlay', what: 'repo (writable copy; host untouched)' });
   } else {
     mounts.push({ kind: 'bind', source: dir, target: dir, mode: input.policy.repo, what: 'repo' });
+    if (input.policy.repo === 'rw' && input.policy.repo_git === 'protected') mounts.push(...gitMounts(dir, input.repoGit ?? inspectRepoGit(dir)));
   }
   for (const m of input.policy.mounts) {
     // Docker follows symlinks in a bind source; binding the canonical path makes the effective mount honest.
@@ -236,9 +269,46 @@ function effectiveMounts(input: CompileInput, uid: number, scope: string): Effec
   return mounts;
 }
 
-function toMountSpec(m: EffectiveMount, agentName: string, scope: string): MountSpec {
+const GIT_WHAT = 'read-only: git on the host runs commands its config and hooks name';
+
+/**
+ * `repo: rw`: the repo's `.git` bound read-only over the writable repo. A `.git` file (worktree, submodule) is
+ * bound read-only too, so the agent cannot point it at a git dir of its own; the git dir it names is bound
+ * read-only when it lies inside the repo (outside, it is not in the container at all).
+ */
+function gitMounts(dir: string, git: RepoGit): EffectiveMount[] {
+  const bind = (path: string, what: string): EffectiveMount => ({ kind: 'bind', source: path, target: path, mode: 'ro', what });
+  const path = `${dir}/.git`;
+  switch (git.kind) {
+    case 'dir':
+      return [bind(path, `repo .git (${GIT_WHAT})`)];
+    case 'file':
+      if (git.missing && git.gitdir !== undefined && isUnder(git.gitdir, dir)) {
+        throw new AppError('POLICY_INVALID', `Refusing to mount ${dir} read-write: its .git file names ${git.gitdir}, inside the repo, which does not exist; the agent could create it, and git on the host would run the config it finds there.`, {
+          hint: "Fix or remove the .git file, use 'repo: overlay', or set 'repo_git: writable' if you accept the risk.",
+        });
+      }
+      return [
+        bind(path, `repo .git file (${GIT_WHAT})`),
+        ...(git.gitdir !== undefined && isUnder(git.gitdir, dir) ? [bind(git.gitdir, `the git dir ${path} names (${GIT_WHAT})`)] : []),
+      ];
+    case 'absent':
+      return [];
+    default:
+      throw new AppError('POLICY_INVALID', `Refusing to mount ${dir} read-write: its .git is a ${git.kind === 'symlink' ? 'symbolic link' : 'special file'}, which a read-only mount cannot protect (the agent could replace it, and git on the host would run the config it then finds).`, {
+        hint: "Use 'repo: overlay' (changes come back as a patch), make .git a plain directory, or set 'repo_git: writable' if you accept the risk.",
+      });
+  }
+}
+
+function toMountSpec(m: EffectiveMount, agentName: string, scope: string, configDir: string | undefined): MountSpec {
   if (m.kind === 'volume') {
-    const Labels = { [`${layout.LABEL_PREFIX}.agent`]: agentName, [`${layout.LABEL_PREFIX}.scope`]: scope };
+    // config-dir: the scope is a one-way hash; `gc` needs the directory to tell when the config it came from is gone.
+    const Labels = {
+      [`${layout.LABEL_PREFIX}.agent`]: agentName,
+      [`${layout.LABEL_PREFIX}.scope`]: scope,
+      ...(configDir !== undefined ? { [`${layout.LABEL_PREFIX}.config-dir`]: configDir } : {}),
+    };
     // NoCopy: the image's directory must not be copied into (and re-own) the volume on every mount.
     return { Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.mode === 'ro', VolumeOptions: { NoCopy: true, Labels } };
   }
@@ -340,7 +410,9 @@ function managedSettings(tools: EffectiveTools, policy: Policy, env: Record<stri
   const fromHost = new Set<string>([...CREDENTIAL_ENV, ...policy.env.pass]);
   const pinned: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) if (!fromHost.has(name)) pinned[name] = value;
-  for (const name of PINNED_UNSET_ENV) if (!(name in env) && !policy.env.pass.includes(name)) pinned[name] = '';
+  const unset = Object.fromEntries(PINNED_UNSET_ENV.map((name) => [name, '']));
+  for (const [name, value] of Object.entries({ ...unset, ...PINNED_ENV })) if (!(name in env) && !policy.env.pass.includes(name)) pinned[name] = value;
+  const servers = policy.tools.mcp_servers;
   return {
     permissions,
     allowManagedPermissionRulesOnly: true,
@@ -348,5 +420,9 @@ function managedSettings(tools: EffectiveTools, policy: Policy, env: Record<stri
     disableAllHooks: true,
     env: pinned,
     ...(Object.fromEntries(COMMAND_SETTINGS.map((name) => [name, ''])) as Record<(typeof COMMAND_SETTINGS)[number], ''>),
+    includeGitInstructions: false,
+    ...(servers === 'repo'
+      ? {}
+      : { allowManagedMcpServersOnly: true, allowedMcpServers: (servers === 'none' ? [] : servers).map((serverName) => ({ serverName })) }),
   };
 }

@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import type { DispatchConfig } from '../config/schema.js';
-import { stateDir } from '../config/paths.js';
+import { jobsDir, stateDir } from '../config/paths.js';
 import { AppError, describeError } from '../errors.js';
 import { compileSandbox, type CompiledSandbox } from './compile.js';
 import { lintCompiled, lintPolicy, type Finding } from './lint.js';
@@ -29,7 +29,12 @@ export function resolveAgentPolicy(config: DispatchConfig, name: string, options
   if (load.kind !== 'ok') {
     return { agent: name, load, findings: [{ severity: 'error', code: 'policy-invalid', message: describePolicyProblem(load) }] };
   }
-  const findings = lintPolicy(load.policy, { repo: agent.directory, ...(options.home ? { home: options.home } : {}) });
+  const findings = lintPolicy(load.policy, {
+    repo: agent.directory,
+    policyPath: load.source.path,
+    stateDirs: [configDir, jobsDir({ ...(options.hostEnv ?? process.env) })],
+    ...(options.home ? { home: options.home } : {}),
+  });
   try {
     const compiled = compileSandbox({
       agentName: name,

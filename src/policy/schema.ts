@@ -112,6 +112,21 @@ const toolPattern = z
   .regex(TOOL_PATTERN, { error: (i) => toolPatternProblem(String(i.input)) ?? 'not a tool pattern' })
   .describe('One tool name, optionally with one parenthesised specifier: Read, mcp__server__tool, Bash(git diff:*)');
 
+/** An MCP server name as a `.mcp.json` key; one starting with `-` could never be told from a flag. */
+const MCP_SERVER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+/**
+ * Which of the repo's `.mcp.json` servers claude may start. Each is a command from the repo that runs in the
+ * container when claude starts, before any tool rule applies: `none` (the default) starts none, `repo` every
+ * one, a list only those names (the repo still decides what command a listed name runs).
+ */
+export const mcpServersSchema = z
+  .union([
+    z.enum(['none', 'repo']),
+    z.array(z.string().regex(MCP_SERVER_NAME, { error: (i) => `'${String(i.input)}' is not an MCP server name (letters, digits, _ . -)` })),
+  ])
+  .describe("The repo's .mcp.json servers claude may start: none (default), repo (all), or a list of server names");
+
 export const toolsSchema = z
   .object({
     permission_mode: z.enum(PERMISSION_MODES).default('default').describe('The most permissive mode an agent may use'),
@@ -121,6 +136,7 @@ export const toolsSchema = z
       .default(null)
       .describe('Tools an agent may pre-approve (null = no limit); agent allowed_tools are narrowed to this'),
     deny: z.array(toolPattern).default([]).describe('Tools removed always; enforced by managed settings the repo cannot override'),
+    mcp_servers: mcpServersSchema.default('none'),
   })
   .strict();
 
@@ -167,11 +183,17 @@ export const policySchema = z
     version: z.literal(1, { error: 'version must be 1 (the only policy format so far)' }),
     description: z.string().default(''),
     repo: z.enum(['ro', 'rw', 'overlay']).default('ro').describe('How the agent directory is mounted'),
+    repo_git: z
+      .enum(['protected', 'writable'])
+      .default('protected')
+      .describe(
+        "With repo: rw, whether the agent may write the repo's .git (config, hooks: commands your next git runs on the host). protected: mounted read-only",
+      ),
     mounts: z.array(mountSchema).default([]).describe('Extra host paths; never the Docker socket, /, $HOME or system dirs'),
     env: envSchema.default({ pass: [], set: {} }),
     credentials: z.enum(['inject', 'env']).default('inject').describe('inject: the gateway adds the key; env: the key enters the container'),
     network: networkSchema.default({ mode: 'gateway', allow: [] }),
-    tools: toolsSchema.default({ permission_mode: 'default', allow: null, deny: [] }),
+    tools: toolsSchema.default({ permission_mode: 'default', allow: null, deny: [], mcp_servers: 'none' }),
     resources: resourcesSchema.default(() => resourcesSchema.parse({})),
     image: z.string().min(1).default('agent-dispatch/agent:latest').describe('Local image the agent container runs'),
   })

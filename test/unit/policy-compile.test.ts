@@ -1,11 +1,11 @@
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.js';
 import { configSchema, parseAgent, settingsSchema, type AgentInput, type Settings } from '../../src/config/schema.js';
 import { checked, claudeFlags, effectiveBudget } from '../../src/policy/claude-args.js';
-import { compileSandbox, hasUserinfo, type CompileInput, type CompiledSandbox } from '../../src/policy/compile.js';
+import { compileSandbox, hasUserinfo, PINNED_ENV, type CompileInput, type CompiledSandbox } from '../../src/policy/compile.js';
 import { parseSize } from '../../src/policy/container-spec.js';
 import * as layout from '../../src/policy/layout.js';
 import { loadPolicy } from '../../src/policy/load.js';
@@ -14,6 +14,7 @@ import { effectiveTools, permissionRank } from '../../src/policy/permissions.js'
 import { isValidToolPattern, toolPatternProblem } from '../../src/policy/tool-pattern.js';
 import { CREDENTIAL_ENV, policySchema, RESERVED_ENV, type Policy, type PolicyInput } from '../../src/policy/schema.js';
 import { lintCompiled } from '../../src/policy/lint.js';
+import { gitdirOf, inspectRepoGit, type RepoGit } from '../../src/policy/repo-git.js';
 import { redactCompiled } from '../../src/policy/redact.js';
 
 const REAL_KEY = 'sk-ant-api03-REAL-HOST-KEY-must-never-leak-0123456789';
@@ -45,6 +46,7 @@ function compile(options: {
   depth?: number;
   repoOwner?: { uid: number; gid: number };
   scope?: string;
+  repoGit?: RepoGit;
 } = {}): CompiledSandbox {
   const input: CompileInput = {
     agentName: 'api',
@@ -57,6 +59,7 @@ function compile(options: {
     depth: options.depth ?? 0,
     ...(options.repoOwner ? { repoOwner: options.repoOwner } : {}),
     ...(options.scope !== undefined ? { scope: options.scope } : {}),
+    ...(options.repoGit ? { repoGit: options.repoGit } : {}),
   };
   return compileSandbox(input);
 }
@@ -228,7 +231,7 @@ describe('repo mounts', () => {
     const volumes = compile({ scope: '/home/u/.config/agent-dispatch' }).container.HostConfig.Mounts.filter((m) => m.Type === 'volume');
     const scope = layout.volumeScope('/home/u/.config/agent-dispatch', repo);
     expect(scope).toMatch(/^[0-9a-f]{12}$/);
-    const Labels = { 'agent-dispatch.agent': 'api', 'agent-dispatch.scope': scope };
+    const Labels = { 'agent-dispatch.agent': 'api', 'agent-dispatch.scope': scope, 'agent-dispatch.config-dir': '/home/u/.config/agent-dispatch' };
     expect(volumes).toEqual([
       {
         Type: 'volume',
@@ -508,6 +511,8 @@ describe('tool narrowing (effectiveTools)', () => {
 describe('managed settings', () => {
   const NO_COMMANDS = { apiKeyHelper: '', awsAuthRefresh: '', awsCredentialExport: '', gcpAuthRefresh: '', otelHeadersHelper: '', proxyAuthHelper: '' };
   const LOCKS = { allowManagedPermissionRulesOnly: true, allowManagedHooksOnly: true, disableAllHooks: true };
+  /** The default `tools.mcp_servers: none`: no MCP server from any source, and claude runs no git of its own. */
+  const NO_REPO_CODE = { includeGitInstructions: false, allowManagedMcpServersOnly: true, allowedMcpServers: [] };
 
   it('carries the effective allow and deny lists as the only permission rules, no hooks, no command settings; bypass disabled by default', () => {
     const compiled = compile({
@@ -519,6 +524,7 @@ describe('managed settings', () => {
       ...LOCKS,
       env: expect.any(Object),
       ...NO_COMMANDS,
+      ...NO_REPO_CODE,
     });
     expect(compiled.managedSettings.permissions.allow).toEqual(compiled.tools.allowedTools);
     expect(compiled.managedSettings.permissions.deny).toEqual(compiled.tools.disallowedTools);
@@ -548,9 +554,12 @@ describe('managed settings', () => {
     expect(env['ANTHROPIC_BASE_URL']).toBe(envOf(compiled)['ANTHROPIC_BASE_URL']);
     expect(env['HTTPS_PROXY']).toBe(envOf(compiled)['HTTPS_PROXY']);
     expect(env['http_proxy']).toBe(envOf(compiled)['http_proxy']);
-    for (const name of ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'BASH_ENV', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS']) expect(env[name]).toBe('');
-    // every pinned value is the container's (or empty): nothing the container does not already have
-    for (const [name, value] of Object.entries(env)) expect(value === '' || envOf(compiled)[name] === value, name).toBe(true);
+    for (const name of ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'BASH_ENV', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS', 'GIT_CONFIG_PARAMETERS', 'RIPGREP_CONFIG_PATH']) {
+      expect(env[name]).toBe('');
+    }
+    expect(env).toMatchObject(PINNED_ENV);
+    // every pinned value is the container's, empty or a fixed neutral one: nothing the container does not already have
+    for (const [name, value] of Object.entries(env)) expect(value === '' || envOf(compiled)[name] === value || PINNED_ENV[name] === value, name).toBe(true);
   });
 
   it('never carries a secret from the host: credentials, env.pass names, a base URL with credentials in it', () => {
@@ -639,6 +648,7 @@ describe('claude args', () => {
       'default',
       '--setting-sources',
       'project',
+      '--strict-mcp-config',
       '--allowedTools',
       'Read',
       '--allowedTools',
@@ -647,7 +657,7 @@ describe('claude args', () => {
   });
 
   it("only --permission-mode default and --setting-sources project for a bare agent under the default policy (the mode is always passed, so a repo's defaultMode cannot raise it)", () => {
-    expect(compile().claudeArgs).toEqual(['--permission-mode', 'default', '--setting-sources', 'project']);
+    expect(compile().claudeArgs).toEqual(['--permission-mode', 'default', '--setting-sources', 'project', '--strict-mcp-config']);
   });
 
   it('--setting-sources project is always passed: user settings and .claude.json MCP servers in the session volume are never read', () => {
@@ -687,6 +697,7 @@ describe('claude args', () => {
       'plan',
       '--setting-sources',
       'project',
+      '--strict-mcp-config',
       '--allowedTools',
       'Read',
       '--allowedTools',
@@ -709,12 +720,12 @@ describe('claude args', () => {
   });
 
   it('a narrowed mode is what is passed', () => {
-    expect(compile({ agent: { permission_mode: 'bypassPermissions' } }).claudeArgs).toEqual(['--permission-mode', 'default', '--setting-sources', 'project']);
+    expect(compile({ agent: { permission_mode: 'bypassPermissions' } }).claudeArgs).toEqual(['--permission-mode', 'default', '--setting-sources', 'project', '--strict-mcp-config']);
   });
 
   it('a policy deny list becomes --disallowedTools', () => {
     const args = compile({ policy: policy({ tools: { permission_mode: 'default', allow: null, deny: ['WebFetch', 'WebSearch'] } }) }).claudeArgs;
-    expect(args).toEqual(['--permission-mode', 'default', '--setting-sources', 'project', '--disallowedTools', 'WebFetch', '--disallowedTools', 'WebSearch']);
+    expect(args).toEqual(['--permission-mode', 'default', '--setting-sources', 'project', '--strict-mcp-config', '--disallowedTools', 'WebFetch', '--disallowedTools', 'WebSearch']);
   });
 
   it('refuses a model that starts with -', () => {
@@ -738,7 +749,7 @@ describe('claude args', () => {
 
   it('an agent permission_mode starting with - never reaches argv: it is unknown, so plan is used', () => {
     const compiled = compile({ agent: { permission_mode: '--dangerously-skip-permissions' } });
-    expect(compiled.claudeArgs).toEqual(['--permission-mode', 'plan', '--setting-sources', 'project']);
+    expect(compiled.claudeArgs).toEqual(['--permission-mode', 'plan', '--setting-sources', 'project', '--strict-mcp-config']);
     expect(compiled.notes.join()).toContain('is unknown');
   });
 
@@ -800,9 +811,9 @@ describe('resolveAgentPolicy', () => {
 
   it('a valid agent compiles with --permission-mode always set', () => {
     const config = configSchema.parse({ agents: { api: { directory: repo } } });
-    const report = resolveAgentPolicy(config, 'api', { configDir: join(repo, 'no-config-here'), home: '/home/tester', hostEnv: {} });
+    const report = resolveAgentPolicy(config, 'api', { configDir: join(tmpdir(), 'ad-no-config-here'), home: '/home/tester', hostEnv: {} });
     expect(report.findings.filter((f) => f.severity === 'error')).toEqual([]);
-    expect(report.compiled?.claudeArgs).toEqual(['--permission-mode', 'default', '--setting-sources', 'project']);
+    expect(report.compiled?.claudeArgs).toEqual(['--permission-mode', 'default', '--setting-sources', 'project', '--strict-mcp-config']);
   });
 
   it('scopes the volumes by its config directory: two configs with an agent of the same name get different ones', () => {
@@ -885,5 +896,114 @@ describe('parseSize', () => {
 
   it('throws on something that is not a size', () => {
     expect(() => parseSize('lots')).toThrow('not a size');
+  });
+});
+
+describe('repo: rw protects .git (repo_git)', () => {
+  const rw = (extra: Partial<PolicyInput> = {}) => policy({ repo: 'rw', ...extra });
+  const binds = (c: CompiledSandbox) => c.container.HostConfig.Mounts.filter((m) => m.Type === 'bind').map((m) => [m.Source, m.Target, m.ReadOnly]);
+
+  it('a .git directory is bound read-only over the writable repo', () => {
+    const c = compile({ policy: rw(), repoGit: { kind: 'dir' } });
+    expect(binds(c)).toEqual([
+      [repo, repo, false],
+      [`${repo}/.git`, `${repo}/.git`, true],
+    ]);
+    expect(c.mounts.find((m) => m.target === `${repo}/.git`)?.what).toContain('read-only');
+  });
+
+  it('a .git file is bound read-only, and the git dir it names too when that lies inside the repo', () => {
+    expect(binds(compile({ policy: rw(), repoGit: { kind: 'file', gitdir: '/elsewhere/main/.git/worktrees/x', missing: false } }))).toEqual([
+      [repo, repo, false],
+      [`${repo}/.git`, `${repo}/.git`, true],
+    ]);
+    expect(binds(compile({ policy: rw(), repoGit: { kind: 'file', gitdir: `${repo}/.realgit`, missing: false } }))).toEqual([
+      [repo, repo, false],
+      [`${repo}/.git`, `${repo}/.git`, true],
+      [`${repo}/.realgit`, `${repo}/.realgit`, true],
+    ]);
+  });
+
+  it('no .git: nothing is bound (a bind would create one on the host), and a note says what that means', () => {
+    const c = compile({ policy: rw(), repoGit: { kind: 'absent' } });
+    expect(binds(c)).toEqual([[repo, repo, false]]);
+    expect(c.notes.join('\n')).toContain('has no .git');
+  });
+
+  it.each([
+    [{ kind: 'symlink' } as RepoGit, 'symbolic link'],
+    [{ kind: 'other' } as RepoGit, 'special file'],
+    [{ kind: 'file', gitdir: '/r/.missing', missing: true } as RepoGit, 'does not exist'],
+  ])('refuses what a read-only bind cannot protect: %j', (repoGit, why) => {
+    const git = repoGit.kind === 'file' ? { ...repoGit, gitdir: `${repo}/.missing` } : repoGit;
+    expect(() => compile({ policy: rw(), repoGit: git })).toThrow(why);
+  });
+
+  it('repo_git: writable, ro and overlay: no .git bind', () => {
+    expect(binds(compile({ policy: rw({ repo_git: 'writable' }), repoGit: { kind: 'dir' } }))).toEqual([[repo, repo, false]]);
+    expect(binds(compile({ policy: policy({ repo: 'ro' }), repoGit: { kind: 'dir' } }))).toEqual([[repo, repo, true]]);
+    expect(binds(compile({ policy: policy({ repo: 'overlay' }), repoGit: { kind: 'dir' } })).every(([, target]) => target !== `${repo}/.git`)).toBe(true);
+  });
+
+  it('inspectRepoGit reads the real file system: directory, file with a relative gitdir, link, nothing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ad-repogit-'));
+    try {
+      expect(inspectRepoGit(dir)).toEqual({ kind: 'absent' });
+      mkdirSync(join(dir, '.git'));
+      expect(inspectRepoGit(dir)).toEqual({ kind: 'dir' });
+      rmSync(join(dir, '.git'), { recursive: true });
+      mkdirSync(join(dir, 'real'));
+      writeFileSync(join(dir, '.git'), 'gitdir: real\n');
+      expect(inspectRepoGit(dir)).toEqual({ kind: 'file', gitdir: join(realpathSync(dir), 'real'), missing: false });
+      writeFileSync(join(dir, '.git'), 'gitdir: ../gone\n');
+      expect(inspectRepoGit(dir)).toEqual({ kind: 'file', gitdir: join(dirname(dir), 'gone'), missing: true });
+      rmSync(join(dir, '.git'));
+      symlinkSync('real', join(dir, '.git'));
+      expect(inspectRepoGit(dir)).toEqual({ kind: 'symlink' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gitdirOf: absolute, relative to the repo, or none', () => {
+    expect(gitdirOf('gitdir: /a/b/.git/worktrees/x\n', '/r')).toBe('/a/b/.git/worktrees/x');
+    expect(gitdirOf('gitdir: ../.git/modules/sub', '/p/sub')).toBe('/p/.git/modules/sub');
+    expect(gitdirOf('not a gitfile', '/r')).toBeUndefined();
+  });
+});
+
+describe('tools.mcp_servers', () => {
+  const withServers = (mcp_servers: Policy['tools']['mcp_servers']) =>
+    compile({ policy: policy({ tools: { ...defaultPolicy.tools, mcp_servers } }) });
+
+  it('none: an empty managed allowlist only the managed file may set, and --strict-mcp-config', () => {
+    const c = withServers('none');
+    expect(c.managedSettings).toMatchObject({ allowManagedMcpServersOnly: true, allowedMcpServers: [] });
+    expect(c.claudeArgs).toContain('--strict-mcp-config');
+  });
+
+  it('a list: only those names, no --strict-mcp-config (it would drop them too)', () => {
+    const c = withServers(['docs', 'search']);
+    expect(c.managedSettings).toMatchObject({ allowManagedMcpServersOnly: true, allowedMcpServers: [{ serverName: 'docs' }, { serverName: 'search' }] });
+    expect(c.claudeArgs).not.toContain('--strict-mcp-config');
+  });
+
+  it('repo: no MCP restriction at all', () => {
+    const c = withServers('repo');
+    expect(c.managedSettings).not.toHaveProperty('allowedMcpServers');
+    expect(c.managedSettings).not.toHaveProperty('allowManagedMcpServersOnly');
+    expect(c.claudeArgs).not.toContain('--strict-mcp-config');
+  });
+
+  it('claude runs no git of its own whatever the policy (includeGitInstructions off, its env switch pinned)', () => {
+    for (const c of [withServers('none'), withServers('repo')]) {
+      expect(c.managedSettings.includeGitInstructions).toBe(false);
+      expect(c.managedSettings.env['CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS']).toBe('1');
+    }
+  });
+
+  it('a policy that sets a pinned name itself keeps its value', () => {
+    const c = compile({ policy: policy({ env: { pass: [], set: { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'user.name', GIT_CONFIG_VALUE_0: 'bot' } } }) });
+    expect(c.managedSettings.env['GIT_CONFIG_COUNT']).toBe('1');
   });
 });

@@ -80,11 +80,12 @@ describe('policy schema', () => {
       version: 1,
       description: '',
       repo: 'ro',
+      repo_git: 'protected',
       mounts: [],
       env: { pass: [], set: {} },
       credentials: 'inject',
       network: { mode: 'gateway', allow: [] },
-      tools: { permission_mode: 'default', allow: null, deny: [] },
+      tools: { permission_mode: 'default', allow: null, deny: [], mcp_servers: 'none' },
       resources: { memory: '2g', cpus: 1, pids: 512, nofile: 4096, tmp_size: '256m', timeout: 3600 },
       image: 'agent-dispatch/agent:latest',
     } satisfies Policy);
@@ -94,7 +95,23 @@ describe('policy schema', () => {
     const policy = policySchema.parse({ version: 1, mounts: [{ source: '/data' }], resources: { memory: '4g' }, tools: { deny: ['WebFetch'] } });
     expect(policy.mounts).toEqual([{ source: '/data', mode: 'ro' }]);
     expect(policy.resources).toMatchObject({ memory: '4g', cpus: 1, pids: 512 });
-    expect(policy.tools).toEqual({ permission_mode: 'default', allow: null, deny: ['WebFetch'] });
+    expect(policy.tools).toEqual({ permission_mode: 'default', allow: null, deny: ['WebFetch'], mcp_servers: 'none' });
+  });
+
+  it('tools.mcp_servers: none (default), repo, or a list of server names; nothing else', () => {
+    const servers = (v: unknown) => policySchema.parse({ version: 1, tools: { mcp_servers: v } }).tools.mcp_servers;
+    expect(servers('repo')).toBe('repo');
+    expect(servers(['docs', 'search_v2', 'my.server-1'])).toEqual(['docs', 'search_v2', 'my.server-1']);
+    expect(servers([])).toEqual([]);
+    expect(problems({ version: 1, tools: { mcp_servers: 'all' } })).toContain('mcp_servers');
+    expect(problems({ version: 1, tools: { mcp_servers: ['--strict-mcp-config'] } })).toContain('is not an MCP server name');
+    expect(problems({ version: 1, tools: { mcp_servers: ['a b'] } })).toContain('is not an MCP server name');
+  });
+
+  it('repo_git: protected (default) or writable', () => {
+    expect(policySchema.parse({ version: 1 }).repo_git).toBe('protected');
+    expect(policySchema.parse({ version: 1, repo: 'rw', repo_git: 'writable' }).repo_git).toBe('writable');
+    expect(problems({ version: 1, repo_git: 'yes' })).toContain('repo_git');
   });
 
   it('refuses version 2, and a missing version', () => {
