@@ -59,13 +59,18 @@ export function createGatewayProxy(config: GatewayConfig, options: GatewayProxyO
   };
 
   const http = createHttpServer({ requestTimeout: 0, maxHeaderSize: MAX_HEAD_BYTES }, (req: IncomingMessage, res: ServerResponse) => {
-    // A request pipelined behind a refused one was parsed with the framing the gateway refused: never forwarded.
+    // Requests pipelined behind a refusal (refusals close the connection) are dropped, never forwarded: one behind a
+    // malformed request was parsed with framing the gateway refused, and the agent would never get their answers.
     if (spoiled.has(req.socket)) return void res.destroy();
+    route(req, res);
+    // A response ended at once is a refusal, the gateway's own answer.
+    if (res.writableEnded) spoiled.add(req.socket);
+  });
+  const route = (req: IncomingMessage, res: ServerResponse): void => {
     const ctx = contextOf(req.socket);
     if (!ctx) return send(res, tokenRefusal());
     const problem = requestProblem(req);
     if (problem) {
-      spoiled.add(req.socket);
       res.once('finish', () => req.socket.destroy());
       return refuseRequest(ctx, req, res, problem);
     }
@@ -84,7 +89,7 @@ export function createGatewayProxy(config: GatewayConfig, options: GatewayProxyO
     const port = url.port ? Number(url.port) : 80;
     if (isSelf(url.hostname, port)) return handleApi(ctx, req, res, url.pathname + url.search);
     handleHttp(ctx, req, res, url).catch(() => res.destroy());
-  });
+  };
   http.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     const ctx = contextOf(socket);
     if (!ctx) return sendRaw(socket, tokenRefusal());
@@ -100,6 +105,8 @@ export function createGatewayProxy(config: GatewayConfig, options: GatewayProxyO
   http.on('clientError', (err: Error & { code?: string; reason?: string }, socket: Socket) => {
     const ctx = contextOf(socket);
     const code = err.code ?? '';
+    // A request the gateway already refused may be followed by bytes its parser cannot read: that is no new request.
+    if (spoiled.has(socket)) return void socket.destroy();
     if (!ctx || !code.startsWith('HPE_') || !socket.writable) {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n', () => socket.destroy());
       else socket.destroy();

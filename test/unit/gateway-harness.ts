@@ -189,3 +189,66 @@ export function until(condition: () => boolean, timeoutMs = 3_000): Promise<void
     tick();
   });
 }
+
+/** An upstream that keeps every byte it received (to see exactly what reached it) and what its parser made of them. */
+export interface RawUpstream {
+  url: string;
+  /** Every byte received, all connections, in arrival order. */
+  raw(): string;
+  /** The requests Node's parser found in those bytes. */
+  requests: SeenRequest[];
+  connections: number;
+  close(): Promise<void>;
+}
+
+export async function rawUpstream(): Promise<RawUpstream> {
+  const chunks: Buffer[] = [];
+  const sockets = new Set<Socket>();
+  const requests: SeenRequest[] = [];
+  const parser = createHttpServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString('latin1')));
+    req.on('end', () => {
+      requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
+    });
+  });
+  const parserPort = await listenLocal(parser);
+  const upstream: RawUpstream = {
+    url: '',
+    raw: () => Buffer.concat(chunks).toString('latin1'),
+    requests,
+    connections: 0,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await Promise.all([closeServer(server), closeServer(parser)]);
+    },
+  };
+  // A recording TCP relay in front of Node's parser: Node's server reads its sockets natively, past any 'data' tap.
+  const server = createServer((socket) => {
+    upstream.connections += 1;
+    const backend = connect(parserPort, '127.0.0.1');
+    for (const s of [socket, backend]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.once('close', () => (s === socket ? backend : socket).destroy());
+    }
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.pipe(backend);
+    backend.pipe(socket);
+  });
+  upstream.url = `http://127.0.0.1:${await listenLocal(server)}`;
+  return upstream;
+}
+
+/** Writes `bytes` on a fresh token connection and reads until the gateway closes it (or `ms` pass). */
+export function rawExchange(socketPath: string, token: string, bytes: string, ms = 3_000): Promise<string> {
+  const socket = dial(socketPath, token);
+  socket.write(bytes, 'latin1');
+  const timer = setTimeout(() => socket.destroy(), ms);
+  return readUntil(socket).finally(() => {
+    clearTimeout(timer);
+    socket.destroy();
+  });
+}
