@@ -12,15 +12,35 @@ import { registerFanOutTools } from './tools/fan-out.js';
 import { registerJobTools } from './tools/jobs.js';
 import { registerGroupTools } from './tools/groups.js';
 
-export const INSTRUCTIONS = `This server lets you delegate tasks to Claude Code agents in other project directories. Each agent has its own MCP servers, CLAUDE.md and tools, and every dispatch runs in a fresh, hardened Docker container governed by the agent's sandbox policy (mounts, environment, network, tools, resources).
+export const INSTRUCTIONS = `This server lets you delegate tasks to Claude Code agents in other project directories. Each agent has its own MCP servers, CLAUDE.md and tools. Every dispatch runs in a fresh, hardened Docker container under the agent's sandbox policy (what it may read and write, which environment and network it gets, which tools it may use); the container is removed afterwards.
+
+WHEN TO DISPATCH: when a task needs another project's files, tools or context (its database, container logs, internal APIs, code you do not have). Do not dispatch what you can do yourself. Tasks must be self-contained: the agent sees only what you send.
 
 HOW TO USE:
-1. list_agents() — see configured agents, their health and the policy each runs under.
-2. inspect_agent(name) — cheap detailed lookup: MCP servers, stack, CLAUDE.md preview, policy.
-3. list_groups() / inspect_group(name) — named sets of agents with shared context.
+1. list_agents() — the configured agents: directory, description, health, detected stack, and the policy each runs under (policy_summary).
+2. inspect_agent(name) — cheap detailed lookup (no container): MCP servers, stack, CLAUDE.md and README previews, policy, and its last dispatch (egress decisions included).
+3. dispatch(agent, task) — one-shot; clean successes are cached (the answer says cached: true).
+4. dispatch_session(agent, task, session_id?) — multi-turn: pass the session_id of an earlier result to continue that conversation; empty starts a new one.
+5. dispatch_parallel(dispatches, aggregate?) — several dispatches at once; dispatches is a JSON string of an array of {agent, task, context?, caller?, goal?, response_format?, return_ref?, summary_chars?, timeout_seconds?, group?}, all validated before any starts; aggregate="<agent>" has that agent synthesise the results.
+6. dispatch_stream(agent, task) — like dispatch, with live progress notifications.
+7. dispatch_dialogue(requester, responder, topic, max_rounds?) — two agents talk until one ends with [RESOLVED] (max_rounds 1-10, default 3).
+8. Always pass caller= (your project name) and goal= (why you need this): the agent answers better, and both go into the audit log. response_format="json" returns the answer parsed as parsed_result.
 
-MANAGING AGENTS: add_agent(name, directory, policy?), update_agent(name, ...), remove_agent(name), cache_stats() / cache_clear().
-An agent's own permission fields can only narrow its policy; 'agent-dispatch policy check' shows the effective sandbox.`;
+GROUPS: list_groups(), inspect_group(name); dispatch(agent, task, group=name) (the agent must be a member) prepends the group's shared_context to your context. Works on dispatch and per item in dispatch_parallel.
+
+TIMEOUTS: pass timeout_seconds= per call (10-7200, capped by the policy). A timed-out result has error_type "timeout" and a session_id: resume with dispatch_session(agent, 'Continue where you left off', session_id=<that session_id>). The transcript survives the container, so the agent picks up where it stopped.
+
+PERMISSIONS: a result may carry denied_tools and a hint. Grant with update_agent(name, allowed_tools=...) or update_agent(name, permission_mode=...) and dispatch again; the agent's policy still caps both (a tool or mode it does not allow is narrowed away: policy changes are the user's call).
+
+SANDBOX: each dispatch starts from a clean container, so nothing an agent writes outside its repo persists. With repo: overlay the agent edits a private copy and the result carries its changes as a git patch (patch, patch_file); the user's repo is untouched until someone applies it. Network goes only through an egress gateway that allows the policy's hosts: refused connections show in the result's egress field (denied, denied_hosts) — a failure there is the policy, not a bug; ask the user to allow the host rather than retrying.
+
+ASYNC DISPATCH (long tasks): dispatch_async(agent, task, ...) returns a job_id at once; dispatch_status(job_id) shows its state and a live progress tail without blocking; dispatch_wait(job_id, timeout_seconds?) blocks until it ends (or returns timed_out_waiting: true — the job keeps running, wait again); dispatch_cancel(job_id) stops it (a running job's container is killed); dispatch_jobs(status?, limit?) lists jobs, newest first; dispatch_gc(max_age_days?) deletes finished jobs older than that.
+
+SAVING CONTEXT: dispatch(..., return_ref=true, summary_chars=500) stores the full result and returns a ref, its size and a summary; fetch_result(ref, max_chars?) reads it when you need it. Refs and job_ids are the same 32-hex ids.
+
+MANAGING AGENTS: add_agent(name, directory, description?, model?, policy?, ...), update_agent(name, ...) ('none' clears a field), remove_agent(name); cache_stats() / cache_clear(). Over MCP an agent's policy can only be narrowed (or set to one the user listed in settings.mcp_policy_changes.allow); every policy change is audited. To widen a sandbox, ask the user: 'agent-dispatch update <name> --policy <policy>'.
+
+Every failure is {"error", "hint"}: the hint says what to do next.`;
 
 export interface CreatedServer {
   server: McpServer;

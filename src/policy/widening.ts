@@ -177,8 +177,7 @@ export function hostPatternCovers(held: string, pattern: string): boolean {
   if (a.host === '*') return true;
   if (b.host === '*') return false;
   if (a.host.startsWith('*.')) {
-    const suffix = a.host.slice(1);
-    return b.host.endsWith(suffix) && b.host.length > suffix.length;
+    return b.host.endsWith(a.host.slice(1));
   }
   return a.host === b.host;
 }
