@@ -20,11 +20,6 @@ function canonicalIPv6(ip: string): string {
   }
 }
 
-function ipv4Octets(ip: string): number[] | null {
-  if (isIP(ip) !== 4) return null;
-  return ip.split('.').map(Number);
-}
-
 /** The eight 16-bit groups of an IPv6 address (zone index ignored), or null. */
 function ipv6Groups(ip: string): number[] | null {
   const bare = ip.split('%')[0]!;
@@ -37,40 +32,103 @@ function ipv6Groups(ip: string): number[] | null {
   return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
 }
 
-function classifyIPv4([a, b, c, d]: number[]): AddressClass {
-  if (a === 169 && b === 254 && c === 169 && d === 254) return 'metadata';
-  if (a === 100 && b === 100 && c === 100 && d === 200) return 'metadata';
-  if (a === 127) return 'loopback';
-  if (a === 0) return 'unspecified';
-  if (a === 169 && b === 254) return 'link-local';
-  if (a === 10 || (a === 172 && b! >= 16 && b! <= 31) || (a === 192 && b === 168)) return 'private';
-  if (a === 100 && b! >= 64 && b! <= 127) return 'private'; // CGNAT
-  if (a! >= 224 && a! <= 239) return 'multicast';
-  // 240/4 (reserved) and 255.255.255.255 (broadcast) never reach the internet: treat them as private.
-  if (a! >= 240) return 'private';
-  return 'public';
+/**
+ * IPv4 special-purpose ranges (IANA registry), first match wins. Everything the internet does not route
+ * (documentation, benchmarking, protocol assignments, reserved, broadcast) is `private`: only a literal
+ * in network.allow reaches it.
+ */
+const IPV4_RANGES: ReadonlyArray<readonly [cidr: string, kind: AddressClass]> = [
+  ['169.254.169.254/32', 'metadata'], // AWS, GCP, Azure, OpenStack
+  ['100.100.100.200/32', 'metadata'], // Alibaba Cloud
+  ['0.0.0.0/8', 'unspecified'],
+  ['127.0.0.0/8', 'loopback'],
+  ['169.254.0.0/16', 'link-local'],
+  ['10.0.0.0/8', 'private'],
+  ['172.16.0.0/12', 'private'],
+  ['192.168.0.0/16', 'private'],
+  ['100.64.0.0/10', 'private'], // carrier-grade NAT
+  ['192.0.0.0/24', 'private'], // IETF protocol assignments (NAT64 discovery, DS-Lite)
+  ['192.0.2.0/24', 'private'], // documentation (TEST-NET-1)
+  ['198.51.100.0/24', 'private'], // documentation (TEST-NET-2)
+  ['203.0.113.0/24', 'private'], // documentation (TEST-NET-3)
+  ['198.18.0.0/15', 'private'], // benchmarking
+  ['192.88.99.0/24', 'private'], // the retired 6to4 relay anycast
+  ['224.0.0.0/4', 'multicast'],
+  ['240.0.0.0/4', 'private'], // reserved, and 255.255.255.255 (broadcast)
+];
+
+/** Where an IPv6 form carries an IPv4 address, as two 16-bit groups (Teredo stores its client inverted). */
+type Embedded = { groups: readonly [number, number]; inverted?: true; neverPublic?: true };
+
+/**
+ * IPv6 special-purpose ranges, first match wins. A form that carries an IPv4 address is classified by that
+ * address (the IPv4 rules), since a translator or relay delivers to it; a form marked neverPublic is at
+ * least `private` whatever it carries, because no public path leads through it.
+ */
+const IPV6_RANGES: ReadonlyArray<readonly [cidr: string, kind: AddressClass | Embedded]> = [
+  ['::/128', 'unspecified'],
+  ['::1/128', 'loopback'],
+  ['::ffff:0:0/96', { groups: [6, 7] }], // IPv4-mapped ::ffff:a.b.c.d
+  ['::ffff:0:0:0/96', { groups: [6, 7] }], // IPv4-translated (SIIT) ::ffff:0:a.b.c.d
+  ['::/96', { groups: [6, 7] }], // IPv4-compatible (deprecated) ::a.b.c.d
+  ['64:ff9b::/96', { groups: [6, 7] }], // NAT64, well-known prefix
+  ['64:ff9b:1::/48', { groups: [6, 7], neverPublic: true }], // NAT64, local-use prefix
+  ['::/8', 'private'], // the rest of the reserved block (after NAT64: 64:ff9b:: lies inside it)
+  ['100::/64', 'private'], // discard-only
+  ['2001::/32', { groups: [6, 7], inverted: true, neverPublic: true }], // Teredo: the client's address, inverted
+  ['2001:2::/48', 'private'], // benchmarking
+  ['2001:db8::/32', 'private'], // documentation
+  ['2001:10::/28', 'private'], // ORCHID (deprecated)
+  ['2002::/16', { groups: [1, 2] }], // 6to4: 2002:aabb:ccdd::/48 is a.b.c.d's site
+  ['3fff::/20', 'private'], // documentation
+  ['fd00:ec2::254/128', 'metadata'], // AWS over IPv6
+  ['fe80::/10', 'link-local'],
+  ['fc00::/7', 'private'], // unique local
+  ['fec0::/10', 'private'], // site-local (deprecated)
+  ['ff00::/8', 'multicast'],
+];
+
+interface Range<Kind> {
+  /** The network's leading bits (its prefix length of them), as 0/1 numbers. */
+  bits: number[];
+  kind: Kind;
 }
 
-function classifyIPv6(g: number[]): AddressClass {
-  const embedded = (): AddressClass => classifyIPv4([g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff]);
-  const zeros = (from: number, to: number): boolean => g.slice(from, to).every((x) => x === 0);
-  if (zeros(0, 8)) return 'unspecified';
-  if (zeros(0, 7) && g[7] === 1) return 'loopback';
-  if (zeros(0, 5) && g[5] === 0xffff) return embedded(); // ::ffff:a.b.c.d, IPv4-mapped
-  if (zeros(0, 6)) return embedded(); // ::a.b.c.d, the deprecated IPv4-compatible form
-  if (g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6)) return embedded(); // NAT64 reaches the embedded IPv4
-  if (g[0] === 0xfd00 && g[1] === 0x0ec2 && zeros(2, 7) && g[7] === 0x254) return 'metadata';
-  if ((g[0]! & 0xffc0) === 0xfe80) return 'link-local';
-  if ((g[0]! & 0xfe00) === 0xfc00) return 'private'; // unique local fc00::/7
-  if ((g[0]! & 0xffc0) === 0xfec0) return 'private'; // deprecated site-local
-  if ((g[0]! & 0xff00) === 0xff00) return 'multicast';
-  return 'public';
+/** Parses each CIDR of a table once. */
+function compile<Kind>(table: ReadonlyArray<readonly [string, Kind]>, toBits: (address: string) => number[] | null): Range<Kind>[] {
+  return table.map(([cidr, kind]) => {
+    const [address = '', prefix = ''] = cidr.split('/');
+    const bits = toBits(address);
+    if (!bits) throw new Error(`bad range ${cidr}`);
+    return { bits: bits.slice(0, Number(prefix)), kind };
+  });
+}
+
+const bitsOf = (value: number, width: number): number[] => Array.from({ length: width }, (_, i) => (value >>> (width - 1 - i)) & 1);
+const ipv4Bits = (ip: string): number[] | null => (isIP(ip) === 4 ? ip.split('.').flatMap((octet) => bitsOf(Number(octet), 8)) : null);
+const ipv6Bits = (ip: string): number[] | null => ipv6Groups(ip)?.flatMap((g) => bitsOf(g, 16)) ?? null;
+
+const V4 = compile(IPV4_RANGES, ipv4Bits);
+const V6 = compile(IPV6_RANGES, ipv6Bits);
+
+function lookup<Kind>(ranges: Range<Kind>[], bits: number[]): Kind | undefined {
+  return ranges.find((r) => r.bits.every((b, i) => bits[i] === b))?.kind;
+}
+
+function classifyIPv6(groups: number[]): AddressClass {
+  const kind = lookup(V6, groups.flatMap((g) => bitsOf(g, 16)));
+  if (kind === undefined) return 'public';
+  if (typeof kind === 'string') return kind;
+  const mask = kind.inverted ? 0xffff : 0;
+  const [hi, lo] = kind.groups.map((i) => groups[i]! ^ mask) as [number, number];
+  const embedded = lookup(V4, [...bitsOf(hi, 16), ...bitsOf(lo, 16)]) ?? 'public';
+  return embedded === 'public' && kind.neverPublic ? 'private' : embedded;
 }
 
 /** What kind of address `ip` is; a string that is not an IP address is never `public`. */
 export function classifyAddress(ip: string): AddressClass {
-  const v4 = ipv4Octets(ip);
-  if (v4) return classifyIPv4(v4);
+  const v4 = ipv4Bits(ip);
+  if (v4) return lookup(V4, v4) ?? 'public';
   const v6 = ipv6Groups(ip.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1'));
   if (v6) return classifyIPv6(v6);
   return 'unspecified';
