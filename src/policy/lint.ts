@@ -1,9 +1,12 @@
+import { lstatSync, opendirSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
+import { jobsDir, stateDir } from '../config/paths.js';
 import { withheldMessage, type CompiledSandbox } from './compile.js';
 import { containerPath, hostPathForms, isUnder, overlaps, type HostPathForms, type HostPathOptions, type RealpathFn } from './host-path.js';
 import * as layout from './layout.js';
 import { parseAllowPattern } from './network-spec.js';
+import { publicSuffixOf } from './public-suffixes.js';
 import type { Policy } from './schema.js';
 
 export type Severity = 'error' | 'warning' | 'info';
@@ -13,12 +16,46 @@ export interface Finding {
   code: string;
   message: string;
   fix?: string;
+  /**
+   * An error the policy asked for in so many words (`repo_git: writable`): `policy check` reports it and exits 1,
+   * but it is the user's explicit choice, so `blockingFindings` leaves it out.
+   */
+  optIn?: true;
+}
+
+/** The error findings that make a policy unusable for a dispatch (every error but an explicit opt-in). */
+export function blockingFindings(findings: Finding[]): Finding[] {
+  return findings.filter((f) => f.severity === 'error' && !f.optIn);
 }
 
 const SOCKET = /(^|\/)(docker|containerd|podman|crio|buildkitd)\.sock$/;
 const SOCKET_DIRS = ['/var/run', '/run', '/var/run/docker', '/run/docker', '/run/containerd', '/var/lib/docker'];
 const SYSTEM_EXACT = ['/etc', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/opt', '/var', '/srv', '/home', '/root', '/mnt', '/media'];
 const SYSTEM_SUBTREES = ['/proc', '/sys', '/dev', '/boot', '/run', '/var/run', '/var/lib/docker', '/var/lib/containerd'];
+/**
+ * Where other container engines keep their sockets (each is root on the host, or on the engine's VM, which
+ * holds your files): Colima, Rancher Desktop, OrbStack, Lima, Docker Desktop, rootless Docker and Podman
+ * (`/run/user/<uid>/…`), rootful Podman, and Podman's storage. `~/` is each user's home; `*` is one path part.
+ */
+const ENGINE_PATHS = [
+  '~/.colima',
+  '~/.rd',
+  '~/.orbstack',
+  '~/.lima',
+  '~/.docker',
+  '~/Library/Containers/com.docker.docker',
+  '~/.local/share/containers',
+  '~/.config/containers',
+  '/run/user/*/docker.sock',
+  '/run/user/*/docker',
+  '/run/user/*/podman',
+  '/run/user/*/containers',
+  '/run/podman',
+  '/var/run/podman',
+  '/run/user/*/.docker',
+];
+/** A mounted directory is searched this deep and this wide for a socket. */
+export const SOCKET_SCAN = { depth: 4, entries: 5000 } as const;
 const HOME_SECRETS = ['.ssh', '.aws', '.gnupg', '.kube', '.docker', '.azure', '.config/gcloud', '.config/gh', '.netrc', '.npmrc', '.pypirc', '.git-credentials', '.claude', '.claude.json', '.config/agent-dispatch'];
 const SECRET_NAME = /(KEY|TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|COOKIE|SESSION|AUTH)|^AWS_|^GH_|^GITHUB_|^NPM_/i;
 
@@ -80,7 +117,36 @@ const POLICY_RULES: { applies: (p: Policy) => boolean; finding: Finding }[] = [
   },
   {
     applies: (p) => p.repo === 'rw',
-    finding: { severity: 'info', code: 'repo-rw', message: 'repo: rw — the agent writes straight into the host repo', fix: 'repo: overlay returns changes as a patch instead.' },
+    finding: {
+      severity: 'info',
+      code: 'repo-rw',
+      message: "repo: rw — the agent writes straight into the host repo (its .git stays read-only: repo_git: protected); anything it writes that you later run (scripts, build files, a nested .git) runs as you",
+      fix: 'repo: overlay returns changes as a patch instead.',
+    },
+  },
+  {
+    applies: (p) => p.repo === 'rw' && p.repo_git === 'writable',
+    finding: {
+      severity: 'error',
+      code: 'repo-git-writable',
+      message:
+        "repo_git: writable with repo: rw lets the agent write the repo's .git: a command it puts in .git/config (core.fsmonitor, core.hooksPath, an alias) or .git/hooks/ runs on the host, as you, at your next git status, commit or checkout",
+      fix: "Remove repo_git (the default, protected, mounts .git read-only), or use repo: overlay and apply the returned patch.",
+      optIn: true,
+    },
+  },
+  {
+    applies: (p) => p.repo !== 'rw' && p.repo_git === 'writable',
+    finding: { severity: 'info', code: 'repo-git-unused', message: `repo_git: writable only applies to repo: rw; the host's .git is not writable under this repo mode`, fix: 'Remove repo_git.' },
+  },
+  {
+    applies: (p) => p.tools.mcp_servers === 'repo',
+    finding: {
+      severity: 'warning',
+      code: 'mcp-servers-repo',
+      message: "tools.mcp_servers: repo starts every MCP server the repo's .mcp.json names: commands from the repo run in the container when claude starts, before any tool rule, even without Bash",
+      fix: 'List only the servers the agent needs (tools.mcp_servers: [name]), or none.',
+    },
   },
 ];
 
@@ -91,6 +157,22 @@ export interface LintContext {
   repo?: string;
   /** Symlink resolver for host paths (default: the real file system); tests inject a fake. */
   realpath?: RealpathFn;
+  /**
+   * The server's config/state and jobs directories (default: where AGENT_DISPATCH_CONFIG and
+   * AGENT_DISPATCH_JOBS_DIR put them): agents.yaml, policies, audit records, job results.
+   */
+  stateDirs?: string[];
+  /** The policy file being linted: it must not lie in a directory the agent can write. */
+  policyPath?: string;
+  /** Look for sockets inside mounted directories (default true; it reads the host file system). */
+  scanSockets?: boolean;
+}
+
+/** What host paths are judged against. */
+interface HostContext {
+  homes: string[];
+  stateDirs: string[];
+  options: HostPathOptions;
 }
 
 /** Paths inside the container that the sandbox itself uses: an extra mount may not land on, in or above them. */
@@ -124,16 +206,24 @@ export function lintPolicy(policy: Policy, context: LintContext = {}): Finding[]
   const paths: HostPathOptions = { home: context.home ?? homedir(), ...(context.realpath ? { realpath: context.realpath } : {}) };
   const home = hostPathForms(paths.home!, paths);
   const homes = [...new Set([home.resolved, home.canonical])];
+  const stateDirs = (context.stateDirs ?? [stateDir(), jobsDir()]).flatMap((d) => {
+    const forms = safeForms(d, paths);
+    return forms ? [forms.resolved, forms.canonical] : [];
+  });
+  const host: HostContext = { homes, stateDirs: [...new Set(stateDirs)], options: paths };
   const repo = context.repo ? safeForms(context.repo, paths) : undefined;
   const findings: Finding[] = [];
+  const writable: { label: string; forms: HostPathForms }[] = repo && policy.repo === 'rw' ? [{ label: `the agent's repo (${context.repo}, repo: rw)`, forms: repo }] : [];
   for (const mount of policy.mounts) {
     const source = safeForms(mount.source, paths);
     if (!source) {
       findings.push({ severity: 'error', code: 'mount-unresolvable', message: `mounts: ${mount.source} cannot be resolved (unknown user?)`, fix: 'Use an absolute path or ~/...' });
       continue;
     }
-    const sourceFindings = lintHostPath(source, homes, `mounts: ${mount.source}`, paths);
+    const sourceFindings = lintHostPath(source, host, `mounts: ${mount.source}`);
+    if (sourceFindings.length === 0 && context.scanSockets !== false) sourceFindings.push(...socketInside(source.canonical, `mounts: ${mount.source}`));
     findings.push(...sourceFindings);
+    if (mount.mode === 'rw') writable.push({ label: `mounts: ${mount.source} (mode: rw)`, forms: source });
     // With no target the mount lands at the source path, which the source findings have already judged.
     if (mount.target !== undefined || sourceFindings.length === 0) findings.push(...lintTarget(mount.target, source, repo));
     if (mount.mode === 'rw') {
@@ -147,8 +237,74 @@ export function lintPolicy(policy: Policy, context: LintContext = {}): Finding[]
       findings.push({ severity: 'warning', code: 'secret-env-pass', message: `env.pass: ${name} looks like a secret and will be readable by the agent`, fix: 'Pass only what the task needs; keep secrets out of env.pass.' });
     }
   }
-  if (context.repo) findings.push(...lintRepo(context.repo, repo, homes, paths));
+  if (context.repo) findings.push(...lintRepo(context.repo, repo, host));
+  if (context.policyPath) findings.push(...policyInWritable(context.policyPath, writable, paths));
   return findings;
+}
+
+/** The agent could rewrite its own policy (or swap it for a link) for the next dispatch. */
+function policyInWritable(policyPath: string, writable: { label: string; forms: HostPathForms }[], options: HostPathOptions): Finding[] {
+  const file = safeForms(policyPath, options);
+  if (!file) return [];
+  const hit = writable.find(({ forms }) =>
+    [file.resolved, file.canonical].some((f) => [forms.resolved, forms.canonical].some((dir) => f === dir || isUnder(f, dir))),
+  );
+  if (!hit) return [];
+  return [{
+    severity: 'error',
+    code: 'policy-in-writable-mount',
+    message: `the policy file ${policyPath} lies inside ${hit.label}, which the agent can write: it could rewrite its own policy for the next dispatch`,
+    fix: 'Keep policy files in the config directory (policies/<name>.yaml) or anywhere no agent can write.',
+  }];
+}
+
+/**
+ * The first socket in a mounted directory (or the source itself): a socket there lets the agent talk to a
+ * host service, and an engine's is root on the host. Bounded (SOCKET_SCAN); links are not followed.
+ */
+function socketInside(source: string, label: string): Finding[] {
+  const found = findSocket(source);
+  if (found === undefined) return [];
+  if (found === 'incomplete') {
+    return [{ severity: 'info', code: 'mount-scan-incomplete', message: `${label} has more than ${SOCKET_SCAN.entries} entries within ${SOCKET_SCAN.depth} levels; it was not fully searched for sockets`, fix: 'Mount a narrower directory.' }];
+  }
+  return [{
+    severity: 'error',
+    code: 'mount-socket',
+    message: `${label} ${found === source ? 'is' : `holds`} a Unix socket (${found}): the agent could talk to the host service behind it (a container engine's socket is root on the host)`,
+    fix: 'Mount a directory without sockets in it, or only the files the agent needs.',
+  }];
+}
+
+function findSocket(root: string): string | 'incomplete' | undefined {
+  try {
+    const st = lstatSync(root);
+    if (st.isSocket()) return root;
+    if (!st.isDirectory()) return undefined;
+  } catch {
+    return undefined;
+  }
+  let budget: number = SOCKET_SCAN.entries;
+  const queue: { dir: string; depth: number }[] = [{ dir: root, depth: 1 }];
+  for (let next = queue.shift(); next; next = queue.shift()) {
+    let dir;
+    try {
+      dir = opendirSync(next.dir);
+    } catch {
+      continue;
+    }
+    try {
+      for (let entry = dir.readSync(); entry; entry = dir.readSync()) {
+        if (--budget < 0) return 'incomplete';
+        const path = join(next.dir, entry.name);
+        if (entry.isSocket()) return path;
+        if (entry.isDirectory() && next.depth < SOCKET_SCAN.depth) queue.push({ dir: path, depth: next.depth + 1 });
+      }
+    } finally {
+      dir.closeSync();
+    }
+  }
+  return undefined;
 }
 
 /** Findings that depend on the agent: its repo, its narrowed fields, its missing environment. */
@@ -170,10 +326,10 @@ function safeForms(path: string, options: HostPathOptions): HostPathForms | unde
   }
 }
 
-function lintRepo(raw: string, repo: HostPathForms | undefined, homes: string[], options: HostPathOptions): Finding[] {
+function lintRepo(raw: string, repo: HostPathForms | undefined, host: HostContext): Finding[] {
   const fix = 'Point the agent at a project directory, not a home or system directory.';
   if (!repo) return [{ severity: 'error', code: 'repo-unresolvable', message: `agent directory ${raw} cannot be resolved`, fix }];
-  const found = lintHostPath(repo, homes, `agent directory ${raw}`, options).map((f) => ({ ...f, code: `repo-${f.code}`, fix }));
+  const found = lintHostPath(repo, host, `agent directory ${raw}`).map((f) => ({ ...f, code: `repo-${f.code}`, fix }));
   // The repo is mounted at its host path inside the container: it must not land on what the sandbox uses.
   const owned = found.length > 0 ? undefined : SANDBOX_OWNED.find((r) => overlaps(repo.resolved, r));
   if (owned) {
@@ -186,16 +342,17 @@ function lintRepo(raw: string, repo: HostPathForms | undefined, homes: string[],
  * The path as written (made absolute) is checked first; when that is clean, its canonical form (symlinks
  * resolved: what Docker really mounts) is checked too, and a finding then says what the path resolves to.
  */
-function lintHostPath(path: HostPathForms, homes: string[], label: string, options: HostPathOptions): Finding[] {
-  const plain = lintPath(path.resolved, homes, label, options);
+function lintHostPath(path: HostPathForms, host: HostContext, label: string): Finding[] {
+  const plain = lintPath(path.resolved, host, label);
   if (plain.length > 0 || path.canonical === path.resolved) return plain;
-  return lintPath(path.canonical, homes, `${label} (resolves to ${path.canonical})`, options);
+  return lintPath(path.canonical, host, `${label} (resolves to ${path.canonical})`);
 }
 
 /** `/root`, `/home/<name>` and `/Users/<name>`: some user's home, whoever runs the check. */
 const USER_HOME = /^(\/root|\/home\/[^/]+|\/Users\/[^/]+)(\/|$)/;
 
-function lintPath(source: string, homes: string[], label: string, options: HostPathOptions): Finding[] {
+function lintPath(source: string, host: HostContext, label: string): Finding[] {
+  const { homes, options } = host;
   if (SOCKET.test(source) || SOCKET_DIRS.includes(source)) return [socketFinding(label)];
   if (source === '/') return [{ severity: 'error', code: 'mount-root', message: `${label} mounts the whole host filesystem`, fix: 'Mount only the directories the agent needs.' }];
   const homeFix = 'Mount a specific project directory instead.';
@@ -207,6 +364,15 @@ function lintPath(source: string, homes: string[], label: string, options: HostP
   if (userHome === source) {
     return [{ severity: 'error', code: 'mount-home', message: `${label} mounts a user's home directory (${source})`, fix: homeFix }];
   }
+  const state = host.stateDirs.find((d) => source === d || isUnder(source, d) || isUnder(d, source));
+  if (state) {
+    return [{
+      severity: 'error',
+      code: 'mount-state-dir',
+      message: `${label} ${source === state || isUnder(source, state) ? 'exposes' : 'contains'} agent-dispatch's own directory ${state} (agents.yaml, policies, audit records, job results)`,
+      fix: 'Mount a project directory that does not hold the agent-dispatch config (AGENT_DISPATCH_CONFIG) or jobs directory.',
+    }];
+  }
   const secret = secretOverlap(source, userHome && !homes.includes(userHome) ? [...homes, userHome] : homes, homes[0]!, options);
   if (secret) {
     const message = secret.inside
@@ -214,6 +380,8 @@ function lintPath(source: string, homes: string[], label: string, options: HostP
       : `${label} contains ${secret.name}, which holds credentials`;
     return [{ severity: 'error', code: 'mount-credentials', message, fix: 'Never mount credential stores into a sandbox, nor a directory that contains one.' }];
   }
+  const engine = engineOverlap(source, userHome && !homes.includes(userHome) ? [...homes, userHome] : homes, homes[0]!);
+  if (engine) return [socketFinding(label, `${engine.relation} ${engine.name}, where a container engine keeps its socket`)];
   if (
     SYSTEM_EXACT.includes(source) ||
     SYSTEM_SUBTREES.some((d) => source === d || isUnder(source, d) || isUnder(d, source)) ||
@@ -222,6 +390,21 @@ function lintPath(source: string, homes: string[], label: string, options: HostP
     return [{ severity: 'error', code: 'mount-system', message: `${label} is a system directory`, fix: 'Mount only project directories.' }];
   }
   return [];
+}
+
+/** An ENGINE_PATHS entry (under each home, `*` one path part) the source is, is inside, or contains. */
+function engineOverlap(source: string, homes: string[], yourHome: string): { name: string; relation: 'is' | 'is inside' | 'contains' } | undefined {
+  const parts = source.split('/').filter(Boolean);
+  for (const pattern of ENGINE_PATHS) {
+    const bases = pattern.startsWith('~/') ? homes.map((h) => ({ path: h + pattern.slice(1), name: h === yourHome ? pattern : h + pattern.slice(1) })) : [{ path: pattern, name: pattern }];
+    for (const { path, name } of bases) {
+      const want = path.split('/').filter(Boolean);
+      const common = Math.min(parts.length, want.length);
+      if (!want.slice(0, common).every((p, i) => p === '*' || p === parts[i])) continue;
+      return { name, relation: parts.length === want.length ? 'is' : parts.length > want.length ? 'is inside' : 'contains' };
+    }
+  }
+  return undefined;
 }
 
 /** A credential store the source is, is inside, or contains (as written under each home, and with symlinks resolved). */
@@ -257,11 +440,11 @@ function lintTarget(target: string | undefined, source: HostPathForms, repo: Hos
   return [];
 }
 
-function socketFinding(label: string): Finding {
+function socketFinding(label: string, what = 'exposes a container engine socket'): Finding {
   return {
     severity: 'error',
     code: 'mount-docker-socket',
-    message: `${label} exposes a container engine socket, which is root on the host`,
+    message: `${label} ${what}, which is root on the host`,
     fix: 'Remove the mount; never give a sandbox the Docker socket.',
   };
 }
@@ -283,6 +466,15 @@ function wildcardFinding(pattern: string, host: string): Finding | undefined {
   }
   if (host.startsWith('*.') && !host.slice(2).includes('.')) {
     return { severity: 'error', code: 'network-wildcard', message: `network.allow: '${pattern}' allows a whole top-level domain`, fix: 'Name the hosts, or a wildcard under a domain you trust.' };
+  }
+  const suffix = host.startsWith('*.') ? publicSuffixOf(host.slice(2)) : undefined;
+  if (suffix) {
+    return {
+      severity: 'error',
+      code: 'network-wildcard',
+      message: `network.allow: '${pattern}' allows every site under ${suffix.suffix}, a public suffix (${suffix.what}) where anyone can register a name or publish a site`,
+      fix: 'Name the hosts, or a wildcard under a domain you trust.',
+    };
   }
   return undefined;
 }

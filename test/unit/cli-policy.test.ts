@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { run, setupEnv, STACK_LINE, type Env } from './cli-harness.js';
@@ -214,6 +215,74 @@ describe('policy check PATH...', () => {
     const r = await run('policy');
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('usage: agent-dispatch policy check');
+  });
+});
+
+describe('policy check: the lint gaps of issue 14 each exit 1 naming the finding', () => {
+  it.each([
+    ['colima', 'version: 1\nmounts:\n  - source: "~/.colima"\n    target: /data\n', 'mount-docker-socket', '~/.colima'],
+    ['rootless docker', 'version: 1\nmounts:\n  - source: /run/user/1000\n    target: /data\n', 'mount-docker-socket', '/run/user/*/docker.sock'],
+    ['podman', 'version: 1\nmounts:\n  - source: /run/podman/podman.sock\n    target: /data/p.sock\n', 'mount-docker-socket', '/run/podman'],
+    ['podman storage', 'version: 1\nmounts:\n  - source: "~/.local/share/containers"\n    target: /data\n', 'mount-docker-socket', '~/.local/share/containers'],
+    ['a public-suffix wildcard', 'version: 1\nnetwork:\n  allow: ["*.co.uk"]\n', 'network-wildcard', 'co.uk, a public suffix'],
+    ['*.github.io', 'version: 1\nnetwork:\n  allow: ["*.github.io"]\n', 'network-wildcard', 'github.io, a public suffix'],
+    ['repo_git: writable', 'version: 1\nrepo: rw\nrepo_git: writable\n', 'repo-git-writable', 'core.fsmonitor'],
+  ])('%s', async (_what, yaml, code, named) => {
+    const r = await run('policy', 'check', policyFile('gap.yaml', yaml));
+    expect(r.code, r.all).toBe(1);
+    expect(r.stdout).toMatch(new RegExp(`ERROR\\s+${code}: .*${named.replace(/[.*]/g, (c) => `\\${c}`)}`));
+  });
+
+  it('the config directory AGENT_DISPATCH_CONFIG moved elsewhere: mount-state-dir', async () => {
+    const r = await run('policy', 'check', policyFile('state.yaml', `version: 1\nmounts:\n  - source: ${env.stateDir}\n    target: /data\n`));
+    expect(r.code, r.all).toBe(1);
+    expect(r.stdout).toContain(`mount-state-dir: mounts: ${env.stateDir} exposes agent-dispatch's own directory ${env.stateDir}`);
+  });
+
+  it('an agent whose repo holds the config directory: repo-mount-state-dir', async () => {
+    await addAgent('api');
+    env.writeConfig({ agents: { api: { directory: env.root, policy: 'default' } } });
+    const r = await run('policy', 'check', '--agent', 'api');
+    expect(r.code, r.all).toBe(1);
+    expect(r.stdout).toContain('repo-mount-state-dir');
+  });
+
+  it('a directory holding a socket: mount-socket names the socket', async () => {
+    const dir = env.project('sockets');
+    mkdirSync(join(dir, 'run'));
+    const server = createServer();
+    await new Promise<void>((done) => server.listen(join(dir, 'run', 'db.sock'), done));
+    try {
+      const r = await run('policy', 'check', policyFile('sock.yaml', `version: 1\nmounts:\n  - source: ${dir}\n    target: /data\n`));
+      expect(r.code, r.all).toBe(1);
+      expect(r.stdout).toContain(`mount-socket: mounts: ${dir} holds a Unix socket (${join(dir, 'run', 'db.sock')})`);
+    } finally {
+      await new Promise<void>((done) => server.close(() => done()));
+    }
+  });
+
+  it('a policy file inside a writable mount of its own: policy-in-writable-mount, for a file and for an agent', async () => {
+    const shared = env.project('shared');
+    const path = join(shared, 'policy.yaml');
+    writeFileSync(path, `version: 1\nmounts:\n  - source: ${shared}\n    target: /shared\n    mode: rw\n`);
+    const file = await run('policy', 'check', path);
+    expect(file.code, file.all).toBe(1);
+    expect(file.stdout).toContain(`policy-in-writable-mount: the policy file ${path} lies inside mounts: ${shared} (mode: rw)`);
+
+    const dir = await addAgent('writer');
+    const own = join(dir, 'agent-policy.yaml');
+    writeFileSync(own, 'version: 1\nrepo: rw\n');
+    env.writeConfig({ agents: { writer: { directory: dir, policy: own } } });
+    const agent = await run('policy', 'check', '--agent', 'writer');
+    expect(agent.code, agent.all).toBe(1);
+    expect(agent.stdout).toContain(`policy-in-writable-mount: the policy file ${own} lies inside the agent's repo`);
+  });
+
+  it('mcp_servers and the .git protection are shown', async () => {
+    const r = await run('policy', 'check', policyFile('rw.yaml', 'version: 1\nrepo: rw\ntools:\n  mcp_servers: [docs]\n'));
+    expect(r.code, r.all).toBe(0);
+    expect(r.stdout).toContain("mcp servers: only docs from the repo's .mcp.json");
+    expect(r.stdout).toContain('repo:        rw at the agent\'s own path (.git read-only)');
   });
 });
 

@@ -15,6 +15,7 @@ import {
   resolveAgentPolicy,
   type CompiledSandbox,
   type Finding,
+  type Policy,
   type PolicyLoad,
 } from '../../policy/index.js';
 import { AppError } from '../../errors.js';
@@ -80,7 +81,7 @@ function checkFile(path: string): CheckResult {
   }
   const load = loadPolicyFile({ ref: path, path: absolute, preset: false });
   if (load.kind !== 'ok') return { subject: `policy ${path}`, load, findings: [] };
-  return { subject: `policy ${path}`, load, findings: lintPolicy(load.policy) };
+  return { subject: `policy ${path}`, load, findings: lintPolicy(load.policy, { policyPath: absolute }) };
 }
 
 async function policyCheck(argv: string[]): Promise<number> {
@@ -125,6 +126,7 @@ function effective(c: CompiledSandbox): Record<string, unknown> {
     env_names: c.envNames,
     network: { mode: c.network.mode, anthropic_api: true, allow: c.network.allow.map(formatRule) },
     tools: { permission_mode: c.tools.permissionMode, allowed: c.tools.allowedTools, denied: c.tools.disallowedTools },
+    mcp_servers: c.managedSettings.allowedMcpServers?.map((s) => s.serverName) ?? 'repo',
     resources: {
       memory_bytes: c.container.HostConfig.Memory,
       cpus: c.container.HostConfig.NanoCpus / 1e9,
@@ -152,7 +154,7 @@ function printResult(r: CheckResult): void {
     for (const m of c.mounts) out(`    ${m.mode.padEnd(7)} ${m.kind.padEnd(6)} ${m.source} -> ${m.target}  (${m.what})`);
     out(`  env names:   ${c.envNames.join(', ')}`);
   } else {
-    out(`  repo:        ${policy.repo} at the agent's own path`);
+    out(`  repo:        ${policy.repo} at the agent's own path${policy.repo === 'rw' ? ` (.git ${policy.repo_git === 'writable' ? style.yellow('WRITABLE') : 'read-only'})` : ''}`);
     for (const m of policy.mounts) out(`  mount:       ${m.mode} ${m.source} -> ${m.target ?? m.source}`);
     out(`  env:         pass [${policy.env.pass.join(', ')}], set [${Object.keys(policy.env.set).join(', ')}]`);
   }
@@ -163,10 +165,17 @@ function printResult(r: CheckResult): void {
   out(
     `  tools:       permission_mode ${tools?.permissionMode ?? policy.tools.permission_mode}; allowed ${listOr(tools?.allowedTools ?? policy.tools.allow, 'any (no policy limit)')}; denied ${listOr(tools?.disallowedTools ?? policy.tools.deny, 'none')}`,
   );
+  out(`  mcp servers: ${mcpServersLine(policy.tools.mcp_servers)}`);
   const res = policy.resources;
   out(`  resources:   memory ${res.memory}, cpus ${res.cpus}, pids ${res.pids}, nofile ${res.nofile}, timeout ${r.compiled?.timeoutSeconds ?? res.timeout}s, image ${policy.image}`);
   for (const f of bySeverity(r.findings)) printFinding(f);
   out();
+}
+
+function mcpServersLine(servers: Policy['tools']['mcp_servers']): string {
+  if (servers === 'none') return "none of the repo's .mcp.json servers start";
+  if (servers === 'repo') return style.yellow("every server in the repo's .mcp.json starts (repo code runs at start)");
+  return `only ${servers.join(', ')} from the repo's .mcp.json`;
 }
 
 function listOr(items: string[] | null, empty: string): string {
