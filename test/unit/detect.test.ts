@@ -2,10 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { autoDescribe, collectMcpServers, detectDbs, detectStacks, directoryHealth, Listing, previewFile } from '../../src/project/detect.js';
 import { MAX_REPO_FILE_BYTES } from '../../src/project/safe-read.js';
-import { isolatedSrc, type IsolatedSrc } from './isolated-src.js';
+import { useIsolatedSrc } from './isolated-src.js';
 import { configYaml, startHarness } from './mcp-harness.js';
 
 let root: string;
@@ -322,15 +322,11 @@ describe('a hostile repo: links out of it, devices, oversized files', () => {
 });
 
 describe('FIFOs named like project files never block detection (child process, under a timeout)', () => {
-  let src: IsolatedSrc;
-  beforeAll(async () => {
-    src = await isolatedSrc();
-  });
-  afterAll(() => src.remove());
+  const src = useIsolatedSrc();
 
   it('autoDescribe, collectMcpServers and previewFile return within 1 s', () => {
     for (const name of ['README.md', 'CLAUDE.md', 'package.json', 'pyproject.toml', '.mcp.json']) spawnSync('mkfifo', [join(dir, name)]);
-    const run = src.run(
+    const run = src().run(
       `import { autoDescribe, collectMcpServers, previewFile } from '@src/project/detect.js';
        const dir = ${JSON.stringify(dir)};
        const started = Date.now();
@@ -349,7 +345,7 @@ describe('FIFOs named like project files never block detection (child process, u
     const configPath = join(root, 'config', 'agents.yaml');
     mkdirSync(join(root, 'config'));
     writeFileSync(configPath, configYaml({ agents: { fifo: { directory: dir } } }));
-    const run = src.run(
+    const run = src().run(
       `import { Client } from '@modelcontextprotocol/sdk/client/index.js';
        import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
        import { createServer } from '@src/mcp/server.js';

@@ -10,6 +10,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync,
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { transformWithOxc } from 'vite';
+import { afterAll, beforeAll } from 'vitest';
 
 const REPO = join(import.meta.dirname, '..', '..');
 
@@ -56,4 +57,14 @@ function sources(dir: string): string[] {
     const path = join(dir, e.name);
     return e.isDirectory() ? sources(path) : e.name.endsWith('.ts') ? [path] : [];
   });
+}
+
+/** isolatedSrc() for the enclosing describe block: built before its tests, removed after them. */
+export function useIsolatedSrc(): () => IsolatedSrc {
+  let src: IsolatedSrc | undefined;
+  beforeAll(async () => {
+    src = await isolatedSrc();
+  });
+  afterAll(() => src?.remove());
+  return () => src!;
 }

@@ -2,9 +2,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_REPO_FILE_BYTES, readRegularFile, readRepoFile, repoEntryKind } from '../../src/project/safe-read.js';
-import { isolatedSrc, type IsolatedSrc } from './isolated-src.js';
+import { useIsolatedSrc } from './isolated-src.js';
 
 const SECRET = '-----BEGIN OPENSSH PRIVATE KEY----- not for the MCP caller';
 
@@ -183,15 +183,11 @@ describe('readRegularFile (a path the user named, such as a policy file)', () =>
 });
 
 describe('a FIFO never blocks the reader (run in a child process under a timeout)', () => {
-  let src: IsolatedSrc;
-  beforeAll(async () => {
-    src = await isolatedSrc();
-  });
-  afterAll(() => src.remove());
+  const src = useIsolatedSrc();
 
   it('readRepoFile and readRegularFile on a FIFO return within 1 s', () => {
     spawnSync('mkfifo', [join(repo, 'README.md')]);
-    const run = src.run(
+    const run = src().run(
       `import { readRegularFile, readRepoFile } from '@src/project/safe-read.js';
        const started = Date.now();
        const repoRead = readRepoFile(${JSON.stringify(repo)}, 'README.md');
