@@ -58,6 +58,7 @@ export interface JobSummary {
 /**
  * Async jobs: a pending job file, a background run through the shared concurrency budget, a rolling progress
  * tail, cancel (the container is killed, whoever started it), wait, list, gc and recovery after a crash.
+ * The CLI reaches it as `new DispatchCore(env).jobs`.
  */
 export class JobService {
   private readonly live = new Map<string, { abort: AbortController; settled: Promise<void> }>();
