@@ -488,3 +488,46 @@ describe('usage errors', () => {
     expect(r.stdout).toContain('--max-budget-usd');
   });
 });
+
+describe('model and permission mode are validated at the door (the rule dispatch applies)', () => {
+  const FLAG_MODEL = "model '-x' starts with '-' and would be interpreted as a command-line flag by the claude CLI.";
+
+  it('add --model persists it; add --model=-x is refused with exit 1 and nothing written', async () => {
+    await addAgent('api', '--model', 'sonnet');
+    expect(env.config().agents['api']!['model']).toBe('sonnet');
+    const r = await run('add', 'web', env.project('web'), '-d', 'w', '--model=-x');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`Error: ${FLAG_MODEL}`);
+    expect(env.config().agents['web']).toBeUndefined();
+  });
+
+  it('update --model=-x is refused (it used to be accepted, then refused at dispatch); the file is untouched', async () => {
+    await addAgent('api', '--model', 'sonnet');
+    const before = readFileSync(env.configPath);
+    const r = await run('update', 'api', '--model=-x');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`Error: ${FLAG_MODEL}`);
+    expect(r.stderr).toContain("'none' clears it");
+    expect(readFileSync(env.configPath)).toEqual(before);
+  });
+
+  it.each([
+    ['--model', 'son net', 'model "son net" contains whitespace or a control character'],
+    ['--model', 'sonnet\u0007', 'model "sonnet\\u0007" contains whitespace or a control character'],
+    ['--permission-mode', '--dangerously-skip-permissions', "permission_mode '--dangerously-skip-permissions' starts with '-'"],
+    ['--permission-mode', 'plan mode', 'permission_mode "plan mode" contains whitespace'],
+  ])('update %s %j is refused', async (flag, value, message) => {
+    await addAgent('api');
+    const r = await run('update', 'api', `${flag}=${value}`);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(message);
+  });
+
+  it("update --model none still clears it, and --model ' opus ' is trimmed", async () => {
+    await addAgent('api', '--model', 'sonnet');
+    expect((await run('update', 'api', '--model', ' opus ')).code).toBe(0);
+    expect(env.config().agents['api']!['model']).toBe('opus');
+    expect((await run('update', 'api', '--model', 'none')).code).toBe(0);
+    expect(env.config().agents['api']).not.toHaveProperty('model');
+  });
+});

@@ -191,6 +191,43 @@ describe('add_agent (TestAddRemoveAgent)', () => {
   });
 });
 
+describe('model (add_agent had none: Appendix A 12; validated at the door)', () => {
+  const FLAG_MODEL = "model '-x' starts with '-' and would be interpreted as a command-line flag by the claude CLI.";
+
+  it('add_agent persists and returns model; inspect_agent shows it', async () => {
+    const { json, isError } = await h.call('add_agent', { name: 'm', directory: h.project('m'), description: 'x', model: 'sonnet' });
+    expect(isError).toBe(false);
+    expect(json.model).toBe('sonnet');
+    expect(agentOnDisk('m')?.model).toBe('sonnet');
+    expect((await h.call('inspect_agent', { name: 'm', preview_lines: 0 })).json.model).toBe('sonnet');
+  });
+
+  it('add_agent and update_agent refuse a flag-like model with the message the CLI gives; nothing is written', async () => {
+    const added = await h.call('add_agent', { name: 'm', directory: h.project('m'), model: '-x' });
+    expect(added.isError).toBe(true);
+    expect(added.json.error).toBe(FLAG_MODEL);
+    expect(added.json.hint).toContain("'none' clears it");
+    expect(h.configBytes()).toBeUndefined();
+    await h.call('add_agent', { name: 'm', directory: h.project('m'), description: 'x' });
+    const before = h.configBytes();
+    const updated = await h.call('update_agent', { name: 'm', model: '-x' });
+    expect(updated.json.error).toBe(FLAG_MODEL);
+    expect(h.configBytes()).toEqual(before);
+  });
+
+  it.each([
+    ['model', 'son net'],
+    ['model', 'a\nb'],
+    ['permission_mode', '-p'],
+    ['permission_mode', 'plan\t'],
+  ])('update_agent %s %j is refused', async (field, value) => {
+    await h.call('add_agent', { name: 'm', directory: h.project('m'), description: 'x' });
+    const { json, isError } = await h.call('update_agent', { name: 'm', [field]: value });
+    expect(isError).toBe(true);
+    expect(json.error).toMatch(new RegExp(`^${field} `));
+  });
+});
+
 describe('remove_agent', () => {
   it('removes an agent; a second remove is "not found"', async () => {
     await h.call('add_agent', { name: 'a', directory: h.project('a') });
