@@ -11,11 +11,13 @@ import {
   groupMemberSchema,
   groupSchema,
   KNOWN_PERMISSION_MODES,
+  mcpPolicyChanges,
   parseAgent,
   permissionModeWarning,
   settingsSchema,
   unknownGroupMembers,
 } from '../../src/config/schema.js';
+import { renderConfig } from '../../src/config/save.js';
 import { ORIGINAL_DEFAULT_SETTINGS } from '../helpers/fixtures.js';
 
 /** All issue messages and paths of a failed parse, as one searchable string. */
@@ -315,5 +317,29 @@ describe('groups', () => {
     });
     expect(config.groups['g']!.members).toHaveLength(4);
     expect(unknownGroupMembers(config, config.groups['g']!)).toEqual(['alpha', 'ghost']);
+  });
+});
+
+describe('settings.mcp_policy_changes', () => {
+  it('absent: narrow-only with an empty allow list, and the settings block is written back as the original wrote it', () => {
+    const settings = settingsSchema.parse({});
+    expect(settings).not.toHaveProperty('mcp_policy_changes');
+    expect(mcpPolicyChanges(settings)).toEqual({ mode: 'narrow-only', allow: [] });
+    expect(renderConfig(emptyConfig())).not.toContain('mcp_policy_changes');
+  });
+
+  it.each(['narrow-only', 'none', 'any'] as const)('mode %s is accepted and kept on save', (mode) => {
+    const config = configSchema.parse({ settings: { mcp_policy_changes: { mode, allow: ['builder'] } } });
+    expect(mcpPolicyChanges(config.settings)).toEqual({ mode, allow: ['builder'] });
+    expect(renderConfig(config)).toContain(`mode: ${mode}`);
+  });
+
+  it('a partial block takes the defaults for the rest', () => {
+    expect(mcpPolicyChanges(settingsSchema.parse({ mcp_policy_changes: { allow: ['readonly-inspector'] } }))).toEqual({ mode: 'narrow-only', allow: ['readonly-inspector'] });
+  });
+
+  it('an unknown mode or key is refused, naming it', () => {
+    expect(failure(settingsSchema.safeParse({ mcp_policy_changes: { mode: 'widen-freely' } }))).toContain('mcp_policy_changes.mode');
+    expect(failure(settingsSchema.safeParse({ mcp_policy_changes: { allowed: [] } }))).toContain('mcp_policy_changes.allowed: unknown key');
   });
 });

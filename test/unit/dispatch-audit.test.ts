@@ -138,6 +138,13 @@ describe('appendAudit', () => {
 
 // ---------------------------------------------------------------------------------------------------------------
 describe('lastAuditRecord', () => {
+  it('skips lines of another kind (config-change), which are not dispatches', () => {
+    appendAudit(root, record('api', { job: 'dispatch' }));
+    appendAudit(root, { kind: 'config-change', time: new Date().toISOString(), agent: 'api', via: 'mcp', tool: 'update_agent', policy: { from: 'default', to: 'builder' }, mode: 'narrow-only', outcome: 'refused', reason: 'wider' });
+    expect(lastAuditRecord(root, 'api')?.job).toBe('dispatch');
+    expect(readFileSync(join(root, AUDIT_FILE), 'utf8').trim().split('\n')).toHaveLength(2);
+  });
+
   it("the agent's most recent record among other agents' records", () => {
     appendAudit(root, record('api', { job: 'a1' }));
     appendAudit(root, record('web', { job: 'w1' }));
