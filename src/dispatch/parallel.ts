@@ -1,6 +1,7 @@
 import type { DispatchConfig } from '../config/schema.js';
 import { requireAgent } from '../core/agents.js';
 import { AppError } from '../errors.js';
+import { lengthProblem, LIMITS, type LimitName } from '../limits.js';
 import { requireGroupMember } from './refs.js';
 
 /** One item of `dispatch_parallel`'s `dispatches` array, validated and coerced. */
@@ -19,6 +20,7 @@ export interface ParallelItem {
 }
 
 const STRING_FIELDS = ['context', 'caller', 'goal', 'response_format', 'group'] as const;
+const FIELD_LIMITS: Record<string, LimitName> = { agent: 'name', task: 'task', context: 'context', caller: 'caller', goal: 'goal', response_format: 'response_format', group: 'name' };
 
 /** The original's bound: enough for a wide fan-out, small enough that one call cannot queue thousands. */
 export function maxParallelItems(config: DispatchConfig): number {
@@ -51,6 +53,11 @@ function parseItem(raw: unknown, i: number, config: DispatchConfig): ParallelIte
   const item = raw as Record<string, unknown>;
   if (!('agent' in item) || !('task' in item)) throw invalid(`dispatches[${i}] must have 'agent' and 'task' keys`);
   if (typeof item['agent'] !== 'string' || typeof item['task'] !== 'string') throw invalid(`dispatches[${i}].agent and .task must be strings`);
+  for (const [field, limit] of Object.entries(FIELD_LIMITS)) {
+    const value = item[field];
+    const problem = typeof value === 'string' ? lengthProblem(`dispatches[${i}].${field}`, value, LIMITS[limit]) : undefined;
+    if (problem) throw invalid(problem);
+  }
   requireAgent(config, item['agent']);
   const strings: Record<string, string> = {};
   for (const field of STRING_FIELDS) {

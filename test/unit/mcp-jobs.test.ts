@@ -77,6 +77,24 @@ describe('the tool surface', () => {
   });
 });
 
+describe('every string input is bounded', () => {
+  const big = 'x'.repeat(1_000_001);
+  it.each([
+    ['dispatch', { agent: big, task: 't' }, 'agent must be at most 64 characters'],
+    ['dispatch_async', { agent: 'api', task: 't', caller: big }, 'caller must be at most 200 characters'],
+    ['dispatch_session', { agent: 'api', task: 't', session_id: big }, 'session_id must be at most 128 characters'],
+    ['dispatch_status', { job_id: big }, 'job_id must be at most 64 characters'],
+    ['dispatch_dialogue', { requester: 'api', responder: big, topic: 't' }, 'responder must be at most 64 characters'],
+    ['dispatch_parallel', { dispatches: JSON.stringify([{ agent: 'api', task: 't', goal: big }]) }, 'dispatches[0].goal must be at most 2000 characters'],
+  ])('%s refuses an over-long value, naming the field and the limit', async (tool, args, message) => {
+    const answer = await h.call(tool, args);
+    expect(answer.isError).toBe(true);
+    expect(answer.text).toContain(message);
+    expect(answer.text.length).toBeLessThan(10_000);
+    expect(sandbox.runs).toHaveLength(0);
+  });
+});
+
 describe('dispatch_async → dispatch_status → dispatch_wait', () => {
   it('returns a pending job at once, shows live progress while it runs, and the result when done', async () => {
     const g = gate();

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { DEFAULT_SUMMARY_CHARS } from '../../dispatch/refs.js';
+import { boundedString } from '../../limits.js';
 import { guarded, jsonResult } from '../envelope.js';
 import type { ServerContext } from '../context.js';
 import { withProgress, type Extra } from '../progress.js';
@@ -20,7 +21,7 @@ export function registerDispatchTools(server: McpServer, ctx: ServerContext): vo
         ...dispatchFields,
         return_ref: z.boolean().default(false).describe('Return a ref + summary instead of the whole result'),
         summary_chars: z.number().default(DEFAULT_SUMMARY_CHARS).describe('Summary length with return_ref, clamped to 0..100000'),
-        group: z.string().default('').describe("Dispatch as a member of this group (adds the group's shared context)"),
+        group: boundedString('name', 'group').default('').describe("Dispatch as a member of this group (adds the group's shared context)"),
       },
     },
     (args, extra) =>
@@ -32,7 +33,7 @@ export function registerDispatchTools(server: McpServer, ctx: ServerContext): vo
     {
       description:
         "Like dispatch, but a conversation: pass the session_id from an earlier result to continue it (the agent sees the earlier turns); empty starts a new one. Never cached. This is also how a timed-out dispatch resumes: dispatch_session(agent, task='Continue where you left off', session_id=<the timed-out result's session_id>).",
-      inputSchema: { ...dispatchFields, session_id: z.string().default('').describe('Session to resume; empty = new session') },
+      inputSchema: { ...dispatchFields, session_id: boundedString('session_id', 'session_id').default('').describe('Session to resume; empty = new session') },
     },
     (args, extra) =>
       guarded('dispatch_session', () =>
@@ -65,7 +66,7 @@ export function registerDispatchTools(server: McpServer, ctx: ServerContext): vo
     {
       description:
         'Read a result stored by dispatch(return_ref=true) or an async job. max_chars > 0 cuts the result text (truncated, full_size tell); 0 or less returns it whole.',
-      inputSchema: { ref: z.string().max(64).describe('The 32-hex ref'), max_chars: z.number().default(0).describe('0 = the whole result') },
+      inputSchema: { ref: boundedString('job_id', 'ref').describe('The 32-hex ref'), max_chars: z.number().default(0).describe('0 = the whole result') },
     },
     (args) => guarded('fetch_result', () => jsonResult(ctx.dispatcher.fetch(args.ref, args.max_chars))),
   );

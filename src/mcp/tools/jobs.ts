@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { AppError } from '../../errors.js';
+import { boundedString } from '../../limits.js';
 import { guarded, jsonResult } from '../envelope.js';
 import type { ServerContext } from '../context.js';
 import { withProgress } from '../progress.js';
 import { dispatchFields } from './dispatch-fields.js';
 
-const jobId = z.string().max(64).describe('The 32-hex job id dispatch_async returned');
+const jobId = boundedString('job_id', 'job_id').describe('The 32-hex job id dispatch_async returned');
 const SECONDS_PER_DAY = 86_400;
 
 /** The async job tools: start, look, wait, cancel, list and purge (one store, shared with return_ref refs). */
