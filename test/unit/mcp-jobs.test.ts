@@ -373,3 +373,85 @@ describe('dispatch_dialogue', () => {
     expect(sandbox.runs).toHaveLength(0);
   });
 });
+
+describe('the original’s job, parallel and aggregation cases (§9.6)', () => {
+  it('dispatch_async forwards response_format and the per-call timeout; parsed_result lands in the job', async () => {
+    sandbox.scripts = [succeeds([resultLine({ result: '{"n": 1}' })])];
+    const { job_id } = (await h.call('dispatch_async', { agent: 'api', task: 't', response_format: 'json', timeout_seconds: 500 })).json;
+    const job = (await h.call('dispatch_wait', { job_id, timeout_seconds: 10 })).json;
+    expect(job).toMatchObject({ status: 'done', response_format: 'json', result: { parsed_result: { n: 1 } } });
+    expect(sandbox.last.timeoutMs).toBeGreaterThanOrEqual(500_000);
+  });
+
+  it('a failed dispatch marks the job failed and keeps its result; a crashing run marks it failed with the reason', async () => {
+    sandbox.scripts = [succeeds([resultLine({ is_error: true, subtype: 'error_during_execution', result: '' })], { exitCode: 1 }), () => Promise.reject(new Error('engine exploded'))];
+    const failed = (await h.call('dispatch_async', { agent: 'api', task: 't' })).json.job_id;
+    expect((await h.call('dispatch_wait', { job_id: failed, timeout_seconds: 10 })).json).toMatchObject({ status: 'failed', result: { success: false }, error: expect.any(String) });
+    const crashed = (await h.call('dispatch_async', { agent: 'api', task: 't' })).json.job_id;
+    const job = (await h.call('dispatch_wait', { job_id: crashed, timeout_seconds: 10 })).json;
+    expect(job.status).toBe('failed');
+    expect(job.error).toContain('engine exploded');
+  });
+
+  it('progress lines are cut to 300 chars and kept as a 20-line tail after the job is done; dispatch_jobs shows last_progress only while running', async () => {
+    const g = gate();
+    const lines = Array.from({ length: 25 }, (_, i) =>
+      JSON.stringify({ type: 'assistant', message: { role: 'assistant', content: [{ type: 'text', text: `line ${i} ${'y'.repeat(1000)}` }] } }),
+    );
+    sandbox.scripts = [
+      async (run, i) => {
+        for (const line of lines) run.onStdoutLine?.(line);
+        return g.script(run, i);
+      },
+    ];
+    const { job_id } = (await h.call('dispatch_async', { agent: 'api', task: 't' })).json;
+    await g.started;
+    await vi.waitFor(async () => expect((await h.call('dispatch_jobs')).json[0].last_progress).toBe('Using tool: Bash'), { timeout: 3000 });
+    g.release();
+    const job = (await h.call('dispatch_wait', { job_id, timeout_seconds: 10 })).json;
+    expect(job.progress).toHaveLength(20);
+    expect(job.progress.every((l: string) => l.length <= 300)).toBe(true);
+    expect((await h.call('dispatch_jobs')).json[0]).not.toHaveProperty('last_progress');
+  });
+
+  it('an unusable jobs dir is an I/O envelope naming the path', async () => {
+    writeFileSync(jobsDir(), 'not a directory');
+    const answer = await h.call('dispatch_async', { agent: 'api', task: 't' });
+    expect(answer.isError).toBe(true);
+    expect(answer.json.error).toContain(jobsDir());
+    expect(answer.json.hint).toContain('AGENT_DISPATCH_JOBS_DIR');
+  });
+
+  it('parallel: a failing item does not affect the others, items use the cache a dispatch primed, per-item formats and timeouts apply', async () => {
+    await h.call('dispatch', { agent: 'api', task: 'primed' });
+    const runsBefore = sandbox.runs.length;
+    sandbox.scripts = [
+      (run) =>
+        run.stdin.includes('will fail')
+          ? succeeds([resultLine({ is_error: true, subtype: 'error_during_execution', result: '' })], { exitCode: 1 })(run, 0)
+          : succeeds([resultLine({ result: run.stdin.includes('as json') ? '[1, 2]' : 'plain' })])(run, 0),
+    ];
+    const list = [
+      { agent: 'api', task: 'primed' },
+      { agent: 'web', task: 'will fail' },
+      { agent: 'db', task: 'as json', response_format: 'json', timeout_seconds: 600 },
+      { agent: 'db', task: 'default timeout', timeout_seconds: null },
+    ];
+    const { json } = await h.call('dispatch_parallel', { dispatches: JSON.stringify(list) });
+    expect(json[0]).toMatchObject({ success: true, cached: true });
+    expect(json[1]).toMatchObject({ agent: 'web', success: false });
+    expect(json[2]).toMatchObject({ success: true, parsed_result: [1, 2] });
+    expect(sandbox.runs.length - runsBefore).toBe(3);
+    const byTask = (t: string) => sandbox.runs.find((r) => r.stdin.includes(t))!;
+    expect(byTask('as json').timeoutMs).toBeGreaterThanOrEqual(600_000);
+    expect(byTask('default timeout').timeoutMs).toBeLessThan(byTask('as json').timeoutMs);
+  });
+
+  it('the aggregator of ref items receives their summary ("preview of N chars"), not an empty body', async () => {
+    sandbox.scripts = [(run) => succeeds([resultLine({ result: run.stdin.includes('Synthesize') ? 'synth' : 'z'.repeat(3000) })])(run, 0)];
+    const list = [{ agent: 'api', task: 'long', return_ref: true, summary_chars: 3 }];
+    const { json } = await h.call('dispatch_parallel', { dispatches: JSON.stringify(list), aggregate: 'web' });
+    expect(json.individual_results[0]).toMatchObject({ summary: 'zzz', size: 3000 });
+    expect(sandbox.last.stdin).toContain('## Agent: api [OK, preview of 3000 chars]\nzzz');
+  });
+});
