@@ -199,4 +199,19 @@ describe('a FIFO never blocks the reader (run in a child process under a timeout
     expect(JSON.parse(run.stdout)).toEqual({ repoRead: { ok: false, reason: 'not a regular file' }, named: 'it is not a regular file', ms: expect.any(Number) });
     expect(JSON.parse(run.stdout).ms).toBeLessThan(1000);
   });
+
+  it('a policy file swapped for a FIFO (say in a repo the agent writes) is an invalid policy, within 1 s', () => {
+    const policy = join(repo, 'agent-policy.yaml');
+    spawnSync('mkfifo', [policy]);
+    const run = src().run(
+      `import { loadPolicy } from '@src/policy/load.js';
+       const started = Date.now();
+       const load = loadPolicy(${JSON.stringify(policy)}, ${JSON.stringify(root)});
+       console.log(JSON.stringify({ kind: load.kind, detail: load.detail, ms: Date.now() - started }));`,
+      10_000,
+    );
+    expect(run.timedOut, run.stderr).toBe(false);
+    expect(JSON.parse(run.stdout)).toEqual({ kind: 'invalid', detail: 'could not be read: it is not a regular file', ms: expect.any(Number) });
+    expect(JSON.parse(run.stdout).ms).toBeLessThan(1000);
+  });
 });
