@@ -118,7 +118,7 @@ export const PINNED_ENV: Readonly<Record<string, string>> = { GIT_CONFIG_COUNT: 
  *   a base URL carrying credentials (user:pass@) is withheld from the container altogether and pinned empty.
  *   The credentials and `env.pass` values are never written here.
  * - MCP servers (`tools.mcp_servers`): `allowManagedMcpServersOnly` with `allowedMcpServers` (empty for
- *   `none`, the names for a list; absent for `repo`). Checked against 2.1.197 (test/integration/repo-mcp.test.ts):
+ *   `none`, the names for a list; absent for `repo`). Checked against 2.1.197 (test/integration/managed-settings.test.ts):
  *   `allowedMcpServers` alone is merged with a repo's own `.claude/settings.json`, which can then admit its
  *   servers; `enableAllProjectMcpServers: false` and `enabledMcpjsonServers` change nothing under `-p`.
  *   `none` also passes `--strict-mcp-config` (claudeFlags).
