@@ -3,9 +3,11 @@ import { VERSION } from '../version.js';
 import { UsageError } from './args.js';
 import { addCommand, addSpec, describeCommand, describeSpec, listCommand, listSpec, removeCommand, removeSpec, updateCommand, updateSpec } from './commands/agents.js';
 import { doctorCommand, doctorSpec } from './commands/doctor.js';
+import { gcCommand, gcSpec } from './commands/gc.js';
 import { groupCommands } from './commands/group.js';
 import { imageCommands } from './commands/image.js';
 import { initCommand, initSpec } from './commands/init.js';
+import { cancelCommand, cancelSpec, jobCommand, jobsCommand, jobSpec, jobsSpec } from './commands/jobs.js';
 import { policyCommands } from './commands/policy.js';
 import { selftestCommand, selftestSpec } from './commands/selftest.js';
 import { serveCommand, serveSpec } from './commands/serve.js';
@@ -27,6 +29,10 @@ export const COMMANDS: (Command | CommandGroup)[] = [
   { spec: testSpec, run: testCommand },
   { spec: selftestSpec, run: selftestCommand },
   { spec: doctorSpec, run: doctorCommand },
+  { spec: jobsSpec, run: jobsCommand },
+  { spec: jobSpec, run: jobCommand },
+  { spec: cancelSpec, run: cancelCommand },
+  { spec: gcSpec, run: gcCommand },
   { spec: serveSpec, run: serveCommand },
 ];
 

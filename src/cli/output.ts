@@ -24,3 +24,13 @@ export function err(line = ''): void {
 export function warn(message: string): void {
   out(style.yellow(`Warning: ${message}`));
 }
+
+/**
+ * Text from elsewhere (an agent's answer, a job file) made safe to print: C0 and C1 control characters (and DEL)
+ * removed, except newline and tab. An agent's answer could otherwise carry escape sequences that set the terminal
+ * title or the clipboard (OSC 52), move the cursor over earlier lines, or hide text; stripped always, also when
+ * the output is not a terminal.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '');
+}

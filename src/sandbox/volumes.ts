@@ -24,12 +24,21 @@ export function agentVolumeFilter(agent: string, scope: string): string[] {
  */
 export async function removeAgentVolumes(agent: string, scope: string, env: NodeJS.ProcessEnv = process.env): Promise<VolumeRemoval> {
   const docker = new Docker(dockerOptions(env));
-  const result: VolumeRemoval = { removed: [], kept: [] };
   let names: string[];
   try {
-    await removeGateways(docker, agent, scope);
     const { Volumes } = await bounded(docker.listVolumes({ filters: JSON.stringify({ label: agentVolumeFilter(agent, scope) }) }), CALL_MS, 'list volumes');
     names = (Volumes ?? []).map((v) => v.Name);
+  } catch (error) {
+    return { removed: [], kept: [], unreachable: describeError(error) };
+  }
+  return removeScopeVolumes(docker, agent, scope, names);
+}
+
+/** Remove the named volumes of one agent scope, the scope's egress gateways first; never throws. */
+export async function removeScopeVolumes(docker: Docker, agent: string, scope: string, names: string[]): Promise<VolumeRemoval> {
+  const result: VolumeRemoval = { removed: [], kept: [] };
+  try {
+    await removeGateways(docker, agent, scope);
   } catch (error) {
     return { ...result, unreachable: describeError(error) };
   }

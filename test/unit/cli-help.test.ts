@@ -38,7 +38,7 @@ const commands = leaves(COMMANDS);
 
 describe('--help on every command and subcommand', () => {
   it('there is something to check', () => {
-    expect(commands.map((c) => c.spec.name)).toEqual(expect.arrayContaining(['add', 'group add', 'policy check', 'image build']));
+    expect(commands.map((c) => c.spec.name)).toEqual(expect.arrayContaining(['add', 'group add', 'policy check', 'image build', 'jobs', 'job', 'cancel', 'gc']));
   });
 
   it.each(commands.map((c) => [c.spec.name, c] as const))('%s --help lists its usage, arguments and every option in its spec', async (name, command) => {

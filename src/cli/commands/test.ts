@@ -4,7 +4,9 @@ import { DispatchService } from '../../dispatch/service.js';
 import type { DispatchResult } from '../../dispatch/types.js';
 import { parse, UsageError } from '../args.js';
 import type { CommandSpec } from '../spec.js';
-import { err, out, style } from '../output.js';
+import { err, out, style, terminalSafe } from '../output.js';
+
+export { terminalSafe };
 
 const DEFAULT_TASK = 'What project is this? Describe in one sentence.';
 
@@ -55,15 +57,6 @@ export async function testCommand(argv: string[]): Promise<number> {
     await service.shutdown();
   }
   return report(result);
-}
-
-/**
- * Agent text made safe to print: C0 and C1 control characters (and DEL) removed, except newline and tab. An
- * agent's answer could otherwise carry escape sequences that set the terminal title or the clipboard (OSC 52),
- * move the cursor over earlier lines, or hide text; stripped always, also when the output is not a terminal.
- */
-export function terminalSafe(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '');
 }
 
 /** Prints the result; 0 on success, 1 on failure. */

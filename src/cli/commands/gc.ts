@@ -1,0 +1,153 @@
+import { readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describeConfigProblem, loadConfig } from '../../config/load.js';
+import { configPath } from '../../config/paths.js';
+import type { JobService } from '../../dispatch/jobs.js';
+import { containerLabels } from '../../dispatch/service.js';
+import { AppError, describeError } from '../../errors.js';
+import { volumeScope } from '../../policy/layout.js';
+import { judgeVolumes, listAgentVolumes, removeAgentVolumeSet, scopeKey, volumeKind, type AgentVolume, type ConfigScopes, type VolumeVerdict } from '../../sandbox/volume-gc.js';
+import type { VolumeRemoval } from '../../sandbox/volumes.js';
+import { fail, int, parse } from '../args.js';
+import { out, style, terminalSafe, warn } from '../output.js';
+import { askOnTty, type Confirm } from '../prompt.js';
+import type { CommandSpec } from '../spec.js';
+import { cliJobs } from './jobs.js';
+
+const DEFAULT_DAYS = 7;
+
+export const gcSpec: CommandSpec = {
+  name: 'gc',
+  summary: 'Delete finished jobs, and offer to remove the volumes of agents whose config no longer exists',
+  args: [],
+  options: {
+    days: { type: 'string', value: 'N', description: `delete jobs finished more than N days ago (default: settings.job_retention_days when set, else ${DEFAULT_DAYS})` },
+    all: { type: 'boolean', description: 'delete every finished job, whatever its age' },
+    volumes: { type: 'boolean', description: 'remove the orphaned session and gateway volumes without asking' },
+  },
+  notes: [
+    'Pending and running jobs are never deleted. A volume is orphaned when the config directory it was made for is',
+    'gone, or no config there still has its agent at its directory; on a terminal gc asks before removing them.',
+  ],
+};
+
+/** What gc needs from outside: the jobs, the engine's volumes and the user. Tests replace them. */
+export interface GcDeps {
+  jobs: JobService;
+  listVolumes: () => Promise<AgentVolume[]>;
+  removeVolumes: (volumes: AgentVolume[]) => Promise<VolumeRemoval>;
+  confirm: Confirm;
+  interactive: boolean;
+}
+
+export function gcDeps(env: NodeJS.ProcessEnv = process.env): GcDeps {
+  return {
+    jobs: cliJobs(env),
+    // AGENT_DISPATCH_CONTAINER_LABELS marks everything this installation creates: gc then looks at nothing else.
+    listVolumes: () => listAgentVolumes(containerLabels(env), env),
+    removeVolumes: (volumes) => removeAgentVolumeSet(volumes, env),
+    confirm: askOnTty,
+    interactive: process.stdin.isTTY === true,
+  };
+}
+
+export async function gcCommand(argv: string[], deps: GcDeps = gcDeps()): Promise<number> {
+  const p = parse(gcSpec, argv);
+  if (p.values['all'] === true) {
+    out(`Deleted ${await deps.jobs.gc(0)} terminal job(s) (all ages).`);
+  } else {
+    const days = int(p, 'days') ?? retentionDays();
+    if (days <= 0) fail(`--days must be > 0 (got ${days}). Use --all to purge every terminal job on purpose.`);
+    out(`Deleted ${await deps.jobs.gc(days * 86_400)} job(s) older than ${days} day(s).`);
+  }
+  return gcVolumes(deps, p.values['volumes'] === true);
+}
+
+/** settings.job_retention_days when it is set (the server applies the same), else 7. A broken config is not guessed around. */
+function retentionDays(): number {
+  const load = loadConfig();
+  if (load.kind === 'invalid') {
+    throw new AppError('CONFIG_INVALID', describeConfigProblem(load), { hint: 'Or pass --days N (or --all) to gc without reading the config.' });
+  }
+  return load.config.settings.job_retention_days || DEFAULT_DAYS;
+}
+
+async function gcVolumes(deps: GcDeps, remove: boolean): Promise<number> {
+  let volumes: AgentVolume[];
+  try {
+    volumes = await deps.listVolumes();
+  } catch (error) {
+    // Jobs are done; the volume check is a bonus unless --volumes asked for it.
+    if (remove) throw error;
+    warn(`volumes not checked: ${describeError(error)}`);
+    return 0;
+  }
+  const verdicts = judgeVolumes(volumes, configScopes, dirname(configPath()));
+  const orphaned = verdicts.filter((v) => v.verdict === 'orphaned');
+  const unknown = verdicts.filter((v) => v.verdict === 'unknown');
+  if (unknown.length > 0) {
+    out(`Kept ${unknown.length} volume(s) whose config cannot be judged from here:`);
+    for (const v of unknown) out(volumeLine(v));
+  }
+  if (orphaned.length === 0) {
+    out('No orphaned session or gateway volumes.');
+    return 0;
+  }
+  out(`${orphaned.length} volume(s) of agents whose config no longer exists:`);
+  for (const v of orphaned) out(volumeLine(v));
+  if (!remove && !(deps.interactive && (await deps.confirm(`Remove these ${orphaned.length} volume(s) (session transcripts, gateway sockets)?`)))) {
+    out("Kept them. Remove them with 'agent-dispatch gc --volumes'.");
+    return 0;
+  }
+  const result = await deps.removeVolumes(orphaned.map((v) => v.volume));
+  out(`Removed ${result.removed.length} volume(s).`);
+  for (const k of result.kept) warn(`kept ${k.name}: ${k.reason}`);
+  if (result.unreachable) throw new AppError('DOCKER_UNAVAILABLE', `Docker engine not reachable (${result.unreachable}).`, { hint: "Start the engine, then run 'agent-dispatch gc --volumes' again." });
+  return result.kept.length > 0 ? 1 : 0;
+}
+
+function volumeLine(v: VolumeVerdict): string {
+  const why = v.verdict === 'live' ? '' : ` — ${v.reason}`;
+  return `  ${v.volume.name}  ${style.bold(volumeKind(v.volume.name))}${terminalSafe(why)}`;
+}
+
+/**
+ * What a config directory says about its volumes: every `*.yaml`/`*.yml` directly in it that loads as a config
+ * contributes its agents' scopes. A directory that is gone, or holds no config, makes its volumes orphaned; one
+ * that cannot be read, or whose agents.yaml (or the current config) is broken, makes them unknown.
+ */
+export function configScopes(dir: string): ConfigScopes {
+  let names: string[];
+  try {
+    if (!statSync(dir).isDirectory()) return { kind: 'gone', reason: `config directory ${dir} is no longer a directory` };
+    names = readdirSync(dir).filter((n) => /\.ya?ml$/.test(n));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { kind: 'gone', reason: `config directory ${dir} no longer exists` };
+    return { kind: 'unknown', reason: `config directory ${dir} cannot be read (${describeError(error)})` };
+  }
+  const scopes = new Set<string>();
+  const files: string[] = [];
+  for (const name of names.sort()) {
+    const path = join(dir, name);
+    if (!isRegularFile(path)) continue; // a FIFO would block the read
+    const load = loadConfig(path);
+    if (load.kind === 'invalid') {
+      if (name === 'agents.yaml' || path === configPath()) return { kind: 'unknown', reason: describeConfigProblem(load) };
+      continue;
+    }
+    if (load.kind !== 'ok') continue;
+    files.push(path);
+    for (const [agent, config] of Object.entries(load.config.agents)) scopes.add(scopeKey(agent, volumeScope(dir, config.directory)));
+  }
+  if (files.length === 0) return { kind: 'gone', reason: `no config is left in ${dir}` };
+  return { kind: 'live', scopes, files };
+}
+
+function isRegularFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
