@@ -71,7 +71,7 @@ afterEach(async () => {
 const jobsDir = () => join(h.configDir, 'jobs');
 
 describe('the tool surface', () => {
-  it('tools/list shows all 21 tools of the original', async () => {
+  it('tools/list shows all 21 tools of the original (the same list as mcp-server.test.ts)', async () => {
     const { tools } = await h.client.listTools();
     expect(tools.map((t) => t.name).sort()).toEqual([...ORIGINAL_TOOLS].sort());
   });
