@@ -237,7 +237,7 @@ export function lintPolicy(policy: Policy, context: LintContext = {}): Finding[]
       findings.push({ severity: 'warning', code: 'secret-env-pass', message: `env.pass: ${name} looks like a secret and will be readable by the agent`, fix: 'Pass only what the task needs; keep secrets out of env.pass.' });
     }
   }
-  if (context.repo) findings.push(...lintRepo(context.repo, repo, host));
+  if (context.repo) findings.push(...lintRepo(context.repo, repo, host, context.scanSockets !== false));
   if (context.policyPath) findings.push(...policyInWritable(context.policyPath, writable, paths));
   return findings;
 }
@@ -326,7 +326,7 @@ function safeForms(path: string, options: HostPathOptions): HostPathForms | unde
   }
 }
 
-function lintRepo(raw: string, repo: HostPathForms | undefined, host: HostContext): Finding[] {
+function lintRepo(raw: string, repo: HostPathForms | undefined, host: HostContext, scanSockets: boolean): Finding[] {
   const fix = 'Point the agent at a project directory, not a home or system directory.';
   if (!repo) return [{ severity: 'error', code: 'repo-unresolvable', message: `agent directory ${raw} cannot be resolved`, fix }];
   const found = lintHostPath(repo, host, `agent directory ${raw}`).map((f) => ({ ...f, code: `repo-${f.code}`, fix }));
@@ -334,6 +334,10 @@ function lintRepo(raw: string, repo: HostPathForms | undefined, host: HostContex
   const owned = found.length > 0 ? undefined : SANDBOX_OWNED.find((r) => overlaps(repo.resolved, r));
   if (owned) {
     found.push({ severity: 'error', code: 'repo-target-reserved', message: `agent directory ${raw} would be mounted over ${owned}, which the sandbox itself uses`, fix: 'Move or copy the project elsewhere (the repo is mounted at its own path inside the container).' });
+  }
+  // Repos are often wider than the search: only a socket found counts, not an unfinished search.
+  if (found.length === 0 && scanSockets) {
+    found.push(...socketInside(repo.canonical, `agent directory ${raw}`).filter((f) => f.severity === 'error').map((f) => ({ ...f, code: `repo-${f.code}` })));
   }
   return found;
 }

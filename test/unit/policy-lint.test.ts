@@ -701,6 +701,12 @@ describe('lint gaps: each is an error naming what it found', () => {
       expect(real({ mounts: [{ source: wide, target: '/data' }] })).toEqual([expect.objectContaining({ severity: 'info', code: 'mount-scan-incomplete' })]);
     });
 
+    it("the agent's repo is searched too (repo-mount-socket); an unfinished search of a wide repo says nothing", () => {
+      expect(codes(real({}, { repo: join(dir, 'app') }), 'error')).toEqual(['repo-mount-socket']);
+      expect(real({}, { repo: join(dir, 'plain') })).toEqual([]);
+      expect(real({}, { repo: join(dir, 'wide') })).toEqual([]);
+    });
+
     it('scanSockets: false skips the search', () => {
       expect(real({ mounts: [{ source: join(dir, 'app'), target: '/data' }] }, { scanSockets: false })).toEqual([]);
     });
