@@ -8,7 +8,7 @@
  * a policy change an MCP caller asked for, accepted or refused. Readers that want dispatches skip lines with a
  * `kind`.
  */
-import { closeSync, fchmodSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EgressDecision } from '../gateway/protocol.js';
 import type { DispatchResult } from './types.js';
@@ -80,9 +80,17 @@ export function summariseEgress(decisions: EgressDecision[] | undefined): Egress
   };
 }
 
-/** Append one record (the file and its directory are created private). Throws on I/O failure. */
-export function appendAudit(stateDir: string, record: AuditLine): void {
+/** The audit file is rotated past this size; AUDIT_KEEP older files (`audit.jsonl.1` newest) are kept. */
+export const AUDIT_MAX_BYTES = 32 * 1024 * 1024;
+export const AUDIT_KEEP = 3;
+
+/**
+ * Append one record (the file and its directory are created private). Throws on I/O failure. A file past
+ * AUDIT_MAX_BYTES is rotated first, so the trail takes at most (AUDIT_KEEP + 1) × AUDIT_MAX_BYTES on disk.
+ */
+export function appendAudit(stateDir: string, record: AuditLine, maxBytes: number = AUDIT_MAX_BYTES): void {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  rotateIfLarge(join(stateDir, AUDIT_FILE), maxBytes);
   const fd = openSync(join(stateDir, AUDIT_FILE), 'a', 0o600);
   try {
     // The mode only applies at creation: a file someone loosened is made private again.
@@ -91,6 +99,32 @@ export function appendAudit(stateDir: string, record: AuditLine): void {
     writeSync(fd, `${JSON.stringify(record)}\n`);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * audit.jsonl → audit.jsonl.1 → … → audit.jsonl.AUDIT_KEEP (dropped). Renames are atomic; two servers rotating
+ * at once at worst rotate one short file early, and no record is ever cut.
+ */
+function rotateIfLarge(path: string, maxBytes: number): void {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch {
+    return;
+  }
+  if (size < maxBytes) return;
+  for (let i = AUDIT_KEEP - 1; i >= 1; i--) {
+    try {
+      renameSync(`${path}.${i}`, `${path}.${i + 1}`);
+    } catch {
+      // that generation does not exist yet
+    }
+  }
+  try {
+    renameSync(path, `${path}.1`);
+  } catch {
+    // another server rotated it a moment ago
   }
 }
 

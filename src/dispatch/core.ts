@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { configPath, jobsDir, stateDir } from '../config/paths.js';
 import { loadConfig, requireConfig } from '../config/load.js';
 import type { DispatchConfig } from '../config/schema.js';
@@ -11,6 +12,7 @@ import { requireJobId, JobStore } from './job-store.js';
 import { JobService } from './jobs.js';
 import { AGGREGATE_TASK, aggregationContext, parseDispatches, type ParallelItem } from './parallel.js';
 import { agentFingerprint, DEFAULT_SUMMARY_CHARS, fetchedResult, mergeGroupContext, refPayload, requireGroupMember } from './refs.js';
+import { pruneStateFiles } from './retention.js';
 import { DispatchService } from './service.js';
 import type { DispatchResult } from './types.js';
 
@@ -208,14 +210,21 @@ export class DispatchCore {
     } catch (error) {
       log.warn(`job recovery skipped: ${describeError(error)}`);
     }
+    let days: number | undefined;
     try {
-      const days = this.config().settings.job_retention_days;
+      days = this.config().settings.job_retention_days;
       if (days > 0) {
         const purged = await this.jobs.gc(days * 86_400);
         if (purged > 0) log.info(`removed ${purged} finished job(s) older than ${days} day(s) (settings.job_retention_days)`);
       }
     } catch (error) {
       log.debug(`job retention skipped: ${describeError(error)}`);
+    }
+    try {
+      const pruned = await pruneStateFiles({ patchesDir: join(this.configDir(), 'patches'), jobs: this.jobs.store, retentionDays: days ?? 0 });
+      if (pruned.patches + pruned.jobs > 0) log.info(`pruned ${pruned.patches} old patch file(s) and ${pruned.jobs} finished job(s) over the cap`);
+    } catch (error) {
+      log.debug(`pruning skipped: ${describeError(error)}`);
     }
   }
 

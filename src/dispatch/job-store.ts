@@ -124,11 +124,15 @@ export class JobStore {
 
   /** Delete terminal jobs finished more than `maxAgeSeconds` ago (0: every terminal job). Returns how many. */
   async gc(maxAgeSeconds: number): Promise<number> {
+    return this.gcBefore(now() - maxAgeSeconds);
+  }
+
+  /** Delete terminal jobs finished before `cutoff` (epoch seconds). */
+  async gcBefore(cutoff: number): Promise<number> {
     return this.locked(() => {
-      const cutoff = now() - maxAgeSeconds;
       let removed = 0;
       for (const job of this.list()) {
-        if (!isTerminal(job.status) || (job.completed_at ?? job.created_at) > cutoff) continue;
+        if (!isTerminal(job.status) || (job.completed_at ?? job.created_at) >= cutoff) continue;
         try {
           unlinkSync(this.path(job.id));
           removed += 1;
