@@ -100,6 +100,23 @@ export const mcpPolicyChangesSchema = z
   })
   .strict();
 
+/**
+ * Pre-started, single-use sandboxes per agent (src/sandbox/warm-pool.ts). A number is taken as the size. The
+ * memory default fits five idle sandboxes (one idle sandbox, claude waiting for its prompt behind the bridge,
+ * holds about 190 MiB: see IDLE_SANDBOX_BYTES).
+ */
+export const warmPoolSettingsSchema = z.preprocess(
+  (value) => (typeof value === 'number' ? { size: value } : value),
+  z
+    .object({
+      size: z.number().int().min(0).max(8).default(1).describe('Idle sandboxes kept per agent dispatched within idle_minutes; 0 disables the pool'),
+      idle_minutes: z.number().int().min(1).max(1440).default(10).describe('An unused pre-started sandbox is destroyed after this long and not replaced'),
+      memory_mb: z.number().int().min(0).default(1024).describe('Memory all idle sandboxes together may hold; a refill past it is skipped'),
+    })
+    .strict(),
+);
+export type WarmPoolConfig = z.output<typeof warmPoolSettingsSchema>;
+
 export const settingsSchema = z
   .object({
     default_timeout: z.number().int().min(1).default(300),
@@ -113,8 +130,14 @@ export const settingsSchema = z
     job_retention_days: z.number().int().min(0).default(0),
     // Optional rather than defaulted, so a config that does not set it is written back exactly as the original wrote it.
     mcp_policy_changes: mcpPolicyChangesSchema.optional().describe('What an MCP caller may do to agent policies; absent = narrow-only'),
+    warm_pool: warmPoolSettingsSchema.optional().describe('Pre-started sandboxes per agent (a number: the size); absent = the defaults'),
   })
   .strict();
+
+/** The effective warm_pool (its defaults when the key is absent). */
+export function warmPoolConfig(settings: Settings): WarmPoolConfig {
+  return settings.warm_pool ?? warmPoolSettingsSchema.parse({});
+}
 
 /** The effective mcp_policy_changes (its defaults when the key is absent). */
 export function mcpPolicyChanges(settings: Settings): McpPolicyChanges {

@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../config/atomic-write.js';
-import type { AgentConfig, DispatchConfig } from '../config/schema.js';
+import { warmPoolConfig, type AgentConfig, type DispatchConfig } from '../config/schema.js';
 import { AppError, describeError, isAppError } from '../errors.js';
 import { effectiveBudget } from '../policy/claude-args.js';
 import type { CompiledSandbox } from '../policy/compile.js';
 import { resolveAgentPolicy } from '../policy/resolve.js';
 import { imageBuildHint } from '../sandbox/image.js';
-import type { SandboxOutcome, SandboxRun } from '../sandbox/runner.js';
+import type { SandboxOutcome, SandboxRun, WarmRun } from '../sandbox/runner.js';
 import { BRIDGE_ENV } from '../gateway/protocol.js';
 import { logger } from '../log.js';
 import { LABEL_PREFIX } from '../policy/layout.js';
@@ -105,6 +105,8 @@ async function dispatchOnce(deps: DispatchDeps, request: DispatchRequest, job: s
       cmd: plan.command(sessionId),
       stdin: plan.prompt,
       agent: request.agent,
+      // A fresh session's argv is known before its prompt: a pre-started sandbox may serve it (not an overlay: its repo copy would be stale).
+      ...(sessionId && !checked.overlay ? { warm: { command: (id: string) => plan.command(id), pool: warmPoolConfig(deps.config.settings) } } : {}),
       ...(request.onProgress ? { onProgress: request.onProgress } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
     });
@@ -113,6 +115,7 @@ async function dispatchOnce(deps: DispatchDeps, request: DispatchRequest, job: s
   if (!('stdoutLines' in outcome)) return outcome;
   trail.outcome = outcome;
   let ctx = plan.ctx;
+  if (outcome.sessionId) ctx = { ...ctx, sessionFallback: outcome.sessionId };
   if (plan.freshSessionId && !hasResult(outcome) && isSessionFlagRejection(outcome.stderr)) {
     // An old claude that does not know --session-id: retry once without it (the original's self-heal).
     const first = outcome;
@@ -255,6 +258,7 @@ function compileFor(deps: DispatchDeps, name: string, agent: AgentConfig): { san
 interface InSandbox {
   job: string;
   cmd: string[];
+  warm?: WarmRun;
   stdin: string;
   agent: string;
   onProgress?: (event: ProgressEvent) => void;
@@ -275,6 +279,7 @@ async function runInSandbox(deps: DispatchDeps, sandbox: CompiledSandbox, run: I
       keepLine: keptLines(),
       ...(run.signal ? { signal: run.signal } : {}),
       ...(sandbox.network.mode === 'gateway' ? { egressAllow: sandbox.network.allow } : {}),
+      ...(run.warm ? { warm: run.warm } : {}),
     });
   } catch (error) {
     if (!isAppError(error)) throw error;

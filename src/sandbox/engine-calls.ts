@@ -33,14 +33,22 @@ export function engineUnreachable(error: unknown, detail: string = describeError
   });
 }
 
-/** Force-remove a container; never throws and never waits longer than REMOVE_MS. */
+/**
+ * Force-remove a container and return once it is gone; never throws and never waits longer than REMOVE_MS.
+ * A removal already in progress (409: the engine's AutoRemove, or shutdown racing a dispatch's own cleanup) is
+ * waited for, so no caller counts a container that is about to vanish.
+ */
 export async function removeQuietly(container: Docker.Container): Promise<void> {
+  const started = Date.now();
   try {
     await bounded(container.remove({ force: true, v: true }), REMOVE_MS, 'remove the container');
   } catch (error) {
     const status = (error as { statusCode?: number }).statusCode;
-    // Gone already (404), or a removal already in progress (409, shutdown racing the dispatch's own cleanup).
-    if (status === 404 || status === 409) return;
+    if (status === 404) return;
+    if (status === 409) {
+      await bounded(container.wait({ condition: 'removed' }) as Promise<unknown>, Math.max(1000, REMOVE_MS - (Date.now() - started)), 'wait for the container removal').catch(() => undefined);
+      return;
+    }
     log.warn(`could not remove container ${container.id.slice(0, 12)} (the next server start reaps it): ${describeError(error)}`);
   }
 }

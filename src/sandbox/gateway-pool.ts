@@ -44,6 +44,8 @@ export interface EgressLease {
   wrap(cmd: string[]): string[];
   /** Unregister the token; the gateway's decisions for this dispatch. Never throws. */
   release(): Promise<EgressDecision[] | undefined>;
+  /** Ping and canary again (a pre-started sandbox's lease was opened before its dispatch); a failing gateway is removed. */
+  recheck(): Promise<void>;
 }
 
 export interface GatewayPoolOptions {
@@ -100,6 +102,15 @@ export class GatewayPool {
     return {
       env: [`${BRIDGE_ENV.socket}=${gateway.socketPath}`, `${BRIDGE_ENV.token}=${token}`],
       wrap: bridgeCommand,
+      recheck: async () => {
+        try {
+          await this.check(gateway);
+        } catch (error) {
+          this.drop(request.volume, entry);
+          await gateway.remove(describeError(error));
+          throw error;
+        }
+      },
       release: async () => {
         entry.leases -= 1;
         this.scheduleIdle(request.volume, entry);

@@ -14,6 +14,8 @@ export const LABELS = {
   host: `${LABEL_PREFIX}.server-host`,
   created: `${LABEL_PREFIX}.created`,
   deadline: `${LABEL_PREFIX}.deadline`,
+  /** On a pre-started (warm pool) sandbox: its job label is the pool's own, not that of the dispatch it serves. */
+  warm: `${LABEL_PREFIX}.warm`,
 } as const;
 
 /** The kernel's start time of a process (clock ticks since boot), or undefined when it does not exist. */

@@ -1,3 +1,4 @@
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -7,13 +8,15 @@ import * as layout from '../policy/layout.js';
 import { logger } from '../log.js';
 import { GATEWAY_SOCKET_DIR, type AllowRule, type EgressDecision } from '../gateway/protocol.js';
 import { bridgeAddress } from './bridge.js';
-import { runAttached, type IoOutcome } from './container-io.js';
+import { initCommand } from './agent-init.js';
+import { AttachedContainer, type IoOutcome } from './container-io.js';
 import { bounded, dockerOptions, removeQuietly } from './engine-calls.js';
 import { DEFAULT_GATEWAY_IMAGE } from './gateway-image.js';
 import { GatewayPool, type EgressLease } from './gateway-pool.js';
 import { LABELS, ownerLabels } from './owner.js';
 import { imageMissing, sandboxError } from './sandbox-error.js';
 import { reapOrphans } from './reaper.js';
+import { WarmPool, type WarmPoolSettings, type WarmSandbox } from './warm-pool.js';
 import { removeJobContainers } from './job-containers.js';
 import { prepareStateVolume } from './state-volume.js';
 
@@ -36,6 +39,17 @@ export interface SandboxRun {
    * gateway socket volume: the container then runs behind the gateway, which must pass its canary first.
    */
   egressAllow?: AllowRule[];
+  /**
+   * A run a pre-started sandbox may serve (src/sandbox/warm-pool.ts): a fresh session whose argv is known
+   * before its prompt. Absent: always a cold container (a resumed session, an overlay copy of the repo).
+   */
+  warm?: WarmRun;
+}
+
+export interface WarmRun {
+  /** The argv of a fresh session with this id (`cmd` is this with the dispatch's own id). */
+  command(sessionId: string): string[];
+  pool: WarmPoolSettings;
 }
 
 export interface SandboxOutcome extends IoOutcome {
@@ -43,6 +57,8 @@ export interface SandboxOutcome extends IoOutcome {
   imageId: string;
   /** The gateway's decisions for this dispatch (gateway mode); undefined when it could not report them. */
   egress?: EgressDecision[] | undefined;
+  /** A pre-started sandbox served the run: the session id its claude was started with (not the one in `cmd`). */
+  sessionId?: string;
 }
 
 export interface RunnerOptions {
@@ -59,70 +75,173 @@ const log = logger('sandbox');
 const PREPARE_MS = 60_000;
 /** Longer than the longest dispatch (7200 s) plus its grace: per-dispatch files older than this are stale. */
 const STALE_RUN_FILES_MS = 3 * 3600_000;
+/** Stands for the session id in a pool key: every pre-started sandbox gets its own. */
+const KEY_SESSION = '00000000-0000-4000-8000-000000000000';
+
+/** A created, attached and started container with everything it holds, its command waiting for its input. */
+interface Prepared {
+  image: Docker.ImageInspectInfo;
+  container: Docker.Container;
+  attached: AttachedContainer;
+  lease: EgressLease | undefined;
+  settingsDir: string;
+}
 
 /**
  * One fresh container per dispatch: create, attach, start, feed stdin, wait (with a wall-clock kill), remove.
- * The container is removed on every path; a kill takes the whole process tree with it.
+ * The container is removed on every path; a kill takes the whole process tree with it. A run that allows it
+ * takes a pre-started one from the warm pool instead (same spec, settings and lease, started earlier), and
+ * asks the pool to keep one ready for the agent's next dispatch.
+ *
+ * Every agent container runs behind the agent init (src/sandbox/agent-init.ts) with AutoRemove: when this
+ * server dies its attach connections close, each container's init kills its processes, and the engine
+ * removes the container, whether it was idle in the pool or running a dispatch.
  */
 export class SandboxRunner {
   private readonly live = new Map<string, Docker.Container>();
+  /** Containers of pre-started sandboxes now serving a dispatch, by the dispatch's job (their job label is the pool's). */
+  private readonly serving = new Map<string, Docker.Container>();
   /** Session-volume preparations in flight, per volume: concurrent first dispatches of an agent share one. */
   private readonly preparing = new Map<string, Promise<void>>();
   private closed = false;
   private readonly gateways: GatewayPool;
+  readonly warmPool = new WarmPool();
 
   constructor(
     private readonly docker: Docker,
     private readonly options: RunnerOptions,
     env: NodeJS.ProcessEnv = process.env,
   ) {
-    this.gateways = new GatewayPool(docker, { image: options.gatewayImage ?? DEFAULT_GATEWAY_IMAGE, extraLabels: options.extraLabels ?? {}, env });
+    this.gateways = new GatewayPool(docker, { image: this.gatewayImage, extraLabels: options.extraLabels ?? {}, env });
   }
 
   /**
-   * The deadline counts from here: engine calls before the container starts use up the dispatch's time, and
-   * each is bounded, so a slow or hung engine can never stretch a dispatch past its timeout by much.
+   * The deadline counts from here (for a pre-started sandbox: from its claim): engine calls before the
+   * container starts use up the dispatch's time, and each is bounded, so a slow or hung engine can never
+   * stretch a dispatch past its timeout by much.
    */
   async run(request: SandboxRun): Promise<SandboxOutcome> {
     const deadline = Date.now() + request.timeoutMs;
     const stepMs = () => Math.max(1000, Math.min(PREPARE_MS, deadline - Date.now()));
     this.refuseWhen(request.signal);
-    const image = await this.requireImage(request.spec.Image, stepMs());
-    const owner = ownerLabels(request.job, request.timeoutMs);
+    const warm = request.warm && request.warm.pool.size > 0 ? request.warm : undefined;
+    if (!warm) return this.runCold(request, deadline, stepMs);
+    const [image, gatewayImageId] = await Promise.all([this.requireImage(request.spec.Image, stepMs()), this.gatewayImageId(request, stepMs())]);
+    const agent = agentOf(request.spec);
+    const key = poolKey(request, warm, image.Id, gatewayImageId);
+    try {
+      const claimed = this.warmPool.claim(agent, key) as Prestarted | undefined;
+      if (claimed && (await this.recheck(claimed))) return await this.runClaimed(claimed, request, deadline);
+      return await this.runCold(request, deadline, stepMs, image);
+    } finally {
+      if (!this.closed) this.warmPool.want(agent, key, warm.pool, () => this.prestart(request, warm));
+    }
+  }
+
+  /** Prepare a fresh container for this run and feed it. */
+  private async runCold(request: SandboxRun, deadline: number, stepMs: () => number, image?: Docker.ImageInspectInfo): Promise<SandboxOutcome> {
+    const prepared = await this.prepare(request, request.cmd, ownerLabels(request.job, request.timeoutMs), stepMs, image);
+    return this.finish(prepared, request, deadline);
+  }
+
+  private async runClaimed(claimed: Prestarted, request: SandboxRun, deadline: number): Promise<SandboxOutcome> {
+    this.serving.set(request.job, claimed.prepared.container);
+    try {
+      return { ...(await this.finish(claimed.prepared, request, deadline)), sessionId: claimed.sessionId };
+    } finally {
+      this.serving.delete(request.job);
+    }
+  }
+
+  /** A claimed sandbox's gateway must still pass its ping and canary; one that does not is destroyed. */
+  private async recheck(claimed: Prestarted): Promise<boolean> {
+    if (this.closed) {
+      await claimed.destroy();
+      this.refuseWhen(undefined);
+    }
+    try {
+      await claimed.prepared.lease?.recheck();
+      return true;
+    } catch (error) {
+      log.warn(`a pre-started sandbox's gateway failed its check; starting a fresh sandbox: ${describeError(error)}`);
+      await claimed.destroy();
+      return false;
+    }
+  }
+
+  /**
+   * Start a sandbox for a later run like `request`, with its own session id and a pool job id. Its deadline
+   * label (what a later server's reaper goes by) covers the longest it may wait and then run: idle time plus
+   * the dispatch's timeout; the server itself kills it at claim + timeout.
+   */
+  private async prestart(request: SandboxRun, warm: WarmRun): Promise<Prestarted> {
+    if (this.closed) throw new AppError('SANDBOX_FAILED', 'The server is shutting down.');
+    const sessionId = randomUUID();
+    const deadline = Date.now() + PREPARE_MS;
+    const stepMs = () => Math.max(1000, deadline - Date.now());
+    const owner = { ...ownerLabels(randomUUID().replace(/-/g, ''), warm.pool.idle_minutes * 60_000 + request.timeoutMs), [LABELS.warm]: 'pre-started' };
+    const prepared = await this.prepare(request, warm.command(sessionId), owner, stepMs);
+    this.live.delete(prepared.container.id);
+    return new Prestarted(prepared, sessionId, () => this.release(prepared));
+  }
+
+  private async prepare(request: SandboxRun, cmd: string[], owner: Record<string, string>, stepMs: () => number, known?: Docker.ImageInspectInfo): Promise<Prepared> {
+    const image = known ?? (await this.requireImage(request.spec.Image, stepMs()));
     const user = parseUser(request.spec.User);
     await bounded(this.prepareOnce(request.spec, user, owner), stepMs(), 'prepare the session volume');
     this.refuseWhen(request.signal);
     const lease = await this.openEgress(request, owner, stepMs());
     let settingsDir: string | undefined;
     let container: Docker.Container | undefined;
-    let io: IoOutcome;
-    let egress: EgressDecision[] | undefined;
     try {
       settingsDir = this.writeManagedSettings(request.job, request.managedSettings);
       this.refuseWhen(request.signal);
-      const behindGateway = lease ? { ...request, cmd: lease.wrap(request.cmd), spec: { ...request.spec, Env: [...request.spec.Env, ...lease.env] } } : request;
-      container = await this.create(behindGateway, { ...this.options.extraLabels, ...owner }, settingsDir, stepMs());
+      const wrapped = initCommand(lease ? lease.wrap(cmd) : cmd);
+      const spec = lease ? { ...request.spec, Env: [...request.spec.Env, ...lease.env] } : request.spec;
+      container = await this.create(spec, wrapped, { ...this.options.extraLabels, ...owner }, settingsDir, stepMs());
       this.live.set(container.id, container);
       this.refuseWhen(request.signal);
-      io = await runAttached(container, {
-        image: request.spec.Image,
+      const attached = await AttachedContainer.start(container, { image: request.spec.Image, stepMs });
+      return { image, container, attached, lease, settingsDir };
+    } catch (error) {
+      await this.release({ container, lease, settingsDir });
+      throw error;
+    }
+  }
+
+  /** Feed the prepared container its prompt, wait for it, and release everything it held. */
+  private async finish(prepared: Prepared, request: SandboxRun, deadline: number): Promise<SandboxOutcome> {
+    const { container, lease } = prepared;
+    this.live.set(container.id, container);
+    let io: IoOutcome;
+    let egress: EgressDecision[] | undefined;
+    try {
+      io = await prepared.attached.feed({
         stdin: request.stdin,
         deadline,
-        stepMs,
         ...(request.onStdoutLine ? { onStdoutLine: request.onStdoutLine } : {}),
         ...(request.keepLine ? { keepLine: request.keepLine } : {}),
         ...(request.signal ? { signal: request.signal } : {}),
       });
     } finally {
-      if (container) {
-        this.live.delete(container.id);
-        await removeQuietly(container);
-      }
-      // After the removal: with the container gone, the gateway's decisions for its token are final.
-      if (lease) egress = await lease.release();
-      if (settingsDir) this.removeRunFiles(settingsDir);
+      egress = await this.release(prepared);
     }
-    return { ...io, containerId: container.id, imageId: image.Id, ...(lease ? { egress } : {}) };
+    return { ...io, containerId: container.id, imageId: prepared.image.Id, ...(lease ? { egress } : {}) };
+  }
+
+  /**
+   * Remove the container, then release the lease (with the container gone, the gateway's decisions for its
+   * token are final) and the per-dispatch files. Never throws.
+   */
+  private async release(held: { container?: Docker.Container | undefined; lease?: EgressLease | undefined; settingsDir?: string | undefined; attached?: AttachedContainer }): Promise<EgressDecision[] | undefined> {
+    held.attached?.detach();
+    if (held.container) {
+      this.live.delete(held.container.id);
+      await removeQuietly(held.container);
+    }
+    const egress = held.lease ? await held.lease.release() : undefined;
+    if (held.settingsDir) this.removeRunFiles(held.settingsDir);
+    return egress;
   }
 
   /** Gateway mode: a lease on the agent's gateway, which has just passed its canary; else undefined. */
@@ -130,7 +249,7 @@ export class SandboxRunner {
     const mount = request.spec.HostConfig.Mounts.find((m) => m.Type === 'volume' && m.Target === GATEWAY_SOCKET_DIR);
     if (!mount?.Source) return undefined;
     if (!request.egressAllow) throw new AppError('SANDBOX_FAILED', 'The container spec routes through the egress gateway but the dispatch gave no allowlist; nothing was started.');
-    const { [LABELS.deadline]: _deadline, [LABELS.job]: _job, ...gatewayOwner } = owner;
+    const { [LABELS.deadline]: _deadline, [LABELS.job]: _job, [LABELS.warm]: _warm, ...gatewayOwner } = owner;
     return this.gateways.open({
       agent: request.spec.Labels[`${layout.LABEL_PREFIX}.agent`] ?? '?',
       volume: mount.Source,
@@ -182,8 +301,11 @@ export class SandboxRunner {
   }
 
   /** Kill and remove the containers of one job, wherever they were started from (dispatch_cancel, `cancel ID`). */
-  removeJobContainers(job: string): Promise<number> {
-    return removeJobContainers(this.docker, job);
+  async removeJobContainers(job: string): Promise<number> {
+    // A pre-started sandbox serving the job carries the pool's job label, not the job's.
+    const serving = this.serving.get(job);
+    const [byLabel] = await Promise.all([removeJobContainers(this.docker, job), serving ? removeQuietly(serving) : undefined]);
+    return byLabel + (serving ? 1 : 0);
   }
 
   /** Containers of an agent (dispatches and its gateway) that still exist. */
@@ -199,9 +321,24 @@ export class SandboxRunner {
   /** Kill and remove every container this runner still has running (server shutdown). */
   async shutdown(): Promise<void> {
     this.closed = true;
+    await this.warmPool.shutdown();
     await Promise.all([...this.live.values()].map((c) => removeQuietly(c)));
     this.live.clear();
     await this.gateways.shutdown();
+  }
+
+  private get gatewayImage(): string {
+    return this.options.gatewayImage ?? DEFAULT_GATEWAY_IMAGE;
+  }
+
+  /** Gateway mode: the id of the gateway image now (part of a pool key: a rebuilt gateway image changes it). */
+  private async gatewayImageId(request: SandboxRun, ms: number): Promise<string | null> {
+    if (!request.spec.HostConfig.Mounts.some((m) => m.Type === 'volume' && m.Target === GATEWAY_SOCKET_DIR)) return null;
+    try {
+      return (await bounded(this.docker.getImage(this.gatewayImage).inspect(), ms, `inspect the image ${this.gatewayImage}`)).Id;
+    } catch {
+      return null; // the gateway pool reports a missing image with its own hint when the dispatch opens its lease
+    }
   }
 
   private prepareOnce(spec: ContainerSpec, user: { uid: number; gid: number }, owner: Record<string, string>): Promise<void> {
@@ -247,17 +384,19 @@ export class SandboxRunner {
     return dir;
   }
 
-  private async create(request: SandboxRun, labels: Record<string, string>, settingsDir: string, ms: number): Promise<Docker.Container> {
-    const spec = structuredClone(request.spec);
+  private async create(source: ContainerSpec, cmd: string[], labels: Record<string, string>, settingsDir: string, ms: number): Promise<Docker.Container> {
+    const spec = structuredClone(source);
     const body = {
       ...spec,
-      Cmd: request.cmd,
+      Cmd: cmd,
       OpenStdin: true,
       StdinOnce: true,
       AttachStdin: true,
       Labels: { ...spec.Labels, ...labels },
       HostConfig: {
         ...spec.HostConfig,
+        // The engine removes it when it exits, also when no server is left to do it (see the class comment).
+        AutoRemove: true,
         Mounts: [
           ...spec.HostConfig.Mounts.map((m) =>
             m.Type === 'volume' ? { ...m, VolumeOptions: { ...m.VolumeOptions, Labels: { ...m.VolumeOptions?.Labels, ...this.options.extraLabels } } } : m,
@@ -286,4 +425,41 @@ export function createSandboxRunner(options: RunnerOptions, env: NodeJS.ProcessE
 function parseUser(user: string): { uid: number; gid: number } {
   const [uid, gid] = user.split(':').map(Number);
   return { uid: uid ?? layout.CONTAINER_UID, gid: gid ?? uid ?? layout.CONTAINER_GID };
+}
+
+function agentOf(spec: ContainerSpec): string {
+  return spec.Labels[LABELS.agent] ?? '?';
+}
+
+/** Everything a pre-started sandbox is built from: two runs with one key get identical sandboxes. */
+function poolKey(request: SandboxRun, warm: WarmRun, imageId: string, gatewayImageId: string | null): string {
+  const material = [imageId, gatewayImageId, request.spec, warm.command(KEY_SESSION), request.managedSettings, request.egressAllow ?? null, request.timeoutMs];
+  return createHash('sha256').update(JSON.stringify(material)).digest('hex');
+}
+
+class Prestarted implements WarmSandbox {
+  private destroyed: Promise<void> | undefined;
+
+  constructor(
+    readonly prepared: Prepared,
+    readonly sessionId: string,
+    private readonly releaseAll: () => Promise<unknown>,
+  ) {}
+
+  alive(): boolean {
+    return this.destroyed === undefined && this.prepared.attached.exitedWith === undefined;
+  }
+
+  ready(): boolean {
+    return this.prepared.attached.ready;
+  }
+
+  onExit(listener: () => void): void {
+    this.prepared.attached.onExit(listener);
+  }
+
+  destroy(): Promise<void> {
+    this.destroyed ??= this.releaseAll().then(() => undefined);
+    return this.destroyed;
+  }
 }
