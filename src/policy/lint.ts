@@ -329,7 +329,7 @@ function safeForms(path: string, options: HostPathOptions): HostPathForms | unde
 function lintRepo(raw: string, repo: HostPathForms | undefined, host: HostContext, scanSockets: boolean): Finding[] {
   const fix = 'Point the agent at a project directory, not a home or system directory.';
   if (!repo) return [{ severity: 'error', code: 'repo-unresolvable', message: `agent directory ${raw} cannot be resolved`, fix }];
-  const found = lintHostPath(repo, host, `agent directory ${raw}`).map((f) => ({ ...f, code: `repo-${f.code}`, fix }));
+  const found: Finding[] = lintHostPath(repo, host, `agent directory ${raw}`).map((f) => ({ ...f, code: `repo-${f.code}`, fix }));
   // The repo is mounted at its host path inside the container: it must not land on what the sandbox uses.
   const owned = found.length > 0 ? undefined : SANDBOX_OWNED.find((r) => overlaps(repo.resolved, r));
   if (owned) {

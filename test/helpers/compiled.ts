@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
 import type { CompiledSandbox, MountSpec } from '../../src/policy/index.js';
-import { testLabels } from './docker.js';
+import { cleanupTestResources, removeVolumes, testLabels } from './docker.js';
 
 /**
  * The compiled container spec with only Image, Cmd, test labels (container and named volumes) and any
@@ -29,4 +29,10 @@ export function testContainerOptions(
 
 export function namedVolumes(compiled: CompiledSandbox): string[] {
   return compiled.container.HostConfig.Mounts.filter((m) => m.Type === 'volume').map((m) => m.Source!);
+}
+
+/** After a suite that ran compiled specs: their named volumes, then everything labelled with the run. */
+export async function removeCompiledResources(docker: Docker, compiled: CompiledSandbox[], runId: string): Promise<void> {
+  for (const c of compiled) await removeVolumes(docker, namedVolumes(c));
+  await cleanupTestResources(docker, runId);
 }

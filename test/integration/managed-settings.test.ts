@@ -21,8 +21,8 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentSchema, settingsSchema } from '../../src/config/schema.js';
 import { compileSandbox, layout, loadPolicy, policySchema, type CompiledSandbox, type ManagedSettings, type MountSpec, type Policy } from '../../src/policy/index.js';
-import { NODE_IMAGE, cleanupTestResources, dockerClient, removeVolumes, requireLocalImage, runContainer, skipDocker, testRunId } from '../helpers/docker.js';
-import { namedVolumes, testContainerOptions } from '../helpers/compiled.js';
+import { NODE_IMAGE, dockerClient, requireLocalImage, runContainer, skipDocker, testRunId } from '../helpers/docker.js';
+import { removeCompiledResources, testContainerOptions } from '../helpers/compiled.js';
 
 const TIMEOUT = 90_000;
 
@@ -123,8 +123,7 @@ describe.skipIf(skipDocker)('managed settings in a real container, read by the r
   }, TIMEOUT);
 
   afterAll(async () => {
-    for (const compiled of compiledList) await removeVolumes(docker, namedVolumes(compiled));
-    await cleanupTestResources(docker, runId);
+    await removeCompiledResources(docker, compiledList, runId);
     rmSync(root, { recursive: true, force: true });
   }, TIMEOUT);
 

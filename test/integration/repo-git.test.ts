@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentSchema, settingsSchema } from '../../src/config/schema.js';
 import { compileSandbox, policySchema, type CompiledSandbox, type PolicyInput } from '../../src/policy/index.js';
-import { BUSYBOX_IMAGE, cleanupTestResources, dockerClient, removeVolumes, requireLocalImage, runContainer, skipDocker, testRunId } from '../helpers/docker.js';
-import { namedVolumes, testContainerOptions } from '../helpers/compiled.js';
+import { BUSYBOX_IMAGE, dockerClient, requireLocalImage, runContainer, skipDocker, testRunId } from '../helpers/docker.js';
+import { removeCompiledResources, testContainerOptions } from '../helpers/compiled.js';
 
 const TIMEOUT = 60_000;
 const OWNER = { uid: 1000, gid: 1000 };
@@ -79,8 +79,7 @@ describe.skipIf(skipDocker)('repo: rw protects .git in a real container', () => 
   }, TIMEOUT);
 
   afterAll(async () => {
-    for (const compiled of compiledList) await removeVolumes(docker, namedVolumes(compiled));
-    await cleanupTestResources(docker, runId);
+    await removeCompiledResources(docker, compiledList, runId);
     rmSync(root, { recursive: true, force: true });
   }, TIMEOUT);
 
