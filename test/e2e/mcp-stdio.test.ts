@@ -24,6 +24,7 @@ const EXPECTED_PARAMS: Record<string, string[]> = {
     'description',
     'timeout',
     'max_budget_usd',
+    'model',
     'permission_mode',
     'allowed_tools',
     'disallowed_tools',
@@ -50,6 +51,14 @@ const EXPECTED_PARAMS: Record<string, string[]> = {
   dispatch: ['agent', 'task', 'context', 'caller', 'goal', 'response_format', 'return_ref', 'summary_chars', 'timeout_seconds', 'group'],
   dispatch_session: ['agent', 'task', 'session_id', 'context', 'caller', 'goal', 'response_format', 'timeout_seconds'],
   dispatch_stream: ['agent', 'task', 'context', 'caller', 'goal', 'response_format', 'timeout_seconds'],
+  dispatch_parallel: ['dispatches', 'aggregate'],
+  dispatch_dialogue: ['requester', 'responder', 'topic', 'max_rounds'],
+  dispatch_async: ['agent', 'task', 'context', 'caller', 'goal', 'response_format', 'timeout_seconds'],
+  dispatch_status: ['job_id'],
+  dispatch_wait: ['job_id', 'timeout_seconds'],
+  dispatch_cancel: ['job_id'],
+  dispatch_jobs: ['status', 'limit'],
+  dispatch_gc: ['max_age_days'],
   fetch_result: ['ref', 'max_chars'],
 };
 
@@ -105,7 +114,7 @@ describe('agent-dispatch serve over stdio', () => {
     expect(startupMs, `stderr:\n${stderr}`).toBeLessThan(STARTUP_BUDGET_MS);
   });
 
-  it('lists exactly the 13 tools with their parameter names', () => {
+  it('lists exactly the 21 tools with their parameter names', () => {
     const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
     expect(Object.keys(byName).sort()).toEqual(Object.keys(EXPECTED_PARAMS).sort());
     for (const [name, params] of Object.entries(EXPECTED_PARAMS)) {
@@ -115,7 +124,6 @@ describe('agent-dispatch serve over stdio', () => {
     }
     expect(byName['add_agent']!.inputSchema.required?.sort()).toEqual(['directory', 'name']);
     expect(byName['update_agent']!.inputSchema.required).toEqual(['name']);
-    expect(byName['add_agent']!.inputSchema.properties).not.toHaveProperty('model');
   });
 
   it('identifies itself as agent-dispatch', () => {
