@@ -68,6 +68,7 @@ describe('claudeCommand (TestBuildCommand, TestResumableTimeout argv)', () => {
       'default',
       '--setting-sources',
       'project',
+      '--strict-mcp-config',
       '--allowedTools',
       'Bash(git diff)',
       '--disallowedTools',
