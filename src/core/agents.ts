@@ -8,7 +8,7 @@ import { agentSchema, permissionModeWarning, type AgentConfig, type AgentInput, 
 import { LIMITS } from '../limits.js';
 import { describePolicyProblem, loadPolicy } from '../policy/load.js';
 import { volumeScope } from '../policy/layout.js';
-import { lintPolicy } from '../policy/lint.js';
+import { blockingFindings, lintPolicy } from '../policy/lint.js';
 import { toolPatternProblem } from '../policy/tool-pattern.js';
 import { autoDescribe } from '../project/detect.js';
 import { agentVolumeFilter, removeAgentVolumes } from '../sandbox/volumes.js';
@@ -105,7 +105,7 @@ export function validatePolicyFor(ref: string, directory: string, configPath: st
   if (load.kind !== 'ok') {
     throw new AppError('POLICY_INVALID', describePolicyProblem(load), { hint: "Leave policy empty for 'default', or name a preset; 'agent-dispatch policy check' explains a policy file." });
   }
-  const errors = lintPolicy(load.policy, { repo: directory }).filter((f) => f.severity === 'error');
+  const errors = blockingFindings(lintPolicy(load.policy, { repo: directory }));
   if (errors.length > 0) {
     throw new AppError('POLICY_INVALID', `Policy '${ref}' cannot be used for ${directory}: ${errors.map((e) => `${e.code}: ${e.message}`).join('; ')}`, {
       hint: `Fix the policy or choose another one; 'agent-dispatch policy check ${load.source.path}' explains each finding.`,

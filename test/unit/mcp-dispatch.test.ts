@@ -427,6 +427,16 @@ describe('the error envelope', () => {
     expect(json.error).toContain('canary');
   });
 
+  it('the explicit repo_git: writable opt-in is an error finding for policy check, but does not block the dispatch', async () => {
+    mkdirSync(join(project, '.git', 'hooks'), { recursive: true });
+    writeFileSync(join(project, '.git', 'config'), '[core]\n');
+    writePolicy({ repo: 'rw', repo_git: 'writable' });
+    const { json, isError } = await dispatch();
+    expect(isError).toBe(false);
+    expect(json.success).toBe(true);
+    expect(sandbox.runs).toHaveLength(1);
+  });
+
   it('a broken agents.yaml → envelope with a hint', async () => {
     writeFileSync(configPath, 'agents: [broken\n');
     const { json, isError } = await dispatch();

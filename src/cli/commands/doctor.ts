@@ -2,6 +2,7 @@ import { dirname } from 'node:path';
 import { configPath } from '../../config/paths.js';
 import { describeConfigProblem, loadConfig } from '../../config/load.js';
 import { unknownGroupMembers, type DispatchConfig } from '../../config/schema.js';
+import { blockingFindings } from '../../policy/lint.js';
 import { resolveAgentPolicy } from '../../policy/resolve.js';
 import { directoryHealth } from '../../project/detect.js';
 import { repoEntryKind } from '../../project/safe-read.js';
@@ -186,7 +187,7 @@ function checkAgent(r: Report, config: DispatchConfig, name: string, images: Set
     r.line('OK', `${name}: ${agent.directory}${files.length ? ` [${files.join(', ')}]` : ''}`);
   }
   const report = resolveAgentPolicy(config, name);
-  const errors = report.findings.filter((f) => f.severity === 'error');
+  const errors = blockingFindings(report.findings);
   if (report.load.kind !== 'ok') r.line('FAIL', `${name}: policy '${agent.policy}' unusable`, errors[0]?.message ?? '');
   else if (errors.length > 0) r.line('FAIL', `${name}: policy '${agent.policy}' has ${plural(errors.length, 'error')}: ${errors.map((e) => e.code).join(', ')}`, `Run: agent-dispatch policy check --agent ${name}`);
   else r.line('OK', `${name}: policy '${agent.policy}' valid`);
