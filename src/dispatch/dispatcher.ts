@@ -6,6 +6,7 @@ import { warmPoolConfig, type AgentConfig, type DispatchConfig } from '../config
 import { AppError, describeError, isAppError } from '../errors.js';
 import { effectiveBudget } from '../policy/claude-args.js';
 import type { CompiledSandbox } from '../policy/compile.js';
+import { blockingFindings } from '../policy/lint.js';
 import { resolveAgentPolicy } from '../policy/resolve.js';
 import { imageBuildHint } from '../sandbox/image.js';
 import type { SandboxOutcome, SandboxRun, WarmRun } from '../sandbox/runner.js';
@@ -239,7 +240,7 @@ function withPatch(result: DispatchResult, patch: Buffer | undefined, complete: 
 function compileFor(deps: DispatchDeps, name: string, agent: AgentConfig): { sandbox: CompiledSandbox; policy: PolicyBounds } | { error: DispatchResult } {
   const agents = Object.assign(Object.create(null) as Record<string, AgentConfig>, deps.config.agents, { [name]: agent });
   const report = resolveAgentPolicy({ ...deps.config, agents }, name, { configDir: deps.configDir, hostEnv: deps.env, depth: currentDepth(deps.env) });
-  const errors = report.findings.filter((f) => f.severity === 'error');
+  const errors = blockingFindings(report.findings);
   if (!report.compiled || errors.length > 0 || report.load.kind !== 'ok') {
     const detail = errors.map((f) => `${f.code}: ${f.message}`).join('; ') || 'the policy could not be compiled';
     return {
