@@ -200,7 +200,10 @@ export function compileSandbox(input: CompileInput): CompiledSandbox {
       Memory: memory,
       MemorySwap: memory,
       NanoCpus: Math.round(policy.resources.cpus * 1e9),
-      Ulimits: [{ Name: 'nofile', Soft: policy.resources.nofile, Hard: policy.resources.nofile }],
+      Ulimits: [
+        { Name: 'nofile', Soft: policy.resources.nofile, Hard: policy.resources.nofile },
+        { Name: 'fsize', Soft: parseSize(policy.resources.max_file_size), Hard: parseSize(policy.resources.max_file_size) },
+      ],
       Tmpfs: tmpfs(input, user, memory),
       Mounts: mounts.filter((m) => m.kind !== 'tmpfs').map((m) => toMountSpec(m, input.agentName, scope, input.scope)),
       Devices: [],

@@ -168,6 +168,12 @@ export const resourcesSchema = z
       .default('256m')
       .describe('Size of each tmpfs (/tmp, $HOME)'),
     timeout: z.number().int().min(10).max(7200).default(3600).describe('Upper bound on any dispatch wall-clock time, seconds'),
+    max_file_size: z
+      .string()
+      .refine((v) => MEMORY.test(v), { error: "max_file_size is a size such as '1g'" })
+      .refine(atLeast(MIN_TMP_SIZE), { error: (i) => `max_file_size must be at least 1m (got '${String(i.input)}')` })
+      .default('1g')
+      .describe('Largest file any process in the container may write (ulimit -f): bounds what one file adds to the repo, the session volume or a tmpfs'),
   })
   .strict();
 

@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import type { ContainerSpec } from '../policy/container-spec.js';
 import { CLAUDE_SESSIONS_DIR } from '../policy/layout.js';
 import { sandboxError } from './sandbox-error.js';
+import { pruneSessionVolumeIfDue } from './session-prune.js';
 
 const TARGET = '/state';
 
@@ -21,14 +22,16 @@ export async function prepareStateVolume(
 ): Promise<void> {
   const mount = spec.HostConfig.Mounts.find((m) => m.Type === 'volume' && m.Target === CLAUDE_SESSIONS_DIR);
   if (!mount?.Source) return;
-  await prepareOwnedVolume(docker, {
+  const labels = { ...mount.VolumeOptions?.Labels, ...extraLabels };
+  const created = await prepareOwnedVolume(docker, {
     name: mount.Source,
-    labels: { ...mount.VolumeOptions?.Labels, ...extraLabels },
+    labels,
     image: spec.Image,
     owner: user,
     helperLabels,
     what: 'session volume',
   });
+  if (!created) await pruneSessionVolumeIfDue(docker, { name: mount.Source, image: spec.Image, owner: user, labels: { ...labels, ...helperLabels } });
 }
 
 export interface OwnedVolume {
@@ -42,12 +45,12 @@ export interface OwnedVolume {
   what: string;
 }
 
-/** Create a named volume owned by `owner` (once: an existing volume is left as it is). */
-export async function prepareOwnedVolume(docker: Docker, volume: OwnedVolume): Promise<void> {
+/** Create a named volume owned by `owner` (once: an existing volume is left as it is). True when it was created. */
+export async function prepareOwnedVolume(docker: Docker, volume: OwnedVolume): Promise<boolean> {
   const { name, image, owner, what } = volume;
   try {
     await docker.getVolume(name).inspect();
-    return;
+    return false;
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode !== 404) throw sandboxError(error, `inspect the volume ${name}`, image);
   }

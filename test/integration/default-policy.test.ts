@@ -175,6 +175,17 @@ describe.skipIf(skipDocker)('default policy in a real container', () => {
     expect(probe['home']).toBe('home-ok\nrc=0');
   });
 
+  it('no process can write a file past resources.max_file_size (ulimit -f)', async () => {
+    const loaded = loadPolicy('default', configDir);
+    if (loaded.kind !== 'ok') throw new Error('the default preset did not load');
+    const small = { ...loaded.policy, resources: { ...loaded.policy.resources, max_file_size: '2m' } };
+    const capped = compileSandbox(baseInput(agentName, repo, small, 'fsize'));
+    const script = ['dd if=/dev/zero of=/tmp/big bs=1024 count=3000 2>&1; echo "rc=$?"', 'wc -c < /tmp/big'].join('\n');
+    const result = await runContainer(docker, testContainerOptions(capped, BUSYBOX_IMAGE, ['/bin/sh', '-c', script], runId));
+    expect(result.stdout).toMatch(/File size limit exceeded|rc=153/);
+    expect(result.stdout.trim().split('\n').at(-1)).toBe(String(2 * 1024 * 1024));
+  }, TIMEOUT);
+
   it('can write the Claude state volume', () => {
     expect(probe['claude']).toBe('claude-ok\nrc=0');
   });

@@ -120,7 +120,7 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
     expect(host.Memory).toBe(1024 ** 3);
     expect(host.NanoCpus).toBe(1e9);
     expect(host.PidsLimit).toBe(256);
-    expect(host.Ulimits).toEqual([{ Name: 'nofile', Soft: 1024, Hard: 1024 }]);
+    expect(host.Ulimits).toEqual([{ Name: 'nofile', Soft: 1024, Hard: 1024 }, { Name: 'fsize', Soft: 1024 ** 3, Hard: 1024 ** 3 }]);
     expect(inspect!.Config.User).toBe('1000:1000');
     expect(host.PidMode).toBe('');
     expect(host.IpcMode).toBe('private');

@@ -375,7 +375,7 @@ describe('resources and timeout', () => {
     expect(host.MemorySwap).toBe(host.Memory);
     expect(host.NanoCpus).toBe(1e9);
     expect(host.PidsLimit).toBe(512);
-    expect(host.Ulimits).toEqual([{ Name: 'nofile', Soft: 4096, Hard: 4096 }]);
+    expect(host.Ulimits).toEqual([{ Name: 'nofile', Soft: 4096, Hard: 4096 }, { Name: 'fsize', Soft: 1024 ** 3, Hard: 1024 ** 3 }]);
   });
 
   it.each([

@@ -86,7 +86,7 @@ describe('policy schema', () => {
       credentials: 'inject',
       network: { mode: 'gateway', allow: [] },
       tools: { permission_mode: 'default', allow: null, deny: [], mcp_servers: 'none' },
-      resources: { memory: '2g', cpus: 1, pids: 512, nofile: 4096, tmp_size: '256m', timeout: 3600 },
+      resources: { memory: '2g', cpus: 1, pids: 512, nofile: 4096, tmp_size: '256m', timeout: 3600, max_file_size: '1g' },
       image: 'agent-dispatch/agent:latest',
     } satisfies Policy);
   });
