@@ -5,6 +5,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { PassThrough } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,4 +173,109 @@ describe.skipIf(skipDocker)('egress gateway with the real claude binary', () => 
     expect(await containers([GATEWAY_ROLE_LABEL])).toBe(0);
     service = new DispatchService(fx.env);
   }, TIMEOUT);
+
+  it('a flood of 5 000 refused 8 KB requests from one dispatch: the gateway stays under its memory limit and alive, a concurrent dispatch keeps its decisions', async () => {
+    const started = await dispatch(agent, DIRECTIVE.reply('gateway up'));
+    expect(started).toMatchObject({ success: true });
+    const gateway = (await gatewayOf(agent))!;
+    const floodTask = DIRECTIVE.bash(`node -e '${FLOOD_SCRIPT}'`);
+    const seen = fx.model.requests.length;
+    let floodEnded = 0;
+    const flooding = dispatch(agent, floodTask).finally(() => (floodEnded = Date.now()));
+    // the second dispatch opens its lease (ping, canary, register) once the flood is under way, and runs beside it
+    const signalled = (): boolean => fx.model.requests.slice(seen).some((r) => r.path === '/v1/flood-started');
+    for (let i = 0; i < 600 && !signalled() && floodEnded === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(signalled()).toBe(true);
+    const quietStarted = Date.now();
+    const [flooded, quiet] = await Promise.all([flooding, dispatch(agent, probe(first))]);
+    expect(quietStarted).toBeLessThan(floodEnded);
+    expect(flooded, JSON.stringify(flooded)).toMatchObject({ success: true });
+    expect(flooded.result).toMatch(/FLOOD \{"414":5000\}/);
+    expect(quiet, JSON.stringify(quiet)).toMatchObject({ success: true });
+    expect(parseProbe(quiet.result)['allowed_via_proxy']).toBe('reached');
+    expect(quiet.egress).toMatchObject({ denied: 1, denied_hosts: [`${hostService.host}:${hostService.port}`] });
+    expect(flooded.egress).toMatchObject({ denied: 5_000 });
+
+    const lines = readFileSync(join(fx.configDir, AUDIT_FILE), 'utf8').trim().split('\n');
+    const [floodLine, quietLine] = [flooded, quiet].map((r) => lines.find((l) => l.includes(`"session_id":${JSON.stringify(r.session_id)}`))!);
+    const floodRecord = JSON.parse(floodLine!) as AuditRecord;
+    expect(floodRecord.egress_lost).toBeUndefined();
+    expect(floodRecord.egress!.filter((d) => d.status === 414).reduce((n, d) => n + (d.count ?? 1), 0)).toBe(5_000);
+    expect(floodLine!.length).toBeLessThan(64 * 1024);
+    const quietRecord = JSON.parse(quietLine!) as AuditRecord;
+    expect(quietRecord.egress_lost).toBeUndefined();
+    expect(quietRecord.egress!.some((d) => d.kind === 'api' && d.allowed)).toBe(true);
+
+    // the same gateway, never declared dead, serves the next dispatch
+    expect((await gatewayOf(agent))!.Id).toBe(gateway.Id);
+    expect(await dispatch(agent, DIRECTIVE.reply('after the flood'))).toMatchObject({ success: true, result: 'after the flood' });
+    expect((await gatewayOf(agent))!.Id).toBe(gateway.Id);
+    const peak = await memoryPeak(gateway.Id);
+    const limit = (await docker.getContainer(gateway.Id).inspect()).HostConfig.Memory!;
+    const took = /FLOOD \S+ in (\d+) ms/.exec(flooded.result)?.[1];
+    process.stderr.write(`[egress-gateway] flood of 5000 in ${took} ms: gateway memory peak ${(peak / 2 ** 20).toFixed(1)} MiB of ${limit / 2 ** 20} MiB; flood audit record ${floodLine!.length} bytes\n`);
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThan(limit / 2);
+  }, 240_000);
+
+  it('a smuggled request (GET /v1 with a chunked body holding a second request) from inside the container is refused; the API never sees it', async () => {
+    const before = fx.model.requests.length;
+    const result = await dispatch(agent, DIRECTIVE.bash(`node -e '${SMUGGLE_SCRIPT}'`));
+    expect(result, JSON.stringify(result)).toMatchObject({ success: true });
+    expect(result.result).toMatch(/SMUGGLE 400 request closed/);
+    expect(fx.model.requests.slice(before).some((r) => /smuggled|\/v1\/models/.test(r.path))).toBe(false);
+    const record = audit().find((r) => r.session_id === result.session_id)!;
+    expect(record.egress).toContainEqual(expect.objectContaining({ kind: 'api', method: 'GET', path: '/v1/models', allowed: false, status: 400 }));
+    expect(record.egress!.some((d) => d.path?.includes('smuggled'))).toBe(false);
+  }, TIMEOUT);
+
+  /** The most memory the container's cgroup has used (cgroup v1 max_usage, or v2 memory.peak), read inside it. */
+  async function memoryPeak(id: string): Promise<number> {
+    const exec = await docker.getContainer(id).exec({
+      Cmd: ['sh', '-c', 'cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.peak'],
+      AttachStdout: true,
+      AttachStderr: true,
+    });
+    const stream = await exec.start({ hijack: true, stdin: false });
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (d: Buffer) => (text += d.toString()));
+    docker.modem.demuxStream(stream, out, new PassThrough());
+    await new Promise((resolve) => stream.on('end', resolve));
+    return Number(text.trim());
+  }
 });
+
+/**
+ * Run inside the agent container (as `node -e '...'`, so no single quote): 5 000 requests with 8 KB targets through
+ * the bridge, 50 at a time, half to the API, half absolute-form to an unlisted host; prints the status counts.
+ */
+const FLOOD_SCRIPT = String.raw`
+const net = require("net");
+const t = "a".repeat(8192);
+const codes = {};
+const started = Date.now();
+const one = (i) => new Promise((done) => {
+  const s = net.connect(3128, "127.0.0.1", () => s.write(i % 2 ? "GET /v1/" + t + " HTTP/1.1\r\nHost: x\r\n\r\n" : "GET http://denied.example/" + t + " HTTP/1.1\r\nHost: denied.example\r\n\r\n"));
+  let got = "";
+  s.on("data", (d) => (got += d));
+  s.on("close", () => { const c = got.slice(9, 12) || "none"; codes[c] = (codes[c] || 0) + 1; done(); });
+  s.on("error", () => undefined);
+});
+(async () => {
+  await new Promise((r) => require("http").get("http://127.0.0.1:3128/v1/flood-started", (res) => { res.resume(); res.on("end", r); }).on("error", r));
+  for (let i = 0; i < 5000; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => one(i + j)));
+  console.log("FLOOD " + JSON.stringify(codes) + " in " + (Date.now() - started) + " ms");
+})();
+`.trim().replace(/\n/g, ' ');
+
+/** Inside the agent container: the smuggling payload on a raw socket through the bridge; prints the status, the refusal kind and whether the gateway closed. */
+const SMUGGLE_SCRIPT = String.raw`
+const inner = "GET /admin/smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+const s = require("net").connect(3128, "127.0.0.1", () => s.write("GET /v1/models HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + inner.length.toString(16) + "\r\n" + inner + "\r\n0\r\n\r\n"));
+let got = "";
+const timer = setTimeout(() => { console.log("SMUGGLE " + got.slice(9, 12) + " open"); process.exit(0); }, 5000);
+s.on("data", (d) => (got += d));
+s.on("close", () => { clearTimeout(timer); const kind = /x-agent-dispatch-refusal: (\w+)/i.exec(got); console.log("SMUGGLE " + got.slice(9, 12) + " " + (kind ? kind[1] : "none") + " closed"); });
+s.on("error", () => undefined);
+`.trim().replace(/\n/g, ' ');
