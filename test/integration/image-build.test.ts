@@ -229,7 +229,7 @@ describe.skipIf(skipDocker)('agent image build (images/agent through dockerode)'
       expect(r.stdout).toMatch(new RegExp(`^Built ${t} \\([0-9a-f]{12}\\) in \\d+\\.\\ds\\n$`));
       expect(r.code).toBe(0);
       const info = await docker.getImage(t).inspect();
-      expect(info.Config.Labels).toMatchObject({ ...labels, 'agent-dispatch.gateway-protocol': '1' });
+      expect(info.Config.Labels).toMatchObject({ ...labels, 'agent-dispatch.gateway-protocol': '2' });
       expect(info.Config.User).toBe('10001:10001');
     });
 
