@@ -244,7 +244,8 @@ describe.skipIf(skipDocker)('the egress gateway container: hardening, reuse, tok
       // exit code 0: it ended itself when its stdin closed (a kill would be 137)
       expect(await died).toBe('0');
       const state = await docker.getContainer(gateway.Id).inspect().then((i) => i.State, () => undefined);
-      if (state) expect(state).toMatchObject({ Status: 'exited', ExitCode: 0 });
+      // gone or being removed: a reaper (another suite's server on this engine) got to it first
+      if (state && state.Status !== 'removing') expect(state).toMatchObject({ Status: 'exited', ExitCode: 0 });
 
       const next = new DispatchService(fx.env);
       await next.startup();
