@@ -33,7 +33,8 @@ import { performance } from 'node:perf_hooks';
 import Docker from 'dockerode';
 import { stringify } from 'yaml';
 import { loadConfig, requireConfig } from '../dist/config/load.js';
-import { DispatchService } from '../dist/dispatch/service.js';
+import { containerLabels, DispatchService } from '../dist/dispatch/service.js';
+import { createSandboxRunner } from '../dist/sandbox/runner.js';
 import { buildPrompt } from '../dist/dispatch/prompt.js';
 import { resolveAgentPolicy } from '../dist/policy/resolve.js';
 import { dockerOptions } from '../dist/sandbox/engine-calls.js';
@@ -101,6 +102,7 @@ const root = mkdtempSync(join(tmpdir(), 'ad-bench-dispatch-'));
 const children = new Set();
 let model;
 let service;
+let runner;
 let cleaning;
 let stopping = false;
 
@@ -113,6 +115,7 @@ function cleanup() {
 async function removeEverything() {
   for (const child of children) child.kill('SIGKILL');
   await service?.shutdown().catch(() => undefined);
+  await runner?.shutdown().catch(() => undefined);
   await model?.close().catch(() => undefined);
   await removeRun(docker, `${TEST_LABEL}=${runId}`, root, info);
 }
@@ -161,12 +164,9 @@ function withPool(config, size) {
   return { ...config, settings: { ...config.settings, warm_pool: { size, idle_minutes: 10, memory_mb: 2048 } } };
 }
 
-/**
- * (4) A dispatch a pre-started sandbox serves. DispatchService keeps its runner private in TypeScript; the
- * benchmark reads its warm pool to wait for a full pool before the timed run and for the refill after it.
- */
+/** (4) A dispatch a pre-started sandbox serves; the pool is full before it, and refilled after it, untimed. */
 async function runWarm(config, name) {
-  const pool = service.runner.warmPool;
+  const pool = runner.warmPool;
   await pool.settled();
   const ready = pool.status().find((s) => s.agent === name)?.idle ?? 0;
   if (ready < 1) throw new Error(`no pre-started sandbox is ready for ${name}: the warm pool did not fill (see the log above)`);
@@ -244,7 +244,10 @@ async function main() {
   const loaded = requireConfig(loadConfig(configPath));
   const config = withPool(loaded, 0);
   const warmConfig = withPool(loaded, 1);
-  service = new DispatchService(env);
+  // The runner a server builds (DispatchService.startup enables its warm pool); its own, so the bench can watch the pool.
+  runner = createSandboxRunner({ runDir: join(root, 'run'), extraLabels: containerLabels(env), gatewayImage: env.AGENT_DISPATCH_GATEWAY_IMAGE }, env);
+  runner.enableWarmPool();
+  service = new DispatchService(env, runner);
 
   // The same compiled container spec the dispatch uses, for the docker-run baseline (same hardening, same mounts).
   const report = resolveAgentPolicy(config, agent, { configDir: dirname(configPath), hostEnv: env, depth: 0 });
@@ -259,7 +262,7 @@ async function main() {
   // The first warm dispatch of each agent runs cold and asks the pool for a sandbox for the next one.
   first.warm_fill = await runSandboxed(warmConfig, `${agent}-gw`);
   first.warm_open_fill = await runSandboxed(warmConfig);
-  await service.runner.warmPool.settled();
+  await runner.warmPool.settled();
   info(`warm-up: sandboxed ${ms(first.sandboxed)} ms (creates the session volume), gateway ${ms(first.gateway)} ms (starts the gateway), docker-run ${ms(first.docker_run)} ms, bare ${ms(first.bare)} ms`);
 
   const times = { bare: [], sandboxed: [], gateway: [], docker_run: [], warm: [], warm_open: [] };

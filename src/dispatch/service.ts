@@ -48,6 +48,7 @@ export class DispatchService {
   /** Best effort: a server must start even when the engine is down (dispatches then say why). */
   async startup(): Promise<void> {
     if (this.sandboxOverride) return;
+    this.realRunner().enableWarmPool();
     try {
       this.realRunner().sweepRunDir();
       const reaped = await this.realRunner().reapOrphans();

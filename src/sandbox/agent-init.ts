@@ -11,9 +11,10 @@
  * Its exit status is the command's (137 when the server went away first).
  *
  * `claude -p` gives up on a stdin that sends nothing for 3 s ("no stdin data received in 3s", then "Input must
- * be provided"); once any byte has come it waits for the end however long. So the init writes one newline at
- * once, in every container, cold or pre-started alike: the prompt claude sends is the dispatch's prompt after
- * one leading newline (claude does not trim it), the same on both paths.
+ * be provided"); once any byte has come it waits for the end however long. So with `prime` the init writes
+ * one newline at once: the runner primes every run a pre-started sandbox could serve, cold or pre-started
+ * alike, so claude gets the same input on both paths (the prompt after one leading newline: claude does not
+ * trim it). Other runs get their input byte for byte.
  */
 /** Written to stderr once the command has gone quiet before its input (the runner strips it). */
 export const INIT_READY_LINE = 'agent-dispatch-init: ready';
@@ -23,10 +24,12 @@ export const INIT_READY_LINE = 'agent-dispatch-init: ready';
  * finished initialising), or 30 s passed. Only while no input came: the check ends when the frame arrives.
  */
 export const AGENT_INIT_SCRIPT = [
+  'prime=$1; shift',
   'exec 4<&0 0</dev/null',
   'exec 3> >(exec "$@" 4<&-)',
   'child=$!',
-  "printf '\\n' >&3",
+  // In a subshell that ignores SIGPIPE: a command that could not start must still report its own exit status.
+  "if [ \"$prime\" = 1 ]; then (trap '' PIPE; printf '\\n') >&3 2>/dev/null; fi",
   'ticks() { local t=0 f l s; for f in /proc/[0-9]*/stat; do { read -r l <"$f"; } 2>/dev/null || continue; s=(${l##*) }); t=$((t + s[11] + s[12])); done; echo "$t"; }',
   `{ exec 3>&- 4<&-; last=$(ticks); quiet=0; for ((i = 0; i < 150 && quiet < 2; i++)); do sleep 0.2; now=$(ticks); if ((now - last <= 2)); then quiet=$((quiet + 1)); else quiet=0; fi; last=$now; done; echo '${INIT_READY_LINE}' >&2; } &`,
   'ready=$!',
@@ -35,9 +38,9 @@ export const AGENT_INIT_SCRIPT = [
   'wait "$child"',
 ].join('\n');
 
-/** `cmd` run behind the init. */
-export function initCommand(cmd: string[]): string[] {
-  return ['bash', '-c', AGENT_INIT_SCRIPT, 'agent-dispatch-init', ...cmd];
+/** `cmd` run behind the init; `prime`: its input starts with a newline written at once (see above). */
+export function initCommand(cmd: string[], prime: boolean): string[] {
+  return ['bash', '-c', AGENT_INIT_SCRIPT, 'agent-dispatch-init', prime ? '1' : '0', ...cmd];
 }
 
 /** The one frame the init reads: the input's byte count on a line of its own, then the input. */

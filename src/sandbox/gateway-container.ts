@@ -75,6 +75,8 @@ export class GatewayContainer {
         SecurityOpt: ['no-new-privileges'],
         Privileged: false,
         Init: true,
+        // Gone with its server too: when the attach stream closes the gateway exits, and the engine removes it.
+        AutoRemove: true,
         Memory: 256 * 1024 * 1024,
         MemorySwap: 256 * 1024 * 1024,
         NanoCpus: 1e9,

@@ -19,6 +19,7 @@ import { reapOrphans } from './reaper.js';
 import { WarmPool, type WarmPoolSettings, type WarmSandbox } from './warm-pool.js';
 import { removeJobContainers } from './job-containers.js';
 import { prepareStateVolume } from './state-volume.js';
+import { OverlayVolumes } from './overlay-volume.js';
 
 export interface SandboxRun {
   /** The compiled container spec; the runner adds Cmd, stdin, labels and the managed-settings mount. */
@@ -75,6 +76,10 @@ const log = logger('sandbox');
 const PREPARE_MS = 60_000;
 /** Longer than the longest dispatch (7200 s) plus its grace: per-dispatch files older than this are stale. */
 const STALE_RUN_FILES_MS = 3 * 3600_000;
+/** A dispatch that runs this long gets its agent's pool refilled while it runs (else: when it ends). */
+const REFILL_AFTER_CLAIM_MS = 2000;
+/** The longest any dispatch may run (the policy schema's cap on resources.timeout). */
+const LONGEST_DISPATCH_MS = 7200_000;
 /** Stands for the session id in a pool key: every pre-started sandbox gets its own. */
 const KEY_SESSION = '00000000-0000-4000-8000-000000000000';
 
@@ -104,8 +109,12 @@ export class SandboxRunner {
   /** Session-volume preparations in flight, per volume: concurrent first dispatches of an agent share one. */
   private readonly preparing = new Map<string, Promise<void>>();
   private closed = false;
+  /** Off until enableWarmPool: a one-shot CLI dispatch must not start a sandbox nobody will claim. */
+  private warmEnabled = false;
   private readonly gateways: GatewayPool;
   readonly warmPool = new WarmPool();
+  /** `repo: overlay` (src/sandbox/overlay-volume.ts); overlay runs are always cold. */
+  readonly overlay: OverlayVolumes;
 
   constructor(
     private readonly docker: Docker,
@@ -113,6 +122,7 @@ export class SandboxRunner {
     env: NodeJS.ProcessEnv = process.env,
   ) {
     this.gateways = new GatewayPool(docker, { image: this.gatewayImage, extraLabels: options.extraLabels ?? {}, env });
+    this.overlay = new OverlayVolumes(docker, options.extraLabels ?? {});
   }
 
   /**
@@ -124,23 +134,30 @@ export class SandboxRunner {
     const deadline = Date.now() + request.timeoutMs;
     const stepMs = () => Math.max(1000, Math.min(PREPARE_MS, deadline - Date.now()));
     this.refuseWhen(request.signal);
-    const warm = request.warm && request.warm.pool.size > 0 ? request.warm : undefined;
+    const warm = this.warmEnabled && request.warm && request.warm.pool.size > 0 ? request.warm : undefined;
     if (!warm) return this.runCold(request, deadline, stepMs);
     const [image, gatewayImageId] = await Promise.all([this.requireImage(request.spec.Image, stepMs()), this.gatewayImageId(request, stepMs())]);
     const agent = agentOf(request.spec);
     const key = poolKey(request, warm, image.Id, gatewayImageId);
+    const refill = (): void => {
+      if (!this.closed) this.warmPool.want(agent, key, warm.pool, () => this.prestart(request, warm));
+    };
+    // Starting a claude competes for CPU with the dispatch's own: refill when the dispatch ends, or once it has
+    // run for REFILL_AFTER_CLAIM_MS (its claude is past its busiest part by then).
+    const early = setTimeout(refill, REFILL_AFTER_CLAIM_MS);
     try {
       const claimed = this.warmPool.claim(agent, key) as Prestarted | undefined;
       if (claimed && (await this.recheck(claimed))) return await this.runClaimed(claimed, request, deadline);
       return await this.runCold(request, deadline, stepMs, image);
     } finally {
-      if (!this.closed) this.warmPool.want(agent, key, warm.pool, () => this.prestart(request, warm));
+      clearTimeout(early);
+      refill();
     }
   }
 
   /** Prepare a fresh container for this run and feed it. */
   private async runCold(request: SandboxRun, deadline: number, stepMs: () => number, image?: Docker.ImageInspectInfo): Promise<SandboxOutcome> {
-    const prepared = await this.prepare(request, request.cmd, ownerLabels(request.job, request.timeoutMs), stepMs, image);
+    const prepared = await this.prepare(request, { cmd: request.cmd, prime: request.warm !== undefined }, ownerLabels(request.job, request.timeoutMs), stepMs, image);
     return this.finish(prepared, request, deadline);
   }
 
@@ -170,22 +187,28 @@ export class SandboxRunner {
   }
 
   /**
-   * Start a sandbox for a later run like `request`, with its own session id and a pool job id. Its deadline
-   * label (what a later server's reaper goes by) covers the longest it may wait and then run: idle time plus
-   * the dispatch's timeout; the server itself kills it at claim + timeout.
+   * Start a sandbox for a later run like `request`, with its own session id. Labels cannot change once a
+   * container exists, so its deadline label (what a later server's reaper goes by) is the latest it could
+   * still be running legitimately: its idle limit plus the longest timeout any dispatch may have. The dispatch
+   * it serves is still killed at claim + its own timeout by this server (and with this server, by its init).
    */
   private async prestart(request: SandboxRun, warm: WarmRun): Promise<Prestarted> {
     if (this.closed) throw new AppError('SANDBOX_FAILED', 'The server is shutting down.');
     const sessionId = randomUUID();
     const deadline = Date.now() + PREPARE_MS;
     const stepMs = () => Math.max(1000, deadline - Date.now());
-    const owner = { ...ownerLabels(randomUUID().replace(/-/g, ''), warm.pool.idle_minutes * 60_000 + request.timeoutMs), [LABELS.warm]: 'pre-started' };
-    const prepared = await this.prepare(request, warm.command(sessionId), owner, stepMs);
+    const job = randomUUID().replace(/-/g, '');
+    // No job label: it serves no job yet (and an idle one is no running dispatch); the warm label says what it is.
+    const owner: Record<string, string> = { ...ownerLabels(job, warm.pool.idle_minutes * 60_000 + LONGEST_DISPATCH_MS), [LABELS.warm]: 'pre-started' };
+    delete owner[LABELS.job];
+    // Only what the sandbox is built from: nothing of the dispatch that asked for it (its signal, callbacks, prompt, timeout).
+    const template: SandboxRun = { spec: request.spec, cmd: [], stdin: '', managedSettings: request.managedSettings, job, timeoutMs: LONGEST_DISPATCH_MS, ...(request.egressAllow ? { egressAllow: request.egressAllow } : {}) };
+    const prepared = await this.prepare(template, { cmd: warm.command(sessionId), prime: true }, owner, stepMs);
     this.live.delete(prepared.container.id);
     return new Prestarted(prepared, sessionId, () => this.release(prepared));
   }
 
-  private async prepare(request: SandboxRun, cmd: string[], owner: Record<string, string>, stepMs: () => number, known?: Docker.ImageInspectInfo): Promise<Prepared> {
+  private async prepare(request: SandboxRun, command: { cmd: string[]; prime: boolean }, owner: Record<string, string>, stepMs: () => number, known?: Docker.ImageInspectInfo): Promise<Prepared> {
     const image = known ?? (await this.requireImage(request.spec.Image, stepMs()));
     const user = parseUser(request.spec.User);
     await bounded(this.prepareOnce(request.spec, user, owner), stepMs(), 'prepare the session volume');
@@ -196,7 +219,7 @@ export class SandboxRunner {
     try {
       settingsDir = this.writeManagedSettings(request.job, request.managedSettings);
       this.refuseWhen(request.signal);
-      const wrapped = initCommand(lease ? lease.wrap(cmd) : cmd);
+      const wrapped = initCommand(lease ? lease.wrap(command.cmd) : command.cmd, command.prime);
       const spec = lease ? { ...request.spec, Env: [...request.spec.Env, ...lease.env] } : request.spec;
       container = await this.create(spec, wrapped, { ...this.options.extraLabels, ...owner }, settingsDir, stepMs());
       this.live.set(container.id, container);
@@ -266,6 +289,14 @@ export class SandboxRunner {
     } catch (error) {
       log.warn(`could not remove ${settingsDir} (the next server start sweeps it): ${describeError(error)}`);
     }
+  }
+
+  /**
+   * Keep pre-started sandboxes for the agents this runner dispatches to (settings.warm_pool): for a long-lived
+   * server, which calls it at start.
+   */
+  enableWarmPool(): void {
+    this.warmEnabled = true;
   }
 
   /** Remove dispatch containers left by a server that is gone (run once at server start). */
@@ -431,9 +462,12 @@ function agentOf(spec: ContainerSpec): string {
   return spec.Labels[LABELS.agent] ?? '?';
 }
 
-/** Everything a pre-started sandbox is built from: two runs with one key get identical sandboxes. */
+/**
+ * Everything a pre-started sandbox is built from: two runs with one key get identical sandboxes. Not the
+ * timeout: it is counted from the claim, so a per-call timeout can still use the pool.
+ */
 function poolKey(request: SandboxRun, warm: WarmRun, imageId: string, gatewayImageId: string | null): string {
-  const material = [imageId, gatewayImageId, request.spec, warm.command(KEY_SESSION), request.managedSettings, request.egressAllow ?? null, request.timeoutMs];
+  const material = [imageId, gatewayImageId, request.spec, warm.command(KEY_SESSION), request.managedSettings, request.egressAllow ?? null];
   return createHash('sha256').update(JSON.stringify(material)).digest('hex');
 }
 

@@ -7,9 +7,9 @@
  * a rebuilt image) makes every pooled sandbox of that agent go at the next claim, before it could be used.
  *
  * Bounds: `size` per agent, kept only for agents dispatched within `idle_minutes` (a sandbox idle that long is
- * destroyed and not replaced), and a memory budget for all idle sandboxes together. Refills start when a
- * dispatch of the agent has ended, one at a time per agent, so a refill never competes with that dispatch for
- * CPU on a small machine.
+ * destroyed and not replaced), and a memory budget for all idle sandboxes together. The runner asks for a
+ * refill when a dispatch ends, or a little after a claim when the dispatch runs longer (src/sandbox/runner.ts);
+ * fills run one at a time per agent, off every dispatch's path.
  */
 import { describeError } from '../errors.js';
 import { logger } from '../log.js';
@@ -21,6 +21,8 @@ const log = logger('warm-pool');
  * started with stdin open, behind the bridge, after initialising): about 190 MiB. Rounded up.
  */
 export const IDLE_SANDBOX_BYTES = 200 * 1024 * 1024;
+/** At shutdown, how long a sandbox still starting may take before the server stops waiting for it. */
+const SHUTDOWN_FILL_WAIT_MS = 20_000;
 
 /** settings.warm_pool of agents.yaml (src/config/schema.ts). */
 export interface WarmPoolSettings {
@@ -73,7 +75,10 @@ export class WarmPool {
   private readonly idle = new Map<string, Idle[]>();
   private readonly wanted = new Map<string, Wanted>();
   private readonly destroying = new Set<Promise<void>>();
+  private readonly fills = new Set<Promise<void>>();
   private closed = false;
+  /** Sandboxes handed to a dispatch so far. */
+  claimed = 0;
 
   /**
    * Take an idle sandbox of `key` for `agent` out of the pool, synchronously, so two dispatches can never get
@@ -87,6 +92,7 @@ export class WarmPool {
       clearTimeout(entry.expiry);
       if (entry.sandbox.alive()) {
         if (list.length === 0) this.idle.delete(agent);
+        this.claimed += 1;
         return entry.sandbox;
       }
       this.discard(entry.sandbox, 'its container had exited');
@@ -132,11 +138,12 @@ export class WarmPool {
     while (busy() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
   }
 
-  /** Destroy every idle sandbox; fills still running are destroyed when they complete. */
+  /** Destroy every idle sandbox, and each one still starting once it has started. */
   async shutdown(): Promise<void> {
     this.closed = true;
     for (const agent of [...this.idle.keys()]) this.drop(agent, 'the server is shutting down');
     this.wanted.clear();
+    await Promise.race([Promise.all([...this.fills]), new Promise((resolve) => setTimeout(resolve, SHUTDOWN_FILL_WAIT_MS).unref())]);
     await Promise.all([...this.destroying]);
   }
 
@@ -151,22 +158,25 @@ export class WarmPool {
     }
     wanted.filling = true;
     const { generation } = wanted;
-    setImmediate(() => {
+    const filled = new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
       wanted
         .fill()
         .then(
           (sandbox) => this.add(agent, wanted, generation, sandbox),
           (error: unknown) => {
-            log.warn(`could not pre-start a sandbox for '${agent}' (its next dispatch starts cold): ${describeError(error)}`);
+            if (this.closed) log.debug(`a sandbox for '${agent}' was still starting at shutdown: ${describeError(error)}`);
+            else log.warn(`could not pre-start a sandbox for '${agent}' (its next dispatch starts cold): ${describeError(error)}`);
             return false;
           },
         )
         .then((added) => {
           wanted.filling = false;
+          this.fills.delete(filled);
           // A failure is not retried in a loop: the agent's next dispatch asks again.
           if (added && this.wanted.get(agent) === wanted) this.refill(agent);
-        });
-    });
+        }),
+    );
+    this.fills.add(filled);
   }
 
   private add(agent: string, wanted: Wanted, generation: number, sandbox: WarmSandbox): boolean {

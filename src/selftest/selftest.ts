@@ -47,6 +47,8 @@ export interface SelftestOptions {
   onStep?: (message: string) => void;
   /** Cancels the dispatch (its container is killed); everything the selftest created is still removed. */
   signal?: AbortSignal;
+  /** Probe through the warm pool: a first dispatch fills it, and the probe runs in the pre-started sandbox. */
+  warm?: boolean;
 }
 
 /**
@@ -99,13 +101,22 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
         resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 120 },
       });
       writeFileSync(join(root, 'config', 'policies', 'selftest.yaml'), stringify(policy));
-      writeFileSync(configPath, stringify({ agents: { [agent]: { directory: repo, policy: 'selftest', description: 'selftest' } } }), { mode: 0o600 });
+      const settings = { warm_pool: options.warm ? 1 : 0 };
+      writeFileSync(configPath, stringify({ agents: { [agent]: { directory: repo, policy: 'selftest', description: 'selftest' } }, settings }), { mode: 0o600 });
       const service = new DispatchService(env, runner);
       step(`dispatching to a sandboxed claude in ${image}, behind its egress gateway`);
       const config = requireConfig(loadConfig(configPath));
       const hostPaths = [configPath, join(root, 'outside.txt'), baseEnv['HOME'] ? join(baseEnv['HOME'], '.config') : '/root/.config'];
       const probe = `${probeScript({ repo, canary, hostPaths })}\n${networkProbeScript({ allowed, hostService, secret: key })}`;
+      if (options.warm) {
+        step('filling the warm pool');
+        runner.enableWarmPool();
+        await service.dispatch(config, { agent, task: DIRECTIVE.reply('warm-up') });
+        await runner.warmPool.settled();
+      }
+      const claimedBefore = runner.warmPool.claimed;
       const result = await service.dispatch(config, { agent, ...(options.signal ? { signal: options.signal } : {}), task: DIRECTIVE.bash(probe) }, job);
+      const servedWarm = runner.warmPool.claimed > claimedBefore;
       const facts = result.success ? parseProbe(result.result) : undefined;
       const keyArrived = model.requests.some((r) => r.apiKey === key);
       const otherCredentials = model.requests.filter((r) => (r.apiKey !== undefined && r.apiKey !== key) || r.authorization !== undefined).length;
@@ -115,6 +126,7 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
       const checks = [
         ...judge(result, facts, { keyArrived, otherCredentials, leftover }),
         ...judgeNetwork(result, facts, { allowed, hostService, gatewaysLeft }),
+        ...(options.warm ? [{ name: 'the probe ran in a pre-started sandbox', ok: servedWarm, detail: servedWarm ? 'claimed from the warm pool' : 'the warm pool had no sandbox ready: it ran cold' }] : []),
       ];
       return { ok: checks.every((c) => c.ok), image, checks, dispatch: result, notes: NOTES, durationMs: Date.now() - started };
     } finally {

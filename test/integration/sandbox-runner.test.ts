@@ -9,6 +9,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { agentSchema, settingsSchema } from '../../src/config/schema.js';
 import { compileSandbox, layout, loadPolicy, type CompiledSandbox } from '../../src/policy/index.js';
 import { LABELS, pidNamespace, serverIdentity } from '../../src/sandbox/owner.js';
+import { initCommand } from '../../src/sandbox/agent-init.js';
+import { AttachedContainer } from '../../src/sandbox/container-io.js';
 import { reapOrphans } from '../../src/sandbox/reaper.js';
 import { SandboxRunner, type SandboxRun } from '../../src/sandbox/runner.js';
 import { NODE_IMAGE, TEST_LABEL, cleanupTestResources, dockerClient, skipDocker, testLabels, testRunId } from '../helpers/docker.js';
@@ -64,6 +66,44 @@ describe.skipIf(skipDocker)('sandbox runner on a real engine', () => {
     expect(outcome.stderr).toBe('to-stderr\n');
     expect(outcome.timedOut).toBe(false);
     expect(await containersOf('job-io')).toBe(0);
+  }, TIMEOUT);
+
+  it('a run a pre-started sandbox could serve gets its input after one newline (claude waits for it then); others byte for byte', async () => {
+    const warm = { command: () => ['cat'], pool: { size: 1, idle_minutes: 10, memory_mb: 1024 } };
+    const primed = await runner.run(request(['cat'], { stdin: 'the prompt', job: 'job-primed', warm }));
+    expect(primed.stdoutLines).toEqual(['', 'the prompt']);
+    expect(primed.sessionId).toBeUndefined();
+    expect(await containersOf('job-primed')).toBe(0);
+  }, TIMEOUT);
+
+  it('a container whose server connection goes ends by itself and the engine removes it, idle or running', async () => {
+    const start = async (cmd: string[]) => {
+      const container = await docker.createContainer({
+        Image: NODE_IMAGE,
+        Cmd: initCommand(cmd, false),
+        Labels: testLabels(runId),
+        OpenStdin: true,
+        StdinOnce: true,
+        AttachStdin: true,
+        HostConfig: { Init: true, AutoRemove: true },
+      });
+      return AttachedContainer.start(container, { image: NODE_IMAGE, stepMs: () => 10_000 });
+    };
+    const gone = async (id: string) => docker.getContainer(id).inspect().then(() => false, (error: { statusCode?: number }) => error.statusCode === 404);
+    const idle = await start(['sleep', '300']);
+    const running = await start(['sh', '-c', 'cat >/dev/null; echo started; sleep 300']);
+    const fed = running.feed({ stdin: 'input', deadline: Date.now() + 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const dropped = Date.now();
+    idle.detach();
+    running.detach();
+    for (const attached of [idle, running]) {
+      while (!(await gone(attached.container.id))) {
+        expect(Date.now() - dropped).toBeLessThan(5000);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    expect((await fed).exitCode).toBe(137);
   }, TIMEOUT);
 
   it('mounts the managed settings read-only where Claude Code reads them', async () => {
