@@ -1,6 +1,7 @@
 import { AppError, describeError, type ErrorCode } from '../errors.js';
 import { VERSION } from '../version.js';
 import { UsageError } from './args.js';
+import { applyCommand, applySpec } from './commands/apply.js';
 import { addCommand, addSpec, describeCommand, describeSpec, listCommand, listSpec, removeCommand, removeSpec, updateCommand, updateSpec } from './commands/agents.js';
 import { doctorCommand, doctorSpec } from './commands/doctor.js';
 import { gcCommand, gcSpec } from './commands/gc.js';
@@ -32,6 +33,7 @@ export const COMMANDS: (Command | CommandGroup)[] = [
   { spec: jobsSpec, run: jobsCommand },
   { spec: jobSpec, run: jobCommand },
   { spec: cancelSpec, run: cancelCommand },
+  { spec: applySpec, run: applyCommand },
   { spec: gcSpec, run: gcCommand },
   { spec: serveSpec, run: serveCommand },
 ];

@@ -15,7 +15,7 @@ import { logger } from '../log.js';
 import { LABEL_PREFIX } from '../policy/layout.js';
 import { appendAudit, resultFacts, summariseEgress, type AuditRecord } from './audit.js';
 import { claudeCommand, isSessionFlagRejection } from './command.js';
-import { extractPatch, OVERLAY_PATCH_BEGIN, OVERLAY_PATCH_END, OVERLAY_SETUP_FAILED, overlayCommand } from './overlay.js';
+import { OVERLAY_ENGINE_HINT, OverlayLayer, skippedNote, type OverlayChanges, type OverlayEngine } from './overlay.js';
 import { buildPrompt } from './prompt.js';
 import { currentDepth, errorResult, hasResultEvent, recursionResult, resultFromRun, type PolicyBounds, type ResultContext } from './result.js';
 import { progressFromLine, type ProgressEvent } from './stream-events.js';
@@ -28,6 +28,8 @@ export interface Sandbox {
   run(run: SandboxRun): Promise<SandboxOutcome>;
   /** Kill and remove every container of a job, whichever process started it (cancel). */
   removeJobContainers?(job: string): Promise<number>;
+  /** `repo: overlay` needs it (the real runner has it); without it an overlay dispatch is refused. */
+  overlay?: OverlayEngine;
 }
 
 export interface DispatchRequest {
@@ -98,6 +100,18 @@ async function dispatchOnce(deps: DispatchDeps, request: DispatchRequest, job: s
   const checked = preflight(deps, request);
   if ('success' in checked) return checked;
   trail.checked = checked;
+  if (!checked.overlay) return runChecked(deps, request, job, trail, checked);
+  const layer = await openOverlay(deps, checked, job, request.agent);
+  if (!(layer instanceof OverlayLayer)) return layer;
+  try {
+    const mounted = { ...checked, sandbox: { ...checked.sandbox, container: layer.spec(checked.sandbox.container) }, layer };
+    return withOverlayHint(await runChecked(deps, request, job, trail, mounted));
+  } finally {
+    await layer.close();
+  }
+}
+
+async function runChecked(deps: DispatchDeps, request: DispatchRequest, job: string, trail: Trail, checked: Checked): Promise<DispatchResult> {
   const plan = planRun(deps, request, checked);
   if ('success' in plan) return plan;
   const run = (sessionId: string | undefined) =>
@@ -134,6 +148,8 @@ interface Checked {
   agent: AgentConfig;
   sandbox: CompiledSandbox;
   overlay: boolean;
+  /** The overlay mounted for this dispatch (its patch is read back after the run). */
+  layer?: OverlayLayer;
   /** What the agent's policy lets `agent-dispatch update` grant, for the permission hints. */
   policy: PolicyBounds;
 }
@@ -170,8 +186,7 @@ function planRun(deps: DispatchDeps, request: DispatchRequest, checked: Checked)
   const freshSessionId = resume ? undefined : randomUUID();
   const budget = effectiveBudget(checked.agent, deps.config.settings);
   const command = (sessionId: string | undefined): string[] => {
-    const cmd = claudeCommand({ flags: checked.sandbox.claudeArgs, ...(resume ? { resume } : {}), ...(sessionId ? { sessionId } : {}) });
-    return checked.overlay ? overlayCommand(cmd) : cmd;
+    return claudeCommand({ flags: checked.sandbox.claudeArgs, ...(resume ? { resume } : {}), ...(sessionId ? { sessionId } : {}) });
   };
   try {
     command(freshSessionId);
@@ -201,32 +216,54 @@ function planRun(deps: DispatchDeps, request: DispatchRequest, checked: Checked)
   };
 }
 
-function interpret(outcome: SandboxOutcome, ctx: ResultContext, checked: Checked, patchFile: string): DispatchResult {
+async function interpret(outcome: SandboxOutcome, ctx: ResultContext, checked: Checked, patchFile: string): Promise<DispatchResult> {
   const name = ctx.agent;
   // A result that arrived before the cancel is kept (it is paid for and complete).
   if (outcome.cancelled && !hasResult(outcome)) return cancelledResult(name, true);
   const notStarted = claudeDidNotStart(name, checked.sandbox, outcome);
   if (notStarted) return notStarted;
-  if (!checked.overlay) return noteTruncation(resultFromRun(outcome, ctx), outcome);
-  if (outcome.exitCode === OVERLAY_SETUP_FAILED && !hasResult(outcome)) {
-    return errorResult(name, 'sandbox', outcome.stderr.trim().slice(0, 1000) || 'The overlay copy of the repo could not be prepared.', {
-      hint: 'The repo is copied into the container before claude runs: check it fits in the policy memory limit and that the image has git.',
-    });
+  const result = noteTruncation(resultFromRun(outcome, ctx), outcome);
+  if (!checked.layer) return result;
+  let changes: OverlayChanges;
+  try {
+    changes = await checked.layer.collect();
+  } catch (error) {
+    // The answer is kept, but the dispatch failed: what the agent changed could not be returned.
+    const hint = isAppError(error) && error.hint ? error.hint : 'Nothing was applied to the repo; retry the dispatch.';
+    return makeResult({ ...result, success: false, error: describeError(error), error_type: 'sandbox', hint });
   }
-  const { lines, patch, complete } = extractPatch(outcome.stdoutLines);
-  return withPatch(noteTruncation(resultFromRun({ ...outcome, stdoutLines: lines }, ctx), outcome), patch, complete, patchFile);
+  const note = skippedNote(changes.skipped);
+  return withPatch(note ? makeResult({ ...result, hint: result.hint ? `${result.hint} ${note}` : note }) : result, changes.patch, patchFile);
+}
+
+/** Make this dispatch's overlay, or the sandbox error that says why it cannot have one. */
+async function openOverlay(deps: DispatchDeps, checked: Checked, job: string, name: string): Promise<OverlayLayer | DispatchResult> {
+  const engine = deps.sandbox.overlay;
+  const repo = checked.agent.directory;
+  if (!engine) return errorResult(name, 'sandbox', `This sandbox cannot mount a copy-on-write overlay of ${repo}; nothing was started.`, { hint: OVERLAY_ENGINE_HINT });
+  try {
+    return await OverlayLayer.create({ engine, stateDir: deps.configDir, job, repo, image: checked.sandbox.container.Image, labels: checked.sandbox.container.Labels });
+  } catch (error) {
+    return errorResult(name, 'sandbox', describeError(error), { hint: isAppError(error) && error.hint ? error.hint : OVERLAY_ENGINE_HINT });
+  }
+}
+
+/** An engine that could not mount the overlay says so in engine words; the hint says what the overlay needs. */
+function withOverlayHint(result: DispatchResult): DispatchResult {
+  if (result.error_type !== 'sandbox' || !/\bmount|overlay/i.test(result.error ?? '') || result.hint === OVERLAY_ENGINE_HINT) return result;
+  return makeResult({ ...result, hint: OVERLAY_ENGINE_HINT });
 }
 
 /**
  * Inline patches up to this many characters (as UTF-8 text: a binary or non-UTF-8 hunk reads oddly there);
- * patch_file always holds the exact bytes. patch_truncated: cut inline, or the output ended before the patch did.
+ * patch_file always holds the exact bytes. patch_truncated: the inline patch was cut.
  */
 const PATCH_INLINE_MAX = 100_000;
 
-function withPatch(result: DispatchResult, patch: Buffer | undefined, complete: boolean, file: string): DispatchResult {
-  if (!patch || patch.length === 0) return result;
+function withPatch(result: DispatchResult, patch: Buffer, file: string): DispatchResult {
+  if (patch.length === 0) return result;
   const text = patch.toString('utf8');
-  const truncated = !complete || text.length > PATCH_INLINE_MAX;
+  const truncated = text.length > PATCH_INLINE_MAX;
   const inline = { ...result, patch: text.slice(0, PATCH_INLINE_MAX), ...(truncated ? { patch_truncated: true } : {}) };
   try {
     writeFileAtomic(file, patch);
@@ -323,17 +360,11 @@ export function cancelledResult(agent: string, started: boolean): DispatchResult
 }
 
 /**
- * claude's result line and an overlay patch are kept whatever precedes them: verbose stream-json repeats every
- * tool output, which must not push the answer out of the bounded output buffer.
+ * claude's result line is kept whatever precedes it: verbose stream-json repeats every tool output, which must
+ * not push the answer out of the bounded output buffer.
  */
 function keptLines(): (line: string) => boolean {
-  let inPatch = false;
-  return (line) => {
-    if (line === OVERLAY_PATCH_BEGIN) inPatch = true;
-    const keep = inPatch || line.startsWith('{"type":"result"');
-    if (line === OVERLAY_PATCH_END) inPatch = false;
-    return keep;
-  };
+  return (line) => line.startsWith('{"type":"result"');
 }
 
 /** A failure with no result after output was dropped says so (the answer may have been in what was cut). */

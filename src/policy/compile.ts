@@ -160,7 +160,7 @@ export function compileSandbox(input: CompileInput): CompiledSandbox {
     notes.push('the repo is owned by root; the container never runs as root, so writes to it may fail');
   }
   if (policy.repo === 'overlay' && input.repoOwner?.uid === 0) {
-    notes.push('the repo is owned by root; the container never runs as root, so files only root can read make the overlay copy fail');
+    notes.push('the repo is owned by root; the container never runs as root, so the agent cannot change what only root may write, even in its overlay');
   }
   for (const w of withheld) notes.push(withheldMessage(w));
   if (policy.repo === 'rw' && policy.repo_git === 'protected' && !mounts.some((m) => m.target === `${agent.directory}/.git`)) {
@@ -204,8 +204,9 @@ export function compileSandbox(input: CompileInput): CompiledSandbox {
         { Name: 'nofile', Soft: policy.resources.nofile, Hard: policy.resources.nofile },
         { Name: 'fsize', Soft: parseSize(policy.resources.max_file_size), Hard: parseSize(policy.resources.max_file_size) },
       ],
-      Tmpfs: tmpfs(input, user, memory),
-      Mounts: mounts.filter((m) => m.kind !== 'tmpfs').map((m) => toMountSpec(m, input.agentName, scope, input.scope)),
+      Tmpfs: tmpfs(input, user),
+      // The overlay is per dispatch (its upper dir is the dispatch's): the dispatcher mounts it (src/dispatch/overlay.ts).
+      Mounts: mounts.filter((m) => m.kind !== 'tmpfs' && m.mode !== 'overlay').map((m) => toMountSpec(m, input.agentName, scope, input.scope)),
       Devices: [],
       Init: true,
       AutoRemove: false,
@@ -228,8 +229,8 @@ export function compileSandbox(input: CompileInput): CompiledSandbox {
 }
 
 /**
- * The repo owner for `rw` (its writes stay the owner's) and `overlay` (the copy must read every file the owner
- * can, 0600 ones included); never root. `ro` and an unknown or root owner: uid 1000.
+ * The repo owner for `rw` (its writes stay the owner's) and `overlay` (the agent must read and change every file
+ * the owner can, 0600 ones included); never root. `ro` and an unknown or root owner: uid 1000.
  */
 function containerUser(input: CompileInput): { uid: number; gid: number } {
   const owner = input.repoOwner;
@@ -241,8 +242,7 @@ function effectiveMounts(input: CompileInput, uid: number, scope: string): Effec
   const dir = input.agent.directory;
   const mounts: EffectiveMount[] = [];
   if (input.policy.repo === 'overlay') {
-    mounts.push({ kind: 'bind', source: dir, target: layout.OVERLAY_LOWER_DIR, mode: 'ro', what: 'repo (overlay lower layer)' });
-    mounts.push({ kind: 'tmpfs', source: '(private tmpfs)', target: dir, mode: 'overlay', what: 'repo (writable copy; host untouched)' });
+    mounts.push({ kind: 'volume', source: dir, target: dir, mode: 'overlay', what: 'repo (copy-on-write overlay per dispatch; host untouched, changes returned as a patch)' });
   } else {
     mounts.push({ kind: 'bind', source: dir, target: dir, mode: input.policy.repo, what: 'repo' });
     if (input.policy.repo === 'rw' && input.policy.repo_git === 'protected') mounts.push(...gitMounts(dir, input.repoGit ?? inspectRepoGit(dir)));
@@ -318,8 +318,8 @@ function toMountSpec(m: EffectiveMount, agentName: string, scope: string, config
   return { Type: 'bind', Source: m.source, Target: m.target, ReadOnly: m.mode === 'ro', BindOptions: { Propagation: 'rprivate' } };
 }
 
-/** /tmp and $HOME are small private tmpfs; in overlay mode the repo path is one too (bounded by the memory limit). */
-function tmpfs(input: CompileInput, user: { uid: number; gid: number }, memory: number): Record<string, string> {
+/** /tmp and $HOME are small private tmpfs. */
+function tmpfs(input: CompileInput, user: { uid: number; gid: number }): Record<string, string> {
   const size = input.policy.resources.tmp_size;
   const owned = `uid=${user.uid},gid=${user.gid}`;
   const mounts: Record<string, string> = {
@@ -327,7 +327,6 @@ function tmpfs(input: CompileInput, user: { uid: number; gid: number }, memory: 
     [layout.CONTAINER_HOME]: `rw,nosuid,nodev,size=${size},${owned},mode=0700`,
     [layout.CLAUDE_CONFIG_DIR]: `rw,nosuid,nodev,size=${size},${owned},mode=0700`,
   };
-  if (input.policy.repo === 'overlay') mounts[input.agent.directory] = `rw,nosuid,nodev,size=${memory},${owned},mode=0755`;
   return mounts;
 }
 
@@ -352,7 +351,6 @@ function containerEnv(input: CompileInput): { env: Record<string, string>; missi
     AGENT_DISPATCH_DEPTH: String(input.depth + 1),
   };
   const withheld: { name: string; reason: string }[] = [];
-  if (policy.repo === 'overlay') own.AGENT_DISPATCH_OVERLAY_LOWER = layout.OVERLAY_LOWER_DIR;
   if (policy.network.mode === 'gateway') {
     const proxy = `http://127.0.0.1:${layout.GATEWAY_BRIDGE_PORT}`;
     // Both spellings: curl reads only the lower-case http_proxy. The API goes straight to the bridge.

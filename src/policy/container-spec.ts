@@ -8,7 +8,7 @@ export interface MountSpec {
   Target: string;
   ReadOnly: boolean;
   BindOptions?: { Propagation: 'rprivate' };
-  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string> };
+  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string>; DriverConfig?: { Name: string; Options: Record<string, string> } };
   TmpfsOptions?: { SizeBytes: number; Mode: number };
 }
 

@@ -3,8 +3,12 @@
  * answers with scripted outcomes instead of starting a container. Plus the stream-json lines claude prints,
  * to script those outcomes with.
  */
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Sandbox } from '../../src/dispatch/dispatcher.js';
-import { OVERLAY_PATCH_BEGIN, OVERLAY_PATCH_END } from '../../src/dispatch/overlay.js';
+import type { OverlayEngine } from '../../src/dispatch/overlay.js';
+import type { MountSpec } from '../../src/policy/container-spec.js';
+import { overlayMount, type OverlayDirs } from '../../src/sandbox/overlay-volume.js';
 import type { SandboxOutcome, SandboxRun } from '../../src/sandbox/runner.js';
 
 /** What one sandbox run does; `index` counts the runs from 0. */
@@ -21,6 +25,9 @@ export class FakeSandbox implements Sandbox {
 
   /** Jobs whose containers a cancel asked to remove. */
   readonly removedJobs: string[] = [];
+
+  /** `repo: overlay` runs: a fake engine (overlayEdits plays the agent); undefined = a sandbox without one. */
+  overlay: OverlayEngine | undefined = new FakeOverlayEngine();
 
   async removeJobContainers(job: string): Promise<number> {
     this.removedJobs.push(job);
@@ -87,7 +94,54 @@ export function succeeds(lines: string[] = [INIT_LINE, resultLine()], extra: Par
   };
 }
 
-/** The lines the overlay wrapper prints for a patch: the markers around its base64, 76 characters a line. */
-export function overlayPatchLines(patch: string): string[] {
-  return [OVERLAY_PATCH_BEGIN, ...(Buffer.from(patch).toString('base64').match(/.{1,76}/g) ?? []), OVERLAY_PATCH_END];
+/**
+ * A fake overlay engine: the real mount spec; the merged view of a directory is its lower and upper names
+ * together (no opaque directory), unless `merged` says otherwise; `refuse` makes the engine check fail.
+ */
+export class FakeOverlayEngine implements OverlayEngine {
+  readonly calls: string[] = [];
+  merged: ((dir: string, dirs: OverlayDirs) => string[]) | undefined;
+
+  constructor(private readonly refuse?: Error) {}
+
+  async check(): Promise<void> {
+    this.calls.push('check');
+    if (this.refuse) throw this.refuse;
+  }
+
+  mount(target: string, dirs: OverlayDirs, labels: Record<string, string>): MountSpec {
+    return overlayMount(target, dirs, labels);
+  }
+
+  async listMerged(_target: unknown, dirs: OverlayDirs, _listFile: string, names: string[]): Promise<Map<string, string[]>> {
+    this.calls.push(`list ${names.join(',')}`);
+    const seen = (n: string) => this.merged?.(n, dirs) ?? [...new Set([...readdirSync(join(dirs.lower, n)), ...readdirSync(join(dirs.upper, n))])];
+    return new Map(names.map((n) => [n, seen(n)]));
+  }
+
+  async removeContents(): Promise<void> {
+    this.calls.push('remove');
+  }
+}
+
+/** The overlay mount of a run and the upper and work dirs it gives the kernel. */
+export function overlayDirsOf(run: SandboxRun): { upper: string; work: string; mount: MountSpec } {
+  const mount = run.spec.HostConfig.Mounts.find((m) => m.VolumeOptions?.DriverConfig?.Options['type'] === 'overlay');
+  if (!mount) throw new Error('the run has no overlay mount');
+  const o = mount.VolumeOptions!.DriverConfig!.Options['o']!;
+  const field = (name: string) => new RegExp(`(?:^|,)${name}=([^,]*)`).exec(o)![1]!;
+  return { upper: field('upperdir'), work: field('workdir'), mount };
+}
+
+/** Play the agent and the kernel of an overlay run: make work/work, write these files into the upper dir, then answer. */
+export function overlayEdits(files: Record<string, string>, lines: string[] = [INIT_LINE, resultLine({ result: 'edited' })], extra: Partial<SandboxOutcome> = {}): Script {
+  return (run, index) => {
+    const { upper, work } = overlayDirsOf(run);
+    mkdirSync(join(work, 'work'), { recursive: true });
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(join(upper, path, '..'), { recursive: true });
+      writeFileSync(join(upper, path), text);
+    }
+    return succeeds(lines, extra)(run, index);
+  };
 }

@@ -1,7 +1,8 @@
 /**
  * runDispatch and DispatchService against a FAKE sandbox: pre-flight order, what the sandbox is asked to run
  * (argv, stdin prompt, container env, timeout, managed settings), how each kind of outcome or sandbox failure
- * becomes a DispatchResult, the old-CLI retry, live progress, and the concurrency bound. No Docker, no network.
+ * becomes a DispatchResult, the old-CLI retry, live progress, and the concurrency bound (repo: overlay: dispatch-overlay.test.ts). No Docker,
+ * no network.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,7 @@ import type { ProgressEvent } from '../../src/dispatch/stream-events.js';
 import { AppError, type ErrorCode } from '../../src/errors.js';
 import type { SandboxRun } from '../../src/sandbox/runner.js';
 import { openNetworkPolicy } from '../../src/selftest/open-policy.js';
-import { ASSISTANT_LINE, FakeSandbox, INIT_LINE, outcome, overlayPatchLines, resultLine, succeeds, type Script } from '../helpers/fake-sandbox.js';
+import { ASSISTANT_LINE, FakeSandbox, INIT_LINE, outcome, resultLine, succeeds, type Script } from '../helpers/fake-sandbox.js';
 
 const IMAGE = 'agent-dispatch/agent:unit';
 const SECRET = 'server-secret-never-in-a-container';
@@ -690,88 +691,6 @@ describe('live progress', () => {
       { kind: 'text', message: 'Let me look.' },
       { kind: 'tool', message: 'Using tool: Bash' },
     ]);
-  });
-});
-
-// ---------------------------------------------------------------------------------------------------------------
-describe('repo: overlay', () => {
-  function overlayInstall(): Install {
-    const inst = install({ ov: { directory: join(root, 'projects', 'api'), policy: 'ov' } });
-    policyFile(inst, 'ov', openPolicy({ repo: 'overlay' }));
-    return inst;
-  }
-
-  it('wraps the claude command in the overlay script; the prompt is still stdin only', async () => {
-    const inst = overlayInstall();
-    const sandbox = new FakeSandbox(succeeds());
-    await runDispatch(inst.deps(sandbox), req({ agent: 'ov', task: 'Edit the README' }));
-    const { cmd } = sandbox.last;
-    expect(cmd.slice(0, 2)).toEqual(['/bin/sh', '-c']);
-    expect(cmd[3]).toBe('agent-dispatch-overlay');
-    expect(cmd.slice(4, 9)).toEqual(PREFIX);
-    expect(cmd[9]).toBe('--session-id');
-    expect(cmd).not.toContain('Edit the README');
-    expect(sandbox.last.stdin).toBe('Edit the README');
-    expect(sandbox.last.spec.Env).toContain('AGENT_DISPATCH_OVERLAY_LOWER=/opt/agent-dispatch/lower');
-  });
-
-  it('the patch between the markers comes back inline and in a 0600 patch file; CRs survive', async () => {
-    const inst = overlayInstall();
-    const diff = ['diff --git a/README.md b/README.md', '--- a/README.md', '+++ b/README.md', '@@ -1 +1 @@', '-# api\r', '+# API\r'];
-    const sandbox = new FakeSandbox(succeeds([INIT_LINE, resultLine({ result: 'edited' }), ...overlayPatchLines(`${diff.join('\n')}\n`)]));
-    const job = '12'.repeat(16);
-    const result = await runDispatch(inst.deps(sandbox, { job }), req({ agent: 'ov' }));
-    const file = join(inst.configDir, 'patches', `${job}.patch`);
-    expect(result).toMatchObject({ success: true, result: 'edited', patch: `${diff.join('\n')}\n`, patch_file: file });
-    expect(readFileSync(file, 'utf8')).toBe(`${diff.join('\n')}\n`);
-    expect(statSync(file).mode & 0o777).toBe(0o600);
-  });
-
-  it('no change → no patch fields', async () => {
-    const inst = overlayInstall();
-    const sandbox = new FakeSandbox(succeeds([resultLine(), ...overlayPatchLines('')]));
-    const result = await runDispatch(inst.deps(sandbox), req({ agent: 'ov' }));
-    expect(result.success).toBe(true);
-    expect(result).not.toHaveProperty('patch');
-    expect(result).not.toHaveProperty('patch_file');
-  });
-
-  it('a patch that cannot be saved is still returned inline, with a note', async () => {
-    const inst = overlayInstall();
-    writeFileSync(join(inst.configDir, 'patches'), 'a file where the patches directory should be');
-    const sandbox = new FakeSandbox(succeeds([resultLine(), ...overlayPatchLines('+x\n')]));
-    const result = await runDispatch(inst.deps(sandbox), req({ agent: 'ov' }));
-    expect(result).toMatchObject({ success: true, patch: '+x\n' });
-    expect(result).not.toHaveProperty('patch_file');
-    expect(result.hint).toContain('could not be saved');
-  });
-
-  it('a non-zero exit after the success event → a failure that still carries the patch', async () => {
-    const inst = overlayInstall();
-    const sandbox = new FakeSandbox(succeeds([resultLine({ result: 'edited' }), ...overlayPatchLines('+x\n')], { exitCode: 1 }));
-    const job = '34'.repeat(16);
-    const result = await runDispatch(inst.deps(sandbox, { job }), req({ agent: 'ov' }));
-    expect(result).toMatchObject({ success: false, error_type: 'cli_error', result: 'edited', patch: '+x\n', patch_file: join(inst.configDir, 'patches', `${job}.patch`) });
-    expect(result.error).toBe('claude exited with code 1 after reporting success: edited');
-  });
-
-  it('the overlay setup failing (exit 125, no result) → sandbox error with its stderr', async () => {
-    const inst = overlayInstall();
-    const stderr = 'agent-dispatch overlay: could not copy the repo into the container: No space left on device\n';
-    const sandbox = new FakeSandbox(() => outcome({ exitCode: 125, stderr }));
-    const result = await runDispatch(inst.deps(sandbox), req({ agent: 'ov' }));
-    expect(result).toMatchObject({ success: false, error_type: 'sandbox', error: stderr.trim() });
-    expect(result.hint).toContain('memory limit');
-  });
-
-  it('the old-CLI retry is wrapped too', async () => {
-    const inst = overlayInstall();
-    const sandbox = new FakeSandbox(() => outcome({ exitCode: 1, stderr: "error: unknown option '--session-id'" }), succeeds());
-    await runDispatch(inst.deps(sandbox), req({ agent: 'ov' }));
-    expect(sandbox.runs).toHaveLength(2);
-    expect(sandbox.last.cmd.slice(0, 2)).toEqual(['/bin/sh', '-c']);
-    expect(sandbox.last.cmd.slice(4, 9)).toEqual(PREFIX);
-    expect(sandbox.last.cmd).not.toContain('--session-id');
   });
 });
 

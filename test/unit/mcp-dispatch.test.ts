@@ -18,7 +18,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { LoggingMessageNotificationSchema, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerContext } from '../../src/mcp/context.js';
 import { createServer } from '../../src/mcp/server.js';
-import { ASSISTANT_LINE, FakeSandbox, outcome, overlayPatchLines, resultLine, succeeds } from '../helpers/fake-sandbox.js';
+import { ASSISTANT_LINE, FakeSandbox, outcome, overlayEdits, resultLine, succeeds } from '../helpers/fake-sandbox.js';
 
 const DECOY = 'agents: [this decoy must never be read\n';
 const IMAGE = 'agent-dispatch/agent:unit';
@@ -187,9 +187,9 @@ describe('dispatch: the result and the cache', () => {
 
   it('an overlay result (with a patch) is not cached: after applying the patch the same dispatch runs again', async () => {
     writePolicy({ repo: 'overlay' });
-    sandbox.scripts = [succeeds([resultLine({ result: 'edited' }), ...overlayPatchLines('+x\n')])];
+    sandbox.scripts = [overlayEdits({ 'x.txt': 'x\n' }, [resultLine({ result: 'edited' })])];
     const first = await dispatch();
-    expect(first.json).toMatchObject({ success: true, patch: '+x\n' });
+    expect(first.json).toMatchObject({ success: true, patch: expect.stringContaining('\n+x\n') });
     expect(first.json.patch_file).toMatch(/\.patch$/);
     expect((await dispatch()).json).not.toHaveProperty('cached');
     expect(sandbox.runs).toHaveLength(2);
@@ -279,12 +279,13 @@ describe('return_ref and fetch_result', () => {
 
   it('return_ref on an overlay dispatch shows that a patch exists; fetch_result has the patch', async () => {
     writePolicy({ repo: 'overlay' });
-    sandbox.scripts = [succeeds([resultLine({ result: 'edited' }), ...overlayPatchLines('+x\n')])];
+    sandbox.scripts = [overlayEdits({ 'x.txt': 'x\n' }, [resultLine({ result: 'edited' })])];
     const { json } = await dispatch({ return_ref: true });
     expect(json).toMatchObject({ success: true, summary: 'edited', patch_file: expect.stringMatching(/\.patch$/) });
     expect(json).not.toHaveProperty('patch');
-    expect(readFileSync(json.patch_file, 'utf8')).toBe('+x\n');
-    expect((await call('fetch_result', { ref: json.ref })).json).toMatchObject({ patch: '+x\n', patch_file: json.patch_file });
+    const patch = readFileSync(json.patch_file, 'utf8');
+    expect(patch).toContain('diff --git a/x.txt b/x.txt\nnew file mode 100644');
+    expect((await call('fetch_result', { ref: json.ref })).json).toMatchObject({ patch, patch_file: json.patch_file });
   });
 
   it('a cache hit with return_ref stores a new ref each time and says cached', async () => {

@@ -188,21 +188,20 @@ describe('repo mounts', () => {
     expect(compile({ repoOwner: { uid: 1234, gid: 1234 } }).container.User).toBe('1000:1000');
   });
 
-  it('overlay: the host repo is a read-only lower layer and the repo path is a private tmpfs', () => {
+  it('overlay: no repo mount in the compiled spec (the dispatcher mounts a kernel overlay per dispatch); no tmpfs, no copy', () => {
     const compiled = compile({ policy: policy({ repo: 'overlay' }) });
     const mounts = compiled.container.HostConfig.Mounts;
-    expect(mounts[0]).toMatchObject({ Type: 'bind', Source: repo, Target: layout.OVERLAY_LOWER_DIR, ReadOnly: true });
-    expect(mounts.some((m) => m.Target === repo)).toBe(false);
-    expect(compiled.container.HostConfig.Tmpfs[repo]).toBe(`rw,nosuid,nodev,size=${parseSize('2g')},uid=1000,gid=1000,mode=0755`);
-    expect(envOf(compiled)['AGENT_DISPATCH_OVERLAY_LOWER']).toBe(layout.OVERLAY_LOWER_DIR);
+    expect(mounts.some((m) => m.Target === repo || m.Source === repo)).toBe(false);
+    expect(compiled.container.HostConfig.Tmpfs).not.toHaveProperty(repo);
+    expect(envOf(compiled)).not.toHaveProperty('AGENT_DISPATCH_OVERLAY_LOWER');
     expect(compiled.container.WorkingDir).toBe(repo);
-    expect(compiled.mounts.map((m) => m.mode)).toEqual(['ro', 'overlay', 'rw', 'ro']);
+    expect(compiled.mounts[0]).toMatchObject({ kind: 'volume', source: repo, target: repo, mode: 'overlay' });
+    expect(compiled.mounts.map((m) => m.mode)).toEqual(['overlay', 'rw', 'ro']);
   });
 
-  it("overlay runs as the repo owner's uid too, so the copy can read the owner's 0600 files (never root)", () => {
+  it("overlay runs as the repo owner's uid too, so the agent can read and change the owner's 0600 files (never root)", () => {
     const compiled = compile({ policy: policy({ repo: 'overlay' }), repoOwner: { uid: 1234, gid: 2345 } });
     expect(compiled.container.User).toBe('1234:2345');
-    expect(compiled.container.HostConfig.Tmpfs[repo]).toContain('uid=1234,gid=2345');
     expect(compiled.container.HostConfig.Tmpfs[layout.CONTAINER_HOME]).toContain('uid=1234,gid=2345');
     expect(namedVolumeSources(compiled)[0]).toMatch(/\.uid1234$/);
     const rootOwned = compile({ policy: policy({ repo: 'overlay' }), repoOwner: { uid: 0, gid: 0 } });
@@ -210,10 +209,6 @@ describe('repo mounts', () => {
     expect(rootOwned.notes.join('\n')).toMatch(/owned by root/);
   });
 
-  it('ro and rw do not set the overlay variable', () => {
-    expect(envOf(compile())).not.toHaveProperty('AGENT_DISPATCH_OVERLAY_LOWER');
-    expect(envOf(compile({ policy: policy({ repo: 'rw' }) }))).not.toHaveProperty('AGENT_DISPATCH_OVERLAY_LOWER');
-  });
 
   it('adds extra mounts with ~ expanded, at the same path unless a target is given', () => {
     const compiled = compile({

@@ -1,0 +1,202 @@
+/**
+ * repo: overlay end to end: the real claude in the test agent image edits its repo through a kernel overlay;
+ * the host repo stays as it was, the patch is built on the host from the upper dir, and `agent-dispatch apply`
+ * puts it into the repo. A hostile agent's attempts to steer the patch (git config, attributes, symlinks out
+ * of the repo) only show up as the files they are.
+ */
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { applyCommand } from '../../src/cli/commands/apply.js';
+import { loadConfig, requireConfig } from '../../src/config/load.js';
+import { jobsDir } from '../../src/config/paths.js';
+import { JobStore } from '../../src/dispatch/job-store.js';
+import { parsePatch } from '../../src/dispatch/overlay-apply.js';
+import { DispatchService } from '../../src/dispatch/service.js';
+import type { DispatchResult } from '../../src/dispatch/types.js';
+import { LABELS } from '../../src/sandbox/owner.js';
+import { DIRECTIVE } from '../../src/selftest/fake-model.js';
+import { createFixture, openTestPolicy, TEST_AGENT_IMAGE, tearDown, type Fixture } from '../helpers/dispatch-fixture.js';
+import { dockerClient, requireLocalImage, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+
+const TIMEOUT = 120_000;
+const BINARY = Buffer.from([0, 1, 2, 255, 254, 0, 10, 13, 128]);
+
+describe.skipIf(skipDocker)('repo: overlay through a kernel overlay, and agent-dispatch apply', () => {
+  const docker = dockerClient();
+  const runId = testRunId();
+  let fx: Fixture;
+  let service: DispatchService;
+  const agent = `ov-${runId}`;
+  const repos: Record<string, string> = {};
+
+  beforeAll(async () => {
+    await requireLocalImage(docker, TEST_AGENT_IMAGE);
+    fx = await createFixture(docker, runId);
+    for (const name of ['clean', 'hostile']) repos[name] = makeRepo(fx, name);
+    fx.policy('overlay', openTestPolicy({ repo: 'overlay', tools: { permission_mode: 'acceptEdits', allow: ['Bash', 'Read', 'Edit', 'Write'], deny: [] } }));
+    // The hostile agent may run anything (its policy lets claude's own permission checks pass every command).
+    fx.policy('overlay-any', openTestPolicy({ repo: 'overlay', tools: { permission_mode: 'bypassPermissions', allow: [], deny: [] } }));
+    fx.agents({
+      [`${agent}-clean`]: { directory: repos['clean'], policy: 'overlay' },
+      [`${agent}-hostile`]: { directory: repos['hostile'], policy: 'overlay-any', permission_mode: 'bypassPermissions' },
+    });
+    service = new DispatchService(fx.env);
+  }, TIMEOUT);
+
+  afterAll(() => tearDown({ service, docker, runId, fx }), TIMEOUT);
+
+  const dispatch = (name: string, script: string): Promise<DispatchResult> =>
+    service.dispatch(requireConfig(loadConfig(fx.configPath)), { agent: `${agent}-${name}`, task: DIRECTIVE.bash(script) });
+  const refOf = async (name: string, result: DispatchResult) => (await new JobStore(jobsDir(fx.env)).createCompleted({ agent: `${agent}-${name}`, task: 't', result })).id;
+  const apply = (argv: string[]) => applyCommand(argv, fx.env);
+
+  async function leftovers(): Promise<{ containers: number; volumes: number; overlayDirs: string[] }> {
+    const containers = await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=${runId}`, LABELS.job] } });
+    const { Volumes } = await docker.listVolumes({ filters: JSON.stringify({ label: [`${TEST_LABEL}=${runId}`, 'agent-dispatch.role=overlay'] }) });
+    const dir = join(fx.configDir, 'overlays');
+    return { containers: containers.length, volumes: (Volumes ?? []).length, overlayDirs: existsSync(dir) ? readdirSync(dir) : [] };
+  }
+
+  it('modify, add, delete, a binary file and a directory replaced: the host is untouched, the patch holds exactly those, apply applies it once', async () => {
+    const repo = repos['clean']!;
+    const before = snapshot(repo);
+    const script = [
+      'echo changed-by-agent >> notes.txt',
+      'echo fresh > added.txt',
+      'rm doomed.txt',
+      "printf '\\000\\001\\002\\377\\376\\000\\n\\r\\200' > new.bin",
+      "printf '\\377' >> img.bin",
+      // The directory is removed and made again: the kernel makes it opaque, its old files are gone.
+      'rm -rf sub/dir && mkdir sub/dir && echo fresh > sub/dir/fresh.txt',
+      'echo edited',
+    ].join(' && ');
+    const result = await dispatch('clean', script);
+    expect(result.success, JSON.stringify(result)).toBe(true);
+    expect(snapshot(repo)).toEqual(before);
+    expect(await leftovers()).toEqual({ containers: 0, volumes: 0, overlayDirs: [] });
+
+    const entries = parsePatch(readFileSync(result.patch_file!));
+    expect(entries.map((e) => `${e.change[0]} ${e.path}${e.binary ? ' bin' : ''}`)).toEqual([
+      'a added.txt',
+      'd doomed.txt',
+      'm img.bin bin',
+      'a new.bin bin',
+      'm notes.txt',
+      'a sub/dir/fresh.txt',
+      'd sub/dir/gone.txt',
+      'd sub/dir/keep.txt',
+    ]);
+    expect(result.patch).toContain('+changed-by-agent');
+
+    const ref = await refOf('clean', result);
+    let printed = '';
+    const log = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: unknown) => Boolean((printed += String(chunk))));
+    try {
+      expect(await apply([ref, '--check'])).toBe(0);
+      expect(snapshot(repo)).toEqual(before);
+      expect(await apply([ref])).toBe(0);
+    } finally {
+      log.mockRestore();
+    }
+    expect(printed).toContain('A new.bin (binary)');
+    expect(printed).toContain('3 added, 2 modified, 3 deleted (2 binary)');
+    expect(readFileSync(join(repo, 'notes.txt'), 'utf8')).toBe('hello from the repo\nchanged-by-agent\n');
+    expect(readFileSync(join(repo, 'new.bin'))).toEqual(BINARY);
+    expect(readFileSync(join(repo, 'img.bin'))).toEqual(Buffer.concat([BINARY, Buffer.from([255])]));
+    expect(existsSync(join(repo, 'doomed.txt'))).toBe(false);
+    expect(readdirSync(join(repo, 'sub', 'dir'))).toEqual(['fresh.txt']);
+    // The repo's git sees exactly the agent's changes.
+    const status = spawnSync('git', ['-c', 'safe.directory=*', 'status', '--porcelain'], { cwd: repo, encoding: 'utf8' }).stdout.split('\n').filter(Boolean).sort();
+    expect(status).toEqual([' D doomed.txt', ' D sub/dir/gone.txt', ' D sub/dir/keep.txt', ' M img.bin', ' M notes.txt', '?? added.txt', '?? new.bin', '?? sub/dir/fresh.txt']);
+
+    const silenced = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      await expect(apply([ref, '--check'])).rejects.toThrow(/does not apply/);
+    } finally {
+      silenced.mockRestore();
+    }
+  }, TIMEOUT);
+
+  it('forging: .git/config (diff.external, textconv), attributes, symlinks to /etc/passwd and ../outside are reported as the files they are; apply refuses', async () => {
+    const repo = repos['hostile']!;
+    const before = snapshot(repo);
+    const marker = `/tmp/agent-dispatch-pwned-${runId}`;
+    const script = [
+      `printf '[diff]\\n\\texternal = touch ${marker}\\n[diff "evil"]\\n\\ttextconv = touch ${marker}\\n[core]\\n\\tattributesFile = /repo-attrs\\n' >> .git/config`,
+      "mkdir -p .git/info && echo '* diff=evil' > .git/info/attributes",
+      "echo '* diff=evil' > .gitattributes",
+      'ln -s /etc/passwd pw',
+      'ln -s ../outside out',
+      'echo changed >> notes.txt',
+      'mkfifo pipe',
+      'echo forged',
+    ].join(' && ');
+    const result = await dispatch('hostile', script);
+    expect(result.success, JSON.stringify(result)).toBe(true);
+    expect(snapshot(repo)).toEqual(before);
+    expect(existsSync(marker)).toBe(false);
+    expect(result.patch_file, JSON.stringify(result)).toBeDefined();
+
+    const patch = readFileSync(result.patch_file!, 'utf8');
+    expect(parsePatch(Buffer.from(patch)).map((e) => `${e.change[0]} ${e.path}${e.symlinkTarget !== undefined ? ` -> ${e.symlinkTarget}` : ''}`)).toEqual([
+      'a .gitattributes',
+      'm notes.txt',
+      'a out -> ../outside',
+      'a pw -> /etc/passwd',
+    ]);
+    expect(patch).toContain('new file mode 120000');
+    expect(patch).not.toMatch(/root:x:0:0|\.git\/|forged/);
+    expect(result.hint).toMatch(/\.git \(under \.git/);
+    expect(result.hint).toMatch(/pipe \(a FIFO/);
+
+    const ref = await refOf('hostile', result);
+    const log = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      await expect(apply([ref, '--check'])).rejects.toThrow(/out: a symlink to \.\.\/outside, outside the repo\n\s*pw: a symlink to \/etc\/passwd, outside the repo/);
+    } finally {
+      log.mockRestore();
+    }
+    expect(snapshot(repo)).toEqual(before);
+  }, TIMEOUT);
+});
+
+/** A git repo with text, binary and nested files, owned by the container user when the tests run as root. */
+function makeRepo(fx: Fixture, name: string): string {
+  const repo = fx.repo(name, { 'README.md': `# ${name}\n`, 'notes.txt': 'hello from the repo\n', 'doomed.txt': 'delete me\n' });
+  writeFileSync(join(repo, 'img.bin'), BINARY);
+  mkdirSync(join(repo, 'sub', 'dir'), { recursive: true });
+  writeFileSync(join(repo, 'sub', 'dir', 'keep.txt'), 'keep\n');
+  writeFileSync(join(repo, 'sub', 'dir', 'gone.txt'), 'gone\n');
+  writeFileSync(join(repo, 'sub', 'top.txt'), 'top\n');
+  const git = (...args: string[]) => {
+    const run = spawnSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd: repo, encoding: 'utf8', env: { PATH: process.env['PATH'], HOME: fx.root, GIT_CONFIG_NOSYSTEM: '1' } });
+    if (run.status !== 0) throw new Error(run.stderr);
+  };
+  git('init', '-q');
+  git('add', '-A');
+  git('commit', '-q', '-m', 'base');
+  if (process.getuid?.() === 0) chownTree(repo, 1000, 1000);
+  return repo;
+}
+
+function chownTree(path: string, uid: number, gid: number): void {
+  chownSync(path, uid, gid);
+  if (!lstatSync(path).isDirectory()) return;
+  for (const name of readdirSync(path)) chownTree(join(path, name), uid, gid);
+}
+
+/** Every entry under `root` (the .git dir included) with its type, mode and content hash. */
+function snapshot(root: string, rel = ''): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(join(root, rel))) {
+    const path = rel ? `${rel}/${name}` : name;
+    const st = lstatSync(join(root, path));
+    if (st.isDirectory()) Object.assign(out, { [path]: `dir ${st.mode.toString(8)}` }, snapshot(root, path));
+    else if (st.isSymbolicLink()) out[path] = `link ${readlinkSync(join(root, path))}`;
+    else out[path] = `file ${st.mode.toString(8)} ${createHash('sha256').update(readFileSync(join(root, path))).digest('hex')}`;
+  }
+  return out;
+}
