@@ -102,8 +102,8 @@ export const mcpPolicyChangesSchema = z
 
 /**
  * Pre-started, single-use sandboxes per agent (src/sandbox/warm-pool.ts). A number is taken as the size. The
- * memory default fits five idle sandboxes (one idle sandbox, claude waiting for its prompt behind the bridge,
- * holds about 190 MiB: see IDLE_SANDBOX_BYTES).
+ * memory default fits eight idle sandboxes (one, claude waiting for its prompt behind the bridge, holds about
+ * 108 MiB and is counted as 128 MiB: IDLE_SANDBOX_BYTES).
  */
 export const warmPoolSettingsSchema = z.preprocess(
   (value) => (typeof value === 'number' ? { size: value } : value),

@@ -17,10 +17,11 @@ import { logger } from '../log.js';
 const log = logger('warm-pool');
 
 /**
- * What one idle sandbox holds, measured with `docker stats` on this project's agent image (claude 2.1.197
- * started with stdin open, behind the bridge, after initialising): about 190 MiB. Rounded up.
+ * What one idle sandbox holds, measured with the engine's stats (cgroup memory usage) on the test agent image
+ * (claude 2.1.197 initialised and waiting for its prompt): 102 MiB under an open-network policy, 108 MiB behind
+ * the gateway (with the in-container bridge). Rounded up; the budget counts each idle sandbox as this much.
  */
-export const IDLE_SANDBOX_BYTES = 200 * 1024 * 1024;
+export const IDLE_SANDBOX_BYTES = 128 * 1024 * 1024;
 /** At shutdown, how long a sandbox still starting may take before the server stops waiting for it. */
 const SHUTDOWN_FILL_WAIT_MS = 20_000;
 
