@@ -6,7 +6,7 @@ export const MAX_TARGET_BYTES = 4096;
 export const MAX_HEAD_BYTES = 16 * 1024;
 
 export interface RequestProblem {
-  status: 400 | 414;
+  status: 400 | 414 | 503;
   reason: string;
 }
 

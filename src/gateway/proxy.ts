@@ -20,8 +20,13 @@ export const BRIDGE_PORT = 3128;
 const SELF_HOSTS = new Set(['127.0.0.1', 'localhost', '::1']);
 /** How long `release` waits for the decisions of the connections it closed: well within the server's 5 s for the answer. */
 const RELEASE_WAIT_MS = 2_000;
-/** Connections one dispatch may hold open at once: a flooding agent must not take every descriptor of the gateway. */
+/**
+ * Connections one dispatch may hold open at once, and requests or tunnels it may have in flight (pipelining puts
+ * many on one connection): a flooding agent must not take every descriptor or all the memory of the gateway.
+ */
 export const MAX_CONNECTIONS_PER_TOKEN = 256;
+export const MAX_INFLIGHT_PER_TOKEN = 256;
+const BUSY = `this dispatch already has ${MAX_INFLIGHT_PER_TOKEN} requests or tunnels in flight through the gateway`;
 
 export interface GatewayProxyOptions {
   lookup?: Lookup;
@@ -69,7 +74,7 @@ export function createGatewayProxy(config: GatewayConfig, options: GatewayProxyO
   const route = (req: IncomingMessage, res: ServerResponse): void => {
     const ctx = contextOf(req.socket);
     if (!ctx) return send(res, tokenRefusal());
-    const problem = requestProblem(req);
+    const problem = ctx.state.inflight >= MAX_INFLIGHT_PER_TOKEN ? { status: 503 as const, reason: BUSY } : requestProblem(req);
     if (problem) {
       res.once('finish', () => req.socket.destroy());
       return refuseRequest(ctx, req, res, problem);
@@ -93,6 +98,7 @@ export function createGatewayProxy(config: GatewayConfig, options: GatewayProxyO
   http.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     const ctx = contextOf(socket);
     if (!ctx) return sendRaw(socket, tokenRefusal());
+    if (ctx.state.inflight >= MAX_INFLIGHT_PER_TOKEN) return refuseRaw(ctx.state, socket, 503, BUSY);
     const self = {
       is: isSelf,
       refeed: (s: Socket, rest: Buffer) => {
@@ -116,9 +122,7 @@ export function createGatewayProxy(config: GatewayConfig, options: GatewayProxyO
     const overflow = code === 'HPE_HEADER_OVERFLOW';
     const status = overflow ? 431 : 400;
     const reason = overflow ? `its request head is over ${MAX_HEAD_BYTES / 1024} KiB` : `it is not well-formed HTTP/1.1 (${code}${err.reason ? `: ${err.reason}` : ''})`;
-    const record = ctx.state.begin();
-    sendRaw(socket, requestRefusal(status, reason));
-    record({ kind: 'http', host: GATEWAY_HOST, port: 0, allowed: false, reason, status, bytesOut: 0, bytesIn: 0 });
+    refuseRaw(ctx.state, socket, status, reason);
   });
 
   const server = createNetServer({ allowHalfOpen: true }, (socket) => {
@@ -130,10 +134,7 @@ export function createGatewayProxy(config: GatewayConfig, options: GatewayProxyO
       const state = token === null ? undefined : tokens.get(token);
       if (token === null || !state) return sendRaw(socket, tokenRefusal());
       if (state.sockets.size >= MAX_CONNECTIONS_PER_TOKEN) {
-        const reason = `this dispatch already has ${MAX_CONNECTIONS_PER_TOKEN} connections open through the gateway`;
-        const record = state.begin();
-        sendRaw(socket, requestRefusal(503, reason));
-        return record({ kind: 'http', host: GATEWAY_HOST, port: 0, allowed: false, reason, status: 503, bytesOut: 0, bytesIn: 0 });
+        return refuseRaw(state, socket, 503, `this dispatch already has ${MAX_CONNECTIONS_PER_TOKEN} connections open through the gateway`);
       }
       tokenOf.set(socket, token);
       state.track(socket);
@@ -184,6 +185,13 @@ export function createGatewayProxy(config: GatewayConfig, options: GatewayProxyO
       if (server.listening) await closed;
     },
   };
+}
+
+/** A refusal on a bare socket before there is a destination, recorded for the token. */
+function refuseRaw(state: TokenState, socket: Socket, status: number, reason: string): void {
+  const record = state.begin();
+  sendRaw(socket, requestRefusal(status, reason));
+  record({ kind: 'http', host: GATEWAY_HOST, port: 0, allowed: false, reason, status, bytesOut: 0, bytesIn: 0 });
 }
 
 /** A socket file left by a previous gateway blocks listen; anything else at that path is not ours to delete. */

@@ -9,13 +9,18 @@ export type Recorder = (decision: Omit<EgressDecision, 'time'>) => void;
 export class TokenState {
   readonly log = new DecisionLog();
   readonly sockets = new Set<Socket>();
-  private inflight = 0;
+  private open = 0;
   private idle: (() => void)[] = [];
 
   constructor(
     public allow: readonly AllowRule[],
     private readonly now: () => Date,
   ) {}
+
+  /** Operations begun and not yet recorded (requests being relayed, tunnels open). */
+  get inflight(): number {
+    return this.open;
+  }
 
   track(socket: Socket): void {
     this.sockets.add(socket);
@@ -24,21 +29,21 @@ export class TokenState {
 
   /** An operation whose decision is final only when it ends (a tunnel, a streamed response). */
   begin(): Recorder {
-    this.inflight += 1;
+    this.open += 1;
     let done = false;
     return (decision) => {
       if (done) return;
       done = true;
       this.log.add({ time: this.now().toISOString(), ...decision });
-      this.inflight -= 1;
-      if (this.inflight === 0) for (const resolve of this.idle.splice(0)) resolve();
+      this.open -= 1;
+      if (this.open === 0) for (const resolve of this.idle.splice(0)) resolve();
     };
   }
 
   /** Close every connection, wait (at most `timeoutMs`) for the decisions in flight, return them all. */
   async release(timeoutMs: number): Promise<EgressDecision[]> {
     for (const socket of this.sockets) socket.destroy();
-    if (this.inflight > 0) {
+    if (this.open > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
         this.idle.push(() => {

@@ -2,12 +2,13 @@
  * One dispatch flooding the gateway: what it can make the gateway hold is bounded, and another dispatch on the
  * same gateway keeps its own decisions and its connections.
  */
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { summariseEgress } from '../../src/dispatch/audit.js';
 import { DROPPED_HOST, GATEWAY_HOST, MAX_DECISION_BYTES } from '../../src/gateway/decisions.js';
-import { MAX_CONNECTIONS_PER_TOKEN } from '../../src/gateway/proxy.js';
-import { agentRequest, dial, type FakeUpstream, fakeUpstream, rawExchange, readUntil, startGateway, type TestGateway } from './gateway-harness.js';
+import { MAX_CONNECTIONS_PER_TOKEN, MAX_INFLIGHT_PER_TOKEN } from '../../src/gateway/proxy.js';
+import { agentRequest, dial, type FakeUpstream, fakeUpstream, rawExchange, readUntil, startGateway, type TestGateway, until } from './gateway-harness.js';
 
 let upstream: FakeUpstream;
 let gw: TestGateway;
@@ -80,5 +81,32 @@ describe('a flood of refused requests from one dispatch', () => {
     const hog = await gw.proxy.release('tok-hog');
     expect(hog.filter((d) => d.status === 503)).toEqual([expect.objectContaining({ host: GATEWAY_HOST, allowed: false, count: 3 })]);
     expect(await gw.proxy.release('tok-other')).toHaveLength(1);
+  }, 60_000);
+
+  it(`past ${MAX_INFLIGHT_PER_TOKEN} requests in flight (pipelined on one connection) the next gets 503 and the rest are dropped; the upstream sees no more`, async () => {
+    gw.proxy.register('tok-pipe', []);
+    gw.proxy.register('tok-beside', []);
+    const reply = upstream.handler;
+    const held: ServerResponse[] = [];
+    upstream.handler = (req, res) => (req.url === '/v1/hold' ? held.push(res) : reply(req, res));
+    const before = upstream.seen.length;
+    const socket = dial(gw.socketPath, 'tok-pipe');
+    try {
+      socket.write('GET /v1/hold HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(MAX_INFLIGHT_PER_TOKEN + 100));
+      await until(() => held.length >= MAX_INFLIGHT_PER_TOKEN, 10_000);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(upstream.seen.length - before).toBe(MAX_INFLIGHT_PER_TOKEN);
+      // another dispatch on the same gateway is not held back
+      expect((await agentRequest(gw.socketPath, 'tok-beside', { path: '/v1/models' })).status).toBe(200);
+    } finally {
+      upstream.handler = reply;
+      for (const res of held) res.end('{}');
+    }
+    const answer = await readUntil(socket);
+    expect(answer.match(/HTTP\/1\.1 \d{3}/g)).toEqual([...new Array<string>(MAX_INFLIGHT_PER_TOKEN).fill('HTTP/1.1 200'), 'HTTP/1.1 503']);
+    const decisions = await gw.proxy.release('tok-pipe');
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(MAX_INFLIGHT_PER_TOKEN);
+    expect(decisions.filter((d) => !d.allowed)).toEqual([expect.objectContaining({ kind: 'api', path: '/v1/hold', status: 503, reason: expect.stringContaining('in flight') })]);
+    expect(await gw.proxy.release('tok-beside')).toHaveLength(1);
   }, 60_000);
 });
