@@ -49,7 +49,7 @@ export function createGatewayProxy(config: GatewayConfig, options: GatewayProxyO
   const tokens = new Map<string, TokenState>();
   const tokenOf = new WeakMap<Socket, string>();
   const sockets = new Set<Socket>();
-  /** Connections that sent a request the gateway refused as malformed: nothing more is read from them. */
+  /** Connections the gateway answered with a refusal (which closes them): nothing more on them is forwarded. */
   const spoiled = new WeakSet<Socket>();
 
   const contextOf = (socket: Socket): RequestContext | undefined => {
