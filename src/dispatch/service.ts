@@ -7,6 +7,7 @@ import { LABEL_PREFIX } from '../policy/layout.js';
 import { gatewayImage } from '../sandbox/gateway-image.js';
 import { LABELS } from '../sandbox/owner.js';
 import { createSandboxRunner, type SandboxRunner } from '../sandbox/runner.js';
+import type { AgentPoolStatus } from '../sandbox/warm-pool.js';
 import { cancelledResult, newJobId, runDispatch, type DispatchRequest, type Sandbox } from './dispatcher.js';
 import { SlotCancelled, Slots } from './slots.js';
 import type { DispatchResult } from './types.js';
@@ -66,6 +67,11 @@ export class DispatchService {
 
   async shutdown(): Promise<void> {
     await this.runner?.shutdown();
+  }
+
+  /** This server's pre-started sandboxes per agent (none before its first dispatch, or with a test sandbox). */
+  warmPoolStatus(): AgentPoolStatus[] {
+    return this.runner?.warmPool.status() ?? [];
   }
 
   get inFlight(): number {

@@ -1,6 +1,7 @@
 import Docker from 'dockerode';
 import { AppError, describeError } from '../errors.js';
 import { engineUnreachable } from './engine-calls.js';
+import { LABELS } from './owner.js';
 
 /** The one place that talks to the Docker engine (dockerode never escapes src/sandbox). */
 export interface EngineInfo {
@@ -13,6 +14,8 @@ export interface Engine {
   imageExists(image: string): Promise<boolean>;
   /** The image's labels, or undefined when it is not present. */
   imageLabels(image: string): Promise<Record<string, string> | undefined>;
+  /** Pre-started (warm pool) sandbox containers on the engine, idle or serving, per agent. */
+  warmSandboxes?(): Promise<Map<string, number>>;
 }
 
 export function createEngine(options: Docker.DockerOptions = {}): Engine {
@@ -35,6 +38,14 @@ export function createEngine(options: Docker.DockerOptions = {}): Engine {
       }
     },
     imageLabels,
+    async warmSandboxes() {
+      const counts = new Map<string, number>();
+      for (const c of await docker.listContainers({ filters: JSON.stringify({ label: [LABELS.warm] }) })) {
+        const agent = c.Labels?.[LABELS.agent] ?? '?';
+        counts.set(agent, (counts.get(agent) ?? 0) + 1);
+      }
+      return counts;
+    },
     async imageExists(image) {
       return (await imageLabels(image)) !== undefined;
     },

@@ -1,7 +1,7 @@
 import { dirname } from 'node:path';
 import { configPath } from '../../config/paths.js';
 import { describeConfigProblem, loadConfig } from '../../config/load.js';
-import { unknownGroupMembers, type DispatchConfig } from '../../config/schema.js';
+import { unknownGroupMembers, warmPoolConfig, type DispatchConfig } from '../../config/schema.js';
 import { blockingFindings } from '../../policy/lint.js';
 import { resolveAgentPolicy } from '../../policy/resolve.js';
 import { directoryHealth } from '../../project/detect.js';
@@ -115,6 +115,9 @@ export async function doctorCommand(argv: string[], engine: Engine = createEngin
   r.section('Egress gateway');
   await checkGateway(r, engine, engineUp, gated);
 
+  r.section('Warm pool');
+  await checkWarmPool(r, engine, engineUp, config);
+
   r.section('Groups');
   if (config) checkGroups(r, config);
 
@@ -174,6 +177,20 @@ async function checkGateway(r: Report, engine: Engine, engineUp: boolean, gated:
     else r.line('OK', `${image} present (protocol ${GATEWAY_PROTOCOL})`);
   } catch (error) {
     r.line('FAIL', describeError(error));
+  }
+}
+
+/** settings.warm_pool, and the pre-started sandboxes serving servers keep on the engine now. */
+async function checkWarmPool(r: Report, engine: Engine, engineUp: boolean, config: DispatchConfig | undefined): Promise<void> {
+  const pool = config ? warmPoolConfig(config.settings) : undefined;
+  if (pool?.size === 0) r.line('OK', 'Off (settings.warm_pool: 0): every dispatch starts a fresh container');
+  else if (pool) r.line('OK', `${pool.size} pre-started ${pool.size === 1 ? 'sandbox' : 'sandboxes'} per agent dispatched in the last ${pool.idle_minutes} min (a serving server only; at most ${pool.memory_mb} MB idle in all)`);
+  if (!engineUp || !engine.warmSandboxes) return;
+  try {
+    const counts = [...(await engine.warmSandboxes())].map(([agent, n]) => `${agent} ${n}`);
+    r.line('OK', counts.length === 0 ? 'No pre-started sandbox on the engine now' : `Pre-started sandboxes on the engine now (idle or serving): ${counts.join(', ')}`);
+  } catch (error) {
+    r.line('WARN', `Could not list the pre-started sandboxes: ${describeError(error)}`);
   }
 }
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { AppError } from '../../errors.js';
+import { warmPoolConfig } from '../../config/schema.js';
 import { requireAgent } from '../../core/agents.js';
 import { inspectAgentView, listAgentsView } from '../../core/views.js';
 import { boundedString } from '../../limits.js';
@@ -41,7 +42,10 @@ export function registerAgentReadTools(server: McpServer, ctx: ServerContext): v
     ({ name, preview_lines }) =>
       guarded('inspect_agent', () => {
         const config = ctx.config();
-        return jsonResult(inspectAgentView(name, requireAgent(config, name), preview_lines, ctx.configDir()));
+        const view = inspectAgentView(name, requireAgent(config, name), preview_lines, ctx.configDir());
+        // This server's pre-started sandboxes for the agent (settings.warm_pool).
+        const pool = ctx.dispatcher.service.warmPoolStatus().find((s) => s.agent === name);
+        return jsonResult({ ...view, warm_pool: { ...warmPoolConfig(config.settings), idle: pool?.idle ?? 0, ready: pool?.ready ?? 0, starting: pool?.filling ?? false } });
       }),
   );
 }
