@@ -49,10 +49,13 @@ const TIMEOUT = 240_000;
 const RESPONSIVE_MS = 5_000;
 /** How much the server's memory may grow while an agent floods its stdout with 100 MB. */
 const RSS_GROWTH_BYTES = 256 * 2 ** 20;
-/** Item 6: the session volume must stop a write before this much. */
-const SESSION_FILL_BYTES = 1024 * 2 ** 20;
+/** Item 6: the session volume's documented bound (README "Disk bounds": pruned to at most 1 GiB). */
+const SESSION_VOLUME_MB = 1024;
+/** What one dispatch tries to leave in its session volume, in files of at most MAX_FILE_MB. */
+const SESSION_FILL_MB = 1536;
+const MAX_FILE_MB = 128;
 const TMP_SIZE_MB = 64;
-const RESOURCES = { memory: '512m', cpus: 1, pids: 128, nofile: 1024, tmp_size: `${TMP_SIZE_MB}m`, timeout: 120 };
+const RESOURCES = { memory: '512m', cpus: 1, pids: 128, nofile: 1024, tmp_size: `${TMP_SIZE_MB}m`, timeout: 120, max_file_size: `${MAX_FILE_MB}m` };
 
 interface Verdict {
   held: boolean;
@@ -77,6 +80,8 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
 const is4xx = (v: string | undefined): boolean => v !== undefined && /^4\d\d/.test(v);
 const refusedOrFailed = (v: string | undefined): boolean => v !== undefined && (is4xx(v) || v.startsWith('error:') || v.startsWith('failed:') || v === 'timeout');
 const list = (pairs: [string, string][]): string => pairs.map(([k, v]) => `${k} ${v}`).join(', ');
+/** `[name, facts[prefix + name]]` for each name ('?' when the probe did not print it). */
+const pick = (f: ProbeFacts, names: string[], prefix = ''): [string, string][] => names.map((n) => [n, f[prefix + n] ?? '?']);
 
 function sha(dir: string): string {
   const hash = createHash('sha256');
@@ -111,12 +116,18 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
   let hostSecret: string;
   let hostSecretPath: string;
   let gitHashBefore: string;
-  let agentsYamlBefore: string;
+  let probeEntryBefore: string;
 
   const name = (what: string): string => `${what}-${runId}`;
   const modelPaths = (): string[] => fx.model.requests.map((r) => r.path);
   const dispatch = (agent: string, task: string, extra: Record<string, unknown> = {}): Promise<ToolAnswer> =>
     server.call('dispatch', { agent: name(agent), task, ...extra });
+  /** The probe agent's entry as loaded now equals the one configured, and no agent was added by an attack. */
+  const probeEntryUnchanged = (): boolean => {
+    const config = requireConfig(loadConfig(fx.configPath));
+    const extra = ['flagged', 'widened'].filter((a) => name(a) in config.agents);
+    return JSON.stringify(config.agents[name('probe')]) === probeEntryBefore && extra.length === 0;
+  };
   const audit = (): Record<string, any>[] => {
     const path = join(fx.configDir, 'audit.jsonl');
     if (!existsSync(path)) return [];
@@ -151,16 +162,8 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
     repos['mcp'] = fx.repo('mcp', {
       'README.md': '# mcp\n',
       '.mcp.json': JSON.stringify({ mcpServers: { probe: { command: 'node', args: ['mcp-server.js'] } } }),
-      'mcp-server.js': [
-        `require('http').get({ host: '127.0.0.1', port: 3128, path: 'http://mcp-started-${tag}.invalid/' }).on('error', () => {});`,
-        "const send = (m) => process.stdout.write(JSON.stringify(m) + '\\n');",
-        "require('readline').createInterface({ input: process.stdin }).on('line', (line) => {",
-        '  const m = JSON.parse(line);',
-        "  if (m.method === 'initialize') send({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'probe', version: '1' } } });",
-        "  else if (m.method === 'tools/list') send({ jsonrpc: '2.0', id: m.id, result: { tools: [] } });",
-        "  else if (m.id !== undefined) send({ jsonrpc: '2.0', id: m.id, result: {} });",
-        '});',
-      ].join('\n'),
+      // claude starting the command is the hole; it need not speak MCP to show it ran
+      'mcp-server.js': `require('http').get({ host: '127.0.0.1', port: 3128, path: 'http://mcp-started-${tag}.invalid/' }).on('error', () => {});\nprocess.stdin.resume();\n`,
     });
     execFileSync('git', ['init', '-q', repos['mcp']]);
     execFileSync('git', ['-C', repos['mcp'], 'config', 'core.fsmonitor', marker('git-repo-config')]);
@@ -183,6 +186,11 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
 
     // item 9: overlay
     repos['overlay'] = fx.repo('overlay', { 'a.txt': 'original\n' });
+    const git = (...args: string[]) => execFileSync('git', ['-C', repos['overlay']!, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args]);
+    git('init', '-q');
+    git('add', '-A');
+    git('commit', '-q', '-m', 'base');
+    execFileSync('chown', ['-R', '1000:1000', repos['overlay']]);
     repos['plain'] = fx.repo('plain', { 'README.md': '# plain\n' });
 
     const narrow = gatewayTestPolicy([`${bridge}:${allowed.port}`, 'localhost:*'], { resources: RESOURCES });
@@ -226,7 +234,7 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
     const settings: Record<string, unknown> = { max_concurrency: 8, cache: { enabled: false, ttl: 0, max_size: 1 } };
     if ('warm_pool' in settingsSchema.shape) settings['warm_pool'] = 0;
     fx.agents(agents, settings);
-    agentsYamlBefore = readFileSync(fx.configPath, 'utf8');
+    probeEntryBefore = JSON.stringify(requireConfig(loadConfig(fx.configPath)).agents[name('probe')]);
 
     server = await startServer(fx.env, fx.root);
     // Independent dispatches start together (each agent has its own container and gateway); the exhaustion
@@ -251,7 +259,8 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
 
   const probeRun = once(async () => {
     const repo = repos['probe']!;
-    const hostPaths = [fx.configPath, hostSecretPath, join(fx.root, '.config'), join(fx.root, 'repos')];
+    // the repo's parent directories exist in the container as mount points; a sibling repo must not
+    const hostPaths = [fx.configPath, hostSecretPath, join(fx.root, '.config'), repos['links']!];
     const fsStep = `${probeScript({ repo, canary: fx.secret, hostPaths })}\n${filesystemProbe({ repo, apiKey: fx.apiKey })}`;
     const netStep = [
       networkProbeScript({ allowed: { host: bridge, port: allowed.port, body: `allowed-body-${tag}` }, hostService: { host: bridge, port: denied.port }, secret: fx.apiKey }),
@@ -288,10 +297,10 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
     const forged = ['diff --git a/forged.txt b/forged.txt', 'new file mode 100644', '--- /dev/null', '+++ b/forged.txt', '@@ -0,0 +1 @@', `+FORGED-${tag}`].join('\\n');
     const step = [
       `cd ${sq(repos['overlay']!)}`,
-      'echo real-change > a.txt',
+      'echo real-change > a.txt && echo "a_txt=$(cat a.txt)"',
       `printf '#!/bin/sh\\nprintf "${forged}\\\\n"\\n' > /tmp/forge.sh && chmod +x /tmp/forge.sh`,
       // every git dir the agent can find (the wrapper's, the repo's): an external diff, a textconv, an attribute
-      'for g in /tmp/.agent-dispatch-overlay.git "$(git rev-parse --git-dir 2>/dev/null)"; do [ -d "$g" ] || continue; git --git-dir="$g" config diff.external /tmp/forge.sh; git --git-dir="$g" config diff.forge.textconv /tmp/forge.sh; git --git-dir="$g" config core.attributesFile /tmp/attrs; echo "forged_in=$g"; done',
+      'f=; for g in /tmp/.agent-dispatch-overlay.git "$(git -c safe.directory=* rev-parse --absolute-git-dir 2>/dev/null)"; do [ -d "$g" ] || continue; git --git-dir="$g" config diff.external /tmp/forge.sh && git --git-dir="$g" config diff.forge.textconv /tmp/forge.sh && git --git-dir="$g" config core.attributesFile /tmp/attrs && f="$f $g"; done; echo "forged_in=$f"',
       "echo '* diff=forge' > /tmp/attrs; echo '* diff=forge' > .gitattributes",
       `echo "+FORGED-${tag}" > /tmp/forge-note`,
       'echo overlay_step=done',
@@ -461,7 +470,7 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
       judge: () =>
         fromProbe((f) => {
           const names = ['dotted', 'decimal', 'hex', 'octal', 'short', 'mixed', 'trailing_dot'];
-          const tried: [string, string][] = [...names.flatMap((n) => [[`host_${n}`, f[`host_${n}`] ?? '?'], [`loopback_${n}`, f[`loopback_${n}`] ?? '?']] as [string, string][]), ['connect_decimal', f['host_connect_decimal'] ?? '?'], ['unspecified', f['unspecified'] ?? '?'], ['metadata', f['metadata'] ?? '?']];
+          const tried = pick(f, [...names.flatMap((n) => [`host_${n}`, `loopback_${n}`]), 'host_connect_decimal', 'unspecified', 'metadata']);
           return { held: tried.every(([, v]) => refusedOrFailed(v)) && denied.hits.length === 0, observed: list(tried) };
         }),
     },
@@ -472,7 +481,7 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
       expected: 'every one refused as private',
       judge: () =>
         fromProbe((f) => {
-          const tried: [string, string][] = ['mapped', 'mapped_hex', 'mapped_long', 'siit', 'compatible', 'nat64', 'nat64_local', 'sixtofour'].map((n) => [n, f[`host_${n}`] ?? '?']);
+          const tried = pick(f, ['mapped', 'mapped_hex', 'mapped_long', 'siit', 'compatible', 'nat64', 'nat64_local', 'sixtofour'], 'host_');
           tried.push(['connect_mapped', f['host_connect_mapped'] ?? '?'], ['198.18.0.1', f['benchmark_range'] ?? '?'], ['localhost_rule', f['localhost_rule'] ?? '?']);
           return { held: tried.every(([, v]) => refusedOrFailed(v)) && denied.hits.length === 0, observed: list(tried) };
         }),
@@ -505,7 +514,7 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
       expected: 'no capability in any set; both refused',
       judge: () =>
         fromProbe((f) => {
-          const sets = ['CapEff', 'CapBnd', 'CapPrm', 'CapAmb'].map((k) => [k, f[k] ?? '?'] as [string, string]);
+          const sets = pick(f, ['CapEff', 'CapBnd', 'CapPrm', 'CapAmb']);
           return {
             held: sets.every(([, v]) => /^0+$/.test(v)) && f['chown_root'] === 'refused' && f['setuid_syscall']?.startsWith('refused') === true,
             observed: `${list(sets)}, chown ${f['chown_root']}, setuid(0) ${f['setuid_syscall']}`,
@@ -524,7 +533,7 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
       expected: 'every one refused',
       judge: () =>
         fromProbe((f) => {
-          const tried = ['unshare_user', 'unshare_mount', 'unshare_net', 'nsenter_host'].map((k) => [k, f[k] ?? '?'] as [string, string]);
+          const tried = pick(f, ['unshare_user', 'unshare_mount', 'unshare_net', 'nsenter_host']);
           return { held: tried.every(([, v]) => !v.startsWith('allowed') && v !== '?'), observed: list(tried) };
         }),
     },
@@ -559,20 +568,24 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
       expected: 'Bash refused; the command never runs',
       judge: async () => {
         const a = await widenRun();
-        const denied = (a.json['denied_tools'] as string[] | undefined) ?? [];
-        return { held: !String(a.json['result']).includes('ESCAPED') && denied.includes('Bash'), observed: `result ${JSON.stringify(String(a.json['result']).slice(0, 60))}, denied_tools ${denied.join(',') || 'none'}` };
+        const refused = (a.json['denied_tools'] as string[] | undefined) ?? [];
+        const result = String(a.json['result'] ?? '');
+        // Either claude refuses the call (denied_tools) or the managed deny list removed Bash from its tools.
+        const blocked = refused.includes('Bash') || result.includes('No such tool available');
+        return { held: a.json['success'] === true && !result.includes('ESCAPED') && blocked, observed: `result ${JSON.stringify(result.slice(0, 70))}, denied_tools ${refused.join(',') || 'none'}` };
       },
     },
     {
       id: 'flag-session-id',
-      tries: "dispatch_session with session_id '--dangerously-skip-permissions' and one with a space and a second flag",
-      expected: 'refused at the door; no dispatch',
+      tries: "dispatch_session with session_id '--dangerously-skip-permissions', and 'abc --permission-mode bypassPermissions'",
+      expected: "the first refused before anything starts; the second never resumes or widens anything",
       judge: async () => {
-        const calls = fx.model.requests.length;
         const a = await server.call('dispatch_session', { agent: name('probe'), task: 'x', session_id: '--dangerously-skip-permissions' });
-        const b = await server.call('dispatch_session', { agent: name('probe'), task: 'x', session_id: 'abc --permission-mode bypassPermissions' });
-        const refused = (x: ToolAnswer) => x.isError || x.json['success'] === false;
-        return { held: refused(a) && refused(b) && fx.model.requests.length === calls, observed: `${String(a.json['error'] ?? a.json['error_type']).slice(0, 90)} | ${String(b.json['error'] ?? b.json['error_type']).slice(0, 60)}; model requests +${fx.model.requests.length - calls}` };
+        const b = await server.call('dispatch_session', { agent: name('probe'), task: DIRECTIVE.bash('echo RAN-WITH-BYPASS'), session_id: 'abc --permission-mode bypassPermissions' });
+        const atTheDoor = a.json['success'] === false && /Refusing to dispatch/.test(String(a.json['error']));
+        const inert = (b.isError || b.json['success'] === false) && !JSON.stringify(b.json).includes('RAN-WITH-BYPASS');
+        const says = (x: ToolAnswer) => `${x.isError ? 'error envelope' : `success ${x.json['success']}`}: ${String(x.json['error'] ?? '').slice(0, 70)}`;
+        return { held: atTheDoor && inert, observed: `${says(a)} | ${says(b)}` };
       },
     },
     {
@@ -582,7 +595,7 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
       judge: async () => {
         const a = await server.call('update_agent', { name: name('probe'), model: '--dangerously-skip-permissions' });
         const b = await server.call('add_agent', { name: name('flagged'), directory: repos['plain'], model: '-p' });
-        return { held: a.isError && b.isError && readFileSync(fx.configPath, 'utf8') === agentsYamlBefore, observed: `${String(a.json['error']).slice(0, 90)} | ${String(b.json['error']).slice(0, 60)}` };
+        return { held: a.isError && b.isError && probeEntryUnchanged(), observed: `${String(a.json['error']).slice(0, 90)} | ${String(b.json['error']).slice(0, 60)}` };
       },
     },
     {
@@ -592,7 +605,7 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
       judge: async () => {
         const a = await server.call('update_agent', { name: name('probe'), allowed_tools: 'Bash,--dangerously-skip-permissions' });
         const b = await server.call('update_agent', { name: name('probe'), disallowed_tools: 'Read --add-dir /' });
-        return { held: a.isError && b.isError && readFileSync(fx.configPath, 'utf8') === agentsYamlBefore, observed: `${String(a.json['error']).slice(0, 90)} | ${String(b.json['error']).slice(0, 60)}` };
+        return { held: a.isError && b.isError && probeEntryUnchanged(), observed: `${String(a.json['error']).slice(0, 90)} | ${String(b.json['error']).slice(0, 60)}` };
       },
     },
     // --- the holes of issue 14
@@ -629,7 +642,7 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
         const { answer, facts } = await rwRun();
         const after = sha(join(repos['rw']!, '.git'));
         const control = existsSync(join(repos['rw']!, 'rw-control.txt'));
-        const writes = ['git_config', 'git_hook', 'git_hookspath', 'git_replace'].map((k) => [k, facts[k] ?? '?'] as [string, string]);
+        const writes = pick(facts, ['git_config', 'git_hook', 'git_hookspath', 'git_replace']);
         return {
           held: answer.json['success'] === true && control && after === gitHashBefore && !existsSync(join(repos['rw']!, '.git-old')) && writes.every(([, v]) => v === 'refused'),
           observed: `${list(writes)}; control file written: ${control}; host .git ${after === gitHashBefore ? 'unchanged' : 'CHANGED'}`,
@@ -688,14 +701,25 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
       },
     },
     {
+      id: 'fill-session-file',
+      item: 6,
+      tries: `one file in the persistent session volume (~/.claude/projects) written past max_file_size (${MAX_FILE_MB} MB)`,
+      expected: `the write stops at ${MAX_FILE_MB} MB`,
+      judge: async () => {
+        const e = await diskRun();
+        const mb = Number(e.facts['session_file_mb'] ?? NaN);
+        return { held: mb <= MAX_FILE_MB && e.answer.json['success'] === true, observed: `the file took ${mb} MB (${e.facts['session_file_end'] ?? '?'})` };
+      },
+    },
+    {
       id: 'fill-session-volume',
       item: 6,
-      tries: 'fill the persistent session volume (~/.claude/projects) with a 1 GiB write',
-      expected: 'a quota stops the write before 1 GiB',
+      tries: `fill the persistent session volume with ${SESSION_FILL_MB} MB in files under max_file_size`,
+      expected: `the volume never holds more than its ${SESSION_VOLUME_MB} MB bound`,
       judge: async () => {
         const e = await diskRun();
         const mb = Number(e.facts['session_fill_mb'] ?? NaN);
-        return { held: mb < SESSION_FILL_BYTES / 2 ** 20 && e.answer.json['success'] === true, observed: `the session volume took ${mb} MB (${e.facts['session_fill_end'] ?? '?'})` };
+        return { held: mb <= SESSION_VOLUME_MB && e.answer.json['success'] === true, observed: `one dispatch left ${mb} MB in its session volume (${e.facts['session_fill_end'] ?? '?'})` };
       },
     },
     { id: 'lint-other-engines', item: 7, tries: 'policy check: mounts of ~/.colima, ~/.rd, ~/.orbstack, /run/user/1000/docker.sock, /run/podman', expected: 'exit 1 naming each', judge: () => lint('lint-engines', ['.colima', '.rd', '.orbstack', '/run/user/1000/docker.sock', '/run/podman']) },
@@ -715,7 +739,7 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
         const c = await server.call('add_agent', { name: name('widened'), directory: repos['plain'], policy: openFile });
         const refusals = audit().filter((r) => r['kind'] === 'config-change' && r['outcome'] === 'refused').length;
         return {
-          held: a.isError && b.isError && c.isError && readFileSync(fx.configPath, 'utf8') === agentsYamlBefore && refusals >= 3,
+          held: a.isError && b.isError && c.isError && probeEntryUnchanged() && refusals >= 3,
           observed: `${[a, b, c].map((x) => (x.isError ? 'refused' : 'ACCEPTED')).join(', ')}; config-change refusals audited ${refusals}; ${String(a.json['error'] ?? '').slice(0, 80)}`,
         };
       },
@@ -728,10 +752,11 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
       judge: async () => {
         const { answer, hostA } = await overlayRun();
         const patch = String(answer.json['patch'] ?? '');
-        const forgedIn = parseProbe(String(answer.json['result'] ?? ''))['forged_in'];
+        const facts = parseProbe(String(answer.json['result'] ?? ''));
+        const forgedIn = facts['forged_in'];
         return {
           held: answer.json['success'] === true && patch.includes('+real-change') && !patch.includes(`FORGED-${tag}`) && hostA === 'original\n',
-          observed: `config planted in ${forgedIn ?? 'no git dir'}; patch ${patch ? `${patch.length} bytes, real change ${patch.includes('+real-change')}, forged ${patch.includes(`FORGED-${tag}`)}` : `absent (${answer.json['error_type'] ?? 'no error'})`}; host a.txt ${JSON.stringify(hostA)}`,
+          observed: `a.txt in the container: ${facts['a_txt'] ?? '?'}; config planted in ${forgedIn?.trim() || 'no git dir'}; patch ${patch ? `${patch.length} bytes, real change ${patch.includes('+real-change')}, forged ${patch.includes(`FORGED-${tag}`)}` : `absent (success ${answer.json['success']}, ${answer.json['error_type'] ?? 'no error_type'}, ${String(answer.json['error'] ?? answer.json['hint'] ?? '').slice(0, 100)}; the agent saw: ${JSON.stringify(String(answer.json['result'] ?? '').slice(0, 160))})`}; host a.txt ${JSON.stringify(hostA)}`,
         };
       },
     },
@@ -805,9 +830,12 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
       DIRECTIVE.bash(
         [
           'fill() { dd if=/dev/zero of="$2" bs=1M count=1024 2>/dev/null; echo "$1_fill_mb=$(( $(stat -c %s "$2") / 1048576 ))"; }',
-          'fill tmp /tmp/fill; rm -f /tmp/fill',
+          // claude's Bash tool keeps its own files in /tmp: the line is printed only once /tmp has room again
           'fill home "$HOME/fill"; rm -f "$HOME/fill"',
-          `o="$(dd if=/dev/zero of="$CLAUDE_CONFIG_DIR/projects/fill" bs=1M count=${SESSION_FILL_BYTES / 2 ** 20} 2>&1 | tail -1)"; echo "session_fill_mb=$(( $(stat -c %s "$CLAUDE_CONFIG_DIR/projects/fill") / 1048576 ))"; echo "session_fill_end=$o"; rm -f "$CLAUDE_CONFIG_DIR/projects/fill"`,
+          't="$(fill tmp /tmp/fill)"; rm -f /tmp/fill; echo "$t"',
+          `p="$CLAUDE_CONFIG_DIR/projects"; o="$(dd if=/dev/zero of="$p/one" bs=1M count=${2 * MAX_FILE_MB} 2>&1 | tail -1)"; echo "session_file_mb=$(( $(stat -c %s "$p/one") / 1048576 ))"; echo "session_file_end=$o"; rm -f "$p/one"`,
+          `i=0; while [ $i -lt ${SESSION_FILL_MB / MAX_FILE_MB} ]; do o="$(dd if=/dev/zero of="$p/fill-$i" bs=1M count=${MAX_FILE_MB} 2>&1 | tail -1)" || break; i=$((i + 1)); done`,
+          'echo "session_fill_mb=$(du -sm "$p" | cut -f1)"; echo "session_fill_end=$i files, last: $o"; rm -f "$p"/fill-*',
         ].join('\n'),
       ),
     ),

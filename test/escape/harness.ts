@@ -141,7 +141,7 @@ export function countingService(body: string): Promise<CountingService> {
 export async function startSidecar(docker: Docker, runId: string): Promise<{ ip: string; remove(): Promise<void> }> {
   const container = await docker.createContainer({
     Image: BUSYBOX_IMAGE,
-    Cmd: ['sh', '-c', 'while true; do echo sidecar | nc -l -p 8080; done'],
+    Cmd: ['sh', '-c', 'while true; do echo sidecar | nc -l -p 8080 || sleep 1; done'],
     Labels: testLabels(runId),
     HostConfig: { AutoRemove: false },
   });

@@ -46,7 +46,8 @@ export function filesystemProbe(input: FilesystemProbeInput): string {
     `echo "mounts=$(awk '{ for (i = 7; $i != "-"; i++); if ($(i+1) !~ /^(proc|sysfs|tmpfs|devpts|mqueue|cgroup2?|overlay|devtmpfs)$/) print $5 }' /proc/self/mountinfo | sort -u | tr '\\n' ' ')"`,
     `echo "key_in_cmdline=$(cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -cF "$k")"`,
     // the gateway's socket dir, claude's config dir, tmp, the managed settings, /run, /etc, /opt, /var
-    `d="$(dirname "\${AGENT_DISPATCH_GATEWAY_SOCKET:-/nonexistent/x}")"`,
+    // the gateway's socket volume (AGENT_DISPATCH_GATEWAY_SOCKET when the agent's environment has it)
+    `d="$(dirname "\${AGENT_DISPATCH_GATEWAY_SOCKET:-/run/agent-dispatch/x}")"`,
     `echo "key_in_files=$(grep -rlF "$k" "$d" "$CLAUDE_CONFIG_DIR" "$HOME" /tmp /run /etc /opt /var /srv /mnt 2>/dev/null | wc -l)"`,
     `echo "gateway_dir=$d:$(ls -A "$d" 2>/dev/null | tr '\\n' ' ')"`,
     // setuid binaries, and whether any of them (or su/sudo) gives uid 0
