@@ -109,7 +109,7 @@ function lastDispatchView(configDir: string, agent: string): Json | undefined {
   if (record.network) view['network'] = record.network;
   if (record.egress) {
     view['egress'] = summariseEgress(record.egress);
-    view['egress_decisions'] = record.egress.slice(-LAST_DECISIONS).map((d) => ({ time: d.time, kind: d.kind, host: d.host, port: d.port, allowed: d.allowed, ...(d.reason ? { reason: d.reason } : {}) }));
+    view['egress_decisions'] = record.egress.slice(-LAST_DECISIONS).map((d) => ({ time: d.time, kind: d.kind, host: d.host, port: d.port, allowed: d.allowed, ...(d.reason ? { reason: d.reason } : {}), ...(d.count ? { count: d.count } : {}) }));
   } else if (record.egress_lost) {
     view['egress'] = summariseEgress(undefined);
   }

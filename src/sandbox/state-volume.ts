@@ -83,4 +83,5 @@ export async function prepareOwnedVolume(docker: Docker, volume: OwnedVolume): P
     await docker.getVolume(name).remove().catch(() => undefined);
     throw sandboxError(error, `prepare the ${what} ${name}`, image);
   }
+  return true;
 }

@@ -325,7 +325,7 @@ describe('doctor (TestDoctor)', () => {
     healthy();
     const ok = await doctor();
     expect(ok.stdout).toContain('[OK] The gateway will add ANTHROPIC_API_KEY from this environment');
-    expect(ok.stdout).toContain('[OK] agent-dispatch/gateway:latest present (protocol 1)');
+    expect(ok.stdout).toContain(`[OK] agent-dispatch/gateway:latest present (protocol ${GATEWAY_PROTOCOL})`);
     vi.stubEnv('ANTHROPIC_API_KEY', '');
     const noKey = await doctor(fakeEngine({ images: ['agent-dispatch/agent:latest'] }));
     expect(noKey.stdout).toContain('[WARN] No Anthropic credential in this environment for the gateway to add (dispatches to api fail without one)');
