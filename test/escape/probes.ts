@@ -25,6 +25,8 @@ export interface FilesystemProbeInput {
   repo: string;
   /** The server's Anthropic key: looked for in every file and process the agent can read. */
   apiKey: string;
+  /** What the container holds instead of the key: the same searches must find it (control). */
+  placeholder: string;
 }
 
 /**
@@ -44,6 +46,11 @@ export function filesystemProbe(input: FilesystemProbeInput): string {
     `echo "repo_symlink_out=$(cat ${repo}/escape-link 2>/dev/null | head -c 64 || true)"`,
     // every mount point backed by a host filesystem (not proc/sysfs/tmpfs/devpts/mqueue/cgroup)
     `echo "mounts=$(awk '{ for (i = 7; $i != "-"; i++); if ($(i+1) !~ /^(proc|sysfs|tmpfs|devpts|mqueue|cgroup2?|overlay|devtmpfs)$/) print $5 }' /proc/self/mountinfo | sort -u | tr '\\n' ' ')"`,
+    // controls: the same searches find the placeholder the container does hold
+    `pl=${sq(input.placeholder)}; echo "$pl" > /tmp/control-file`,
+    `echo "control_env=$(env | grep -cF "$pl")"`,
+    `echo "control_proc=$(cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -cF "$pl")"`,
+    `echo "control_files=$(grep -rlF "$pl" /tmp 2>/dev/null | wc -l)"`,
     `echo "key_in_cmdline=$(cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -cF "$k")"`,
     // the gateway's socket dir, claude's config dir, tmp, the managed settings, /run, /etc, /opt, /var
     // the gateway's socket volume (AGENT_DISPATCH_GATEWAY_SOCKET when the agent's environment has it)
@@ -196,6 +203,11 @@ const raw = (bytes) => new Promise((resolve) => {
   add('smuggle_te_obfuscated', raw(head + 'Transfer-Encoding: xchunked\r\n\r\n' + chunk(second('te-obfuscated'))));
   add('smuggle_te_space', raw(head + 'Transfer-Encoding : chunked\r\n\r\n' + chunk(second('te-space'))));
   add('smuggle_double_cl', raw(head + 'Content-Length: 0\r\nContent-Length: ' + Buffer.byteLength(second('double-cl')) + '\r\n\r\n' + second('double-cl')));
+  add('smuggle_pipelined_plain', raw(head + '\r\n' + second('pipelined-plain')));
+  const httpHead = 'GET http://' + C.bridge + ':' + C.allowedPort + '/ HTTP/1.1\r\nHost: ' + C.bridge + ':' + C.allowedPort + '\r\n';
+  add('smuggle_http_te_body', raw(httpHead + 'Transfer-Encoding: chunked\r\n\r\n' + chunk(second('http-te-body'))));
+  add('smuggle_http_cl_te', raw(httpHead + 'Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' + second('http-cl-te')));
+  add('smuggle_control', raw('GET /v1/control-' + C.tag + ' HTTP/1.1\r\nHost: 127.0.0.1:3128\r\nConnection: close\r\n\r\n'));
   add('smuggle_bare_lf', raw('GET /v1/models HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n' + chunk(second('bare-lf'))));
   for (const [k, v] of await Promise.all(jobs)) out(k, v);
 })();
