@@ -250,7 +250,7 @@ async function openOverlay(deps: DispatchDeps, checked: Checked, job: string, na
 
 /** An engine that could not mount the overlay says so in engine words; the hint says what the overlay needs. */
 function withOverlayHint(result: DispatchResult): DispatchResult {
-  if (result.error_type !== 'sandbox' || !/\bmount|overlay/i.test(result.error ?? '') || result.hint === OVERLAY_ENGINE_HINT) return result;
+  if (result.error_type !== 'sandbox' || !/\bmount/i.test(result.error ?? '') || result.hint === OVERLAY_ENGINE_HINT) return result;
   return makeResult({ ...result, hint: OVERLAY_ENGINE_HINT });
 }
 

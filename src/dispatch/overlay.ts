@@ -1,4 +1,4 @@
-import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensurePrivateDir } from '../config/atomic-write.js';
 import { AppError, describeError } from '../errors.js';
@@ -66,7 +66,8 @@ export class OverlayLayer {
     try {
       const repo = statSync(open.repo);
       // The merged root takes the upper root's owner and mode: make it the repo's, so the agent sees its repo.
-      mkdirSync(dirs.upper, { mode: repo.mode & 0o7777 });
+      mkdirSync(dirs.upper);
+      chmodSync(dirs.upper, repo.mode & 0o7777);
       if (process.getuid?.() === 0) chownSync(dirs.upper, repo.uid, repo.gid);
       mkdirSync(dirs.work, { mode: 0o700 });
     } catch (error) {

@@ -4,7 +4,7 @@
  * Probes run as Bash steps the fake model asks for, so what they report is what the agent could see.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readFileSync } from 'node:fs';
+import { chownSync, cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, requireConfig } from '../../src/config/load.js';
@@ -23,12 +23,16 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
   let fx: Fixture;
   let service: DispatchService;
   let repo: string;
+  let overlayRepo: string;
   const agent = `it-${runId}`;
 
   beforeAll(async () => {
     await requireLocalImage(docker, TEST_AGENT_IMAGE);
     fx = await createFixture(docker, runId);
     repo = fx.repo('project', { 'README.md': '# project\n', 'notes.txt': 'hello from the repo\n' });
+    // The overlay agent writes as the repo owner's uid, never root: a root-owned repo would be read-only to it.
+    overlayRepo = fx.repo('overlay-project', { 'README.md': '# project\n', 'notes.txt': 'hello from the repo\n' });
+    if (process.getuid?.() === 0) for (const path of [overlayRepo, ...['README.md', 'notes.txt'].map((f) => join(overlayRepo, f))]) chownSync(path, 1000, 1000);
     fx.policy('open-test', openTestPolicy());
     fx.policy('broken', 'version: 1\nrepo: sideways\n');
     fx.policy('no-claude', openTestPolicy({ image: 'agent-dispatch-base/node:20' }));
@@ -39,7 +43,7 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
       [`${agent}-broken`]: { directory: repo, policy: 'broken' },
       [`${agent}-noclaude`]: { directory: repo, policy: 'no-claude' },
       [`${agent}-noimage`]: { directory: repo, policy: 'missing-image' },
-      [`${agent}-overlay`]: { directory: repo, policy: 'overlay' },
+      [`${agent}-overlay`]: { directory: overlayRepo, policy: 'overlay' },
       [`${agent}-gone`]: { directory: join(fx.root, 'repos', 'gone') },
     });
     service = new DispatchService(fx.env);
@@ -169,21 +173,21 @@ describe.skipIf(skipDocker)('sandboxed dispatch with the real claude binary', ()
   }, TIMEOUT);
 
   it('repo: overlay — the agent edits a private copy, the host is untouched, the changes come back as a patch', async () => {
-    const before = readFileSync(join(repo, 'notes.txt'), 'utf8');
+    const before = readFileSync(join(overlayRepo, 'notes.txt'), 'utf8');
     const script = `cat notes.txt; echo changed-by-agent >> notes.txt && echo fresh > added.txt && rm README.md && ls`;
     const result = await dispatch(DIRECTIVE.bash(script), {}, `${agent}-overlay`);
     expect(result.success, JSON.stringify(result)).toBe(true);
     expect(result.result).toContain('hello from the repo');
-    expect(readFileSync(join(repo, 'notes.txt'), 'utf8')).toBe(before);
-    expect(existsSync(join(repo, 'README.md'))).toBe(true);
-    expect(existsSync(join(repo, 'added.txt'))).toBe(false);
+    expect(readFileSync(join(overlayRepo, 'notes.txt'), 'utf8')).toBe(before);
+    expect(existsSync(join(overlayRepo, 'README.md'))).toBe(true);
+    expect(existsSync(join(overlayRepo, 'added.txt'))).toBe(false);
     expect(result.patch).toContain('+changed-by-agent');
     expect(result.patch).toContain('diff --git a/added.txt b/added.txt');
     expect(result.patch).toContain('deleted file mode');
     expect(readFileSync(result.patch_file!, 'utf8')).toBe(result.patch);
     // The patch applies to the host repo as it is.
     const copy = join(fx.root, 'apply-check');
-    cpSync(repo, copy, { recursive: true });
+    cpSync(overlayRepo, copy, { recursive: true });
     const applied = spawnSync('git', ['apply', '--whitespace=nowarn', result.patch_file!], { cwd: copy, encoding: 'utf8' });
     expect(applied.status, applied.stderr).toBe(0);
     expect(readFileSync(join(copy, 'notes.txt'), 'utf8')).toBe(`${before}changed-by-agent\n`);

@@ -1,6 +1,6 @@
 import { configPath, jobsDir } from '../../config/paths.js';
 import { readConfig } from '../../config/store.js';
-import { requireJobId, JobStore } from '../../dispatch/job-store.js';
+import { isValidJobId, JobStore } from '../../dispatch/job-store.js';
 import { applyToRepo, checkPatch, readPatchFile, type PatchEntry } from '../../dispatch/overlay-apply.js';
 import { AppError } from '../../errors.js';
 import { parse } from '../args.js';
@@ -25,7 +25,8 @@ const MARK: Record<PatchEntry['change'], string> = { added: 'A', modified: 'M', 
 /** `agent-dispatch apply REF [--check]`: the patch of a dispatch, summarised, checked, then applied. */
 export async function applyCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const p = parse(applySpec, argv);
-  const ref = requireJobId(p.positionals[0], 'ref');
+  const ref = p.positionals[0]!;
+  if (!isValidJobId(ref)) throw new AppError('INVALID_INPUT', `Invalid ref: '${terminalSafe(ref.slice(0, 80))}' (expected 32 hex characters)`, { hint: "Run 'agent-dispatch jobs' to list the jobs and refs." });
   const check = p.values['check'] === true;
   const record = new JobStore(jobsDir(env)).get(ref);
   if (!record) throw new AppError('JOB_NOT_FOUND', `No job or ref ${ref} on this machine.`, { hint: "Run 'agent-dispatch jobs' to list them." });
