@@ -26,7 +26,8 @@ const MARK: Record<PatchEntry['change'], string> = { added: 'A', modified: 'M', 
 export async function applyCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const p = parse(applySpec, argv);
   const ref = p.positionals[0]!;
-  if (!isValidJobId(ref)) throw new AppError('INVALID_INPUT', `Invalid ref: '${terminalSafe(ref.slice(0, 80))}' (expected 32 hex characters)`, { hint: "Run 'agent-dispatch jobs' to list the jobs and refs." });
+  const shown = terminalSafe(ref.slice(0, 80));
+  if (!isValidJobId(ref)) throw new AppError('INVALID_INPUT', `Invalid ref: '${shown}' (expected 32 hex characters)`, { hint: "Run 'agent-dispatch jobs' to list the jobs and refs." });
   const check = p.values['check'] === true;
   const record = new JobStore(jobsDir(env)).get(ref);
   if (!record) throw new AppError('JOB_NOT_FOUND', `No job or ref ${ref} on this machine.`, { hint: "Run 'agent-dispatch jobs' to list them." });
