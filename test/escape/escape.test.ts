@@ -27,6 +27,7 @@ import { networkProbeScript, parseProbe, probeScript, type ProbeFacts } from '..
 import { CLI, createBuiltFixture, gatewayTestPolicy, TEST_AGENT_IMAGE, tearDown, type Fixture } from '../helpers/dispatch-fixture.js';
 import { dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
 import {
+  agentContainers,
   containersLeftBy,
   countingService,
   describeHealth,
@@ -318,19 +319,21 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
   const floodRun = once(async () => {
     const quietDenied = `quiet-${tag}.invalid`;
     const { value, health } = await whileResponsive(server, () =>
-      Promise.all([
-        dispatch('flood', DIRECTIVE.bash(floodProbe(20_000, 64))),
-        // the second dispatch of the same agent starts its requests once the flood is under way
-        dispatch('flood', `${DIRECTIVE.sleep(3000)} ${DIRECTIVE.bash(quietProbe({ bridge, allowedPort: allowed.port, deniedHost: quietDenied }))}`),
-      ]),
+      whileSampled(docker, agentContainers(runId, name('flood'), 'gateway'), () =>
+        Promise.all([
+          dispatch('flood', DIRECTIVE.bash(floodProbe(20_000, 64))),
+          // the second dispatch of the same agent starts its requests once the flood is under way
+          dispatch('flood', `${DIRECTIVE.sleep(3000)} ${DIRECTIVE.bash(quietProbe({ bridge, allowedPort: allowed.port, deniedHost: quietDenied }))}`),
+        ]),
+      ),
     );
-    return { flood: value[0], quiet: value[1], quietDenied, health };
+    return { flood: value.value[0], quiet: value.value[1], gateway: value.usage, quietDenied, health };
   });
 
   /** One exhaustion dispatch, alone: the server's responsiveness and the container's peak usage meanwhile, and what it left. */
   async function exhaust(agent: string, task: string, extra: Record<string, unknown> = {}) {
     const t0 = Date.now();
-    const { value, health } = await whileResponsive(server, () => whileSampled(docker, runId, name(agent), () => dispatch(agent, task, extra)));
+    const { value, health } = await whileResponsive(server, () => whileSampled(docker, agentContainers(runId, name(agent), 'dispatch'), () => dispatch(agent, task, extra)));
     const endedAt = Date.now();
     await new Promise((r) => setTimeout(r, 1500));
     const left = await containersLeftBy(docker, runId, name(agent), endedAt);
@@ -668,18 +671,23 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
       id: 'gateway-flood',
       item: 3,
       tries: '20,000 refused proxy requests with 3.9 KB targets while a second dispatch of the same agent makes one allowed and one refused request',
-      expected: "the second dispatch's egress trail is whole; no egress_lost; the server stays responsive",
+      expected: "the second dispatch's egress trail is whole; no egress_lost; the gateway stays under its memory limit; the server stays responsive",
       judge: async () => {
-        const { flood, quiet, quietDenied, health } = await floodRun();
+        const { flood, quiet, gateway, quietDenied, health } = await floodRun();
         const q = quiet.json['egress'] as { allowed?: number; denied_hosts?: string[]; unavailable?: boolean } | undefined;
         const f = flood.json['egress'] as { denied?: number; unavailable?: boolean } | undefined;
         const lost = audit().filter((r) => r['agent'] === name('flood') && r['egress_lost'] === true).length;
         const quietFacts = parseProbe(String(quiet.json['result'] ?? ''));
+        const floodFacts = parseProbe(String(flood.json['result'] ?? ''));
+        // the second dispatch's requests must really have been made while the flood ran (both containers share the clock)
+        const [from, to] = (floodFacts['flood_window'] ?? '').split('-').map(Number);
+        const at = Number(quietFacts['quiet_at']);
+        const during = from! <= at && at <= to!;
         const held =
-          quiet.json['success'] === true && quietFacts['quiet_allowed'] === '200' && !q?.unavailable && (q?.allowed ?? 0) >= 1 && q?.denied_hosts?.includes(`${quietDenied}:80`) === true && lost === 0 && health.worstMs <= RESPONSIVE_MS;
+          during && quiet.json['success'] === true && quietFacts['quiet_allowed'] === '200' && !q?.unavailable && (q?.allowed ?? 0) >= 1 && q?.denied_hosts?.includes(`${quietDenied}:80`) === true && lost === 0 && health.worstMs <= RESPONSIVE_MS && gateway.samples > 0 && gateway.peakMemory < gateway.memoryLimit;
         return {
           held,
-          observed: `flood: ${parseProbe(String(flood.json['result'] ?? ''))['flood_done'] ?? flood.json['error_type']}, egress ${f?.unavailable ? 'UNAVAILABLE' : `${f?.denied ?? '?'} denied`}; second: allowed ${quietFacts['quiet_allowed']}, egress ${q?.unavailable ? 'UNAVAILABLE' : `${q?.allowed ?? '?'} allowed, refused ${q?.denied_hosts?.join(' ')}`}; egress_lost records ${lost}; ${describeHealth(health)}`,
+          observed: `flood: ${floodFacts['flood_done'] ?? flood.json['error_type']} in ${to! - from!} ms, the second's requests ${during ? `${at - from!} ms into it` : 'NOT during it'}, egress ${f?.unavailable ? 'UNAVAILABLE' : `${f?.denied ?? '?'} denied`}; second: allowed ${quietFacts['quiet_allowed']}, egress ${q?.unavailable ? 'UNAVAILABLE' : `${q?.allowed ?? '?'} allowed, refused ${q?.denied_hosts?.join(' ')}`}; egress_lost records ${lost}; gateway ${describeUsage(gateway)}; ${describeHealth(health)}`,
         };
       },
     },

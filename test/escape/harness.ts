@@ -10,6 +10,7 @@ import type Docker from 'dockerode';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { GATEWAY_ROLE_LABEL } from '../../src/sandbox/gateway-container.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import { CLI } from '../helpers/dispatch-fixture.js';
 import { BUSYBOX_IMAGE, TEST_LABEL, testLabels } from '../helpers/docker.js';
@@ -156,7 +157,7 @@ export async function startSidecar(docker: Docker, runId: string): Promise<{ ip:
  * dispatch that ended then left behind. A warm sandbox the pool starts after the dispatch is not counted.
  */
 export async function containersLeftBy(docker: Docker, runId: string, agent: string, endedAt: number): Promise<string[]> {
-  const list = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${TEST_LABEL}=${runId}`, `${LABELS.agent}=${agent}`, LABELS.job] }) });
+  const list = await docker.listContainers({ all: true, filters: JSON.stringify({ label: agentContainers(runId, agent, 'dispatch') }) });
   const left: string[] = [];
   for (const c of list) {
     const info = await docker.getContainer(c.Id).inspect().catch(() => undefined);
@@ -166,7 +167,7 @@ export async function containersLeftBy(docker: Docker, runId: string, agent: str
 }
 
 export interface Usage {
-  /** The most processes and memory any of the agent's dispatch containers had while `work` ran. */
+  /** The most processes and memory any of the sampled containers had while `work` ran. */
   peakPids: number;
   peakMemory: number;
   pidsLimit: number;
@@ -174,14 +175,19 @@ export interface Usage {
   samples: number;
 }
 
-/** Run `work` while sampling the engine's stats of `agent`'s running dispatch containers every second. */
-export async function whileSampled<T>(docker: Docker, runId: string, agent: string, work: () => Promise<T>): Promise<{ value: T; usage: Usage }> {
+/** The label filter of `agent`'s dispatch containers, or of its egress gateway. */
+export function agentContainers(runId: string, agent: string, which: 'dispatch' | 'gateway'): string[] {
+  return [`${TEST_LABEL}=${runId}`, `${LABELS.agent}=${agent}`, which === 'dispatch' ? LABELS.job : `${GATEWAY_ROLE_LABEL}=gateway`];
+}
+
+/** Run `work` while sampling the engine's stats of the running containers that carry `labels`, about every second. */
+export async function whileSampled<T>(docker: Docker, labels: string[], work: () => Promise<T>): Promise<{ value: T; usage: Usage }> {
   const usage: Usage = { peakPids: 0, peakMemory: 0, pidsLimit: 0, memoryLimit: 0, samples: 0 };
   let done = false;
   const sampler = (async () => {
     while (!done) {
       const running = await docker
-        .listContainers({ filters: JSON.stringify({ label: [`${TEST_LABEL}=${runId}`, `${LABELS.agent}=${agent}`, LABELS.job], status: ['running'] }) })
+        .listContainers({ filters: JSON.stringify({ label: labels, status: ['running'] }) })
         .catch(() => []);
       for (const c of running) {
         const container = docker.getContainer(c.Id);

@@ -216,7 +216,7 @@ const raw = (bytes) => new Promise((resolve) => {
 
 /**
  * Thousands of refused requests with long targets, as fast as the proxy takes them (`count` requests, `parallel`
- * at a time), then `flood_done=<answered>/<count>`.
+ * at a time), then `flood_done=<answered>/<count>` and `flood_window=<start ms>-<end ms>`.
  */
 export function floodProbe(count: number, parallel: number): string {
   return nodeStep(String.raw`
@@ -232,16 +232,18 @@ const one = () => new Promise((resolve) => {
   req.end();
 });
 const worker = async () => { while (next < ${count}) await one(); };
-Promise.all(Array.from({ length: ${parallel} }, worker)).then(() => { console.log('flood_done=' + answered + '/${count}'); agent.destroy(); });
+const start = Date.now();
+Promise.all(Array.from({ length: ${parallel} }, worker)).then(() => { console.log('flood_done=' + answered + '/${count}'); console.log('flood_window=' + start + '-' + Date.now()); agent.destroy(); });
 `);
 }
 
-/** One allowed and one refused request of a dispatch that runs beside a flood: its own egress trail. */
+/** One allowed and one refused request (at `quiet_at`, ms) of a dispatch that runs beside a flood: its own egress trail. */
 export function quietProbe(input: { bridge: string; allowedPort: number; deniedHost: string }): string {
   return nodeStep(String.raw`
 const http = require('http');
 const get = (path) => new Promise((r) => { const q = http.get({ host: '127.0.0.1', port: 3128, path, timeout: 8000 }, (res) => { res.resume(); r(res.statusCode); }); q.on('timeout', () => q.destroy()); q.on('error', (e) => r('error:' + e.code)); });
 (async () => {
+  console.log('quiet_at=' + Date.now());
   console.log('quiet_allowed=' + (await get('http://${input.bridge}:${input.allowedPort}/')));
   console.log('quiet_denied=' + (await get('http://${input.deniedHost}/')));
 })();
