@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { AppError } from '../errors.js';
 import { isGitDirName, patchPathProblem } from './overlay-paths.js';
 
@@ -50,6 +50,7 @@ export interface ReadUpperOptions {
 }
 
 export async function readUpper(options: ReadUpperOptions): Promise<UpperReport> {
+  ownerReadable(options.upper, lstatSync(options.upper));
   const reader = new UpperReader(options.lower, options.upper, options.limits ?? UPPER_LIMITS);
   reader.walk('', 0, true);
   if (reader.bothDirs.length > 0) {
@@ -93,7 +94,7 @@ class UpperReader {
         this.skip(path, 'under .git (never part of a patch)');
         continue;
       }
-      const st = lstatSync(`${this.upper}/${path}`);
+      const st = ownerReadable(`${this.upper}/${path}`, lstatSync(`${this.upper}/${path}`));
       const below = inLower ? lstatQuiet(`${this.lower}/${path}`) : undefined;
       if (st.isCharacterDevice() && st.rdev === 0) {
         if (below) this.deleteLower(path, below, depth);
@@ -177,6 +178,20 @@ class UpperReader {
   private skip(path: string, reason: string): void {
     if (this.skipped.length < 1000) this.skipped.push({ path, reason });
   }
+}
+
+/**
+ * An upper-dir file or directory the agent made unreadable (mode 000) to its owner: when that owner is this
+ * server (the container ran as the server's uid), give the owner read (and search) back, so the patch can be
+ * built. Only ever the upper dir, which is this dispatch's scratch space; never the repo.
+ */
+function ownerReadable(path: string, st: Stats): Stats {
+  const uid = process.getuid?.();
+  if (uid === undefined || uid === 0 || st.uid !== uid || st.isSymbolicLink()) return st;
+  const wanted = st.isDirectory() ? 0o500 : st.isFile() ? 0o400 : 0;
+  if ((st.mode & wanted) === wanted) return st;
+  chmodSync(path, (st.mode & 0o7777) | wanted);
+  return lstatSync(path);
 }
 
 function join(dir: string, name: string): string {

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { applyCommand } from '../../src/cli/commands/apply.js';
@@ -19,7 +19,8 @@ import type { DispatchResult } from '../../src/dispatch/types.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
 import { createFixture, openTestPolicy, TEST_AGENT_IMAGE, tearDown, type Fixture } from '../helpers/dispatch-fixture.js';
-import { dockerClient, requireLocalImage, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+import { stringify } from 'yaml';
+import { cleanupTestResources, dockerClient, requireLocalImage, skipDocker, TEST_LABEL, testLabels, testRunId } from '../helpers/docker.js';
 
 const TIMEOUT = 120_000;
 const BINARY = Buffer.from([0, 1, 2, 255, 254, 0, 10, 13, 128]);
@@ -162,6 +163,81 @@ describe.skipIf(skipDocker)('repo: overlay through a kernel overlay, and agent-d
     expect(snapshot(repo)).toEqual(before);
   }, TIMEOUT);
 });
+
+/**
+ * The usual deployment: the server runs as the repo owner, not root. The kernel leaves a root-owned 000
+ * work/work such a server cannot remove (a helper container does), and an agent that makes its own files and
+ * directories unreadable (mode 000) must not stop the patch: the server owns them and reads them back.
+ * Runs the built dispatcher (dist/) as uid 1000 in the docker group; only where the tests run as root.
+ */
+const DIST_DISPATCHER = join(import.meta.dirname, '..', '..', 'dist', 'dispatch', 'dispatcher.js');
+const canDropRoot = process.getuid?.() === 0 && existsSync(DIST_DISPATCHER) && spawnSync('getent', ['group', 'docker']).status === 0;
+
+describe.skipIf(skipDocker || !canDropRoot)('repo: overlay with a server that is not root', () => {
+  const docker = dockerClient();
+  const runId = testRunId();
+  let root: string;
+
+  beforeAll(async () => {
+    await requireLocalImage(docker, TEST_AGENT_IMAGE);
+    root = mkdtempSync(join('/tmp', 'agent-dispatch-nonroot-'));
+  });
+
+  afterAll(async () => {
+    await cleanupTestResources(docker, runId);
+    rmSync(root, { recursive: true, force: true });
+  }, TIMEOUT);
+
+  it('the patch is built from 000-mode files and dirs, the root-owned work dir is removed by the helper, nothing is left', async () => {
+    const repo = join(root, 'repo');
+    mkdirSync(join(repo, 'sub', 'dir'), { recursive: true });
+    writeFileSync(join(repo, 'notes.txt'), 'notes\n');
+    writeFileSync(join(repo, 'sub', 'dir', 'old.txt'), 'old\n');
+    const configDir = join(root, 'config');
+    mkdirSync(join(configDir, 'policies'), { recursive: true });
+    writeFileSync(join(configDir, 'policies', 'ov.yaml'), stringify(openTestPolicy({ repo: 'overlay' })));
+    writeFileSync(join(configDir, 'agents.yaml'), stringify({ agents: { ov: { directory: repo, policy: 'ov' } }, groups: {}, settings: {} }));
+    chownTree(root, 1000, 1000);
+    const step = [
+      'cat >/dev/null',
+      'echo more >> notes.txt',
+      'echo secret > locked.txt && chmod 000 locked.txt',
+      'mkdir hidden && echo in > hidden/f.txt && chmod 000 hidden',
+      'rm -rf sub/dir && mkdir sub/dir && echo new > sub/dir/new.txt',
+      `echo '${JSON.stringify({ type: 'result', subtype: 'success', is_error: false, result: 'ok', session_id: '00000000-0000-4000-8000-000000000001' })}'`,
+    ].join(' && ');
+    const script = `
+      import { loadConfig, requireConfig } from '${join(import.meta.dirname, '..', '..', 'dist', 'config', 'load.js')}';
+      import { runDispatch } from '${DIST_DISPATCHER}';
+      import { createSandboxRunner } from '${join(import.meta.dirname, '..', '..', 'dist', 'sandbox', 'runner.js')}';
+      import { readdirSync } from 'node:fs';
+      const runner = createSandboxRunner({ runDir: '${join(configDir, 'run')}', extraLabels: ${JSON.stringify(testLabels(runId))} }, process.env);
+      const sandbox = { run: (r) => runner.run({ ...r, cmd: ['/bin/sh', '-c', ${JSON.stringify(step)}] }), overlay: runner.overlay };
+      const config = requireConfig(loadConfig('${join(configDir, 'agents.yaml')}'));
+      const result = await runDispatch({ config, configDir: '${configDir}', env: { PATH: process.env.PATH }, sandbox }, { agent: 'ov', task: 't' });
+      await runner.shutdown();
+      console.log(JSON.stringify({ uid: process.getuid(), result, left: readdirSync('${join(configDir, 'overlays')}') }));
+    `;
+    writeFileSync(join(root, 'child.mjs'), script);
+    const child = spawnSync('setpriv', ['--reuid', '1000', '--regid', '1000', '--groups', String(dockerGid()), 'node', join(root, 'child.mjs')], {
+      encoding: 'utf8',
+      env: { PATH: process.env['PATH'], HOME: root, ...(process.env['DOCKER_HOST'] ? { DOCKER_HOST: process.env['DOCKER_HOST'] } : {}) },
+      timeout: TIMEOUT - 10_000,
+    });
+    expect(child.status, child.stderr).toBe(0);
+    const { uid, result, left } = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as { uid: number; result: DispatchResult; left: string[] };
+    expect(uid).toBe(1000);
+    expect(result.success, JSON.stringify(result)).toBe(true);
+    expect(parsePatch(Buffer.from(result.patch!)).map((e) => `${e.change[0]} ${e.path}`)).toEqual(['a hidden/f.txt', 'a locked.txt', 'm notes.txt', 'a sub/dir/new.txt', 'd sub/dir/old.txt']);
+    expect(result.patch).toContain('+secret');
+    expect(left).toEqual([]);
+    expect(readFileSync(join(repo, 'notes.txt'), 'utf8')).toBe('notes\n');
+  }, TIMEOUT);
+});
+
+function dockerGid(): number {
+  return Number(spawnSync('getent', ['group', 'docker'], { encoding: 'utf8' }).stdout.split(':')[2]);
+}
 
 /** A git repo with text, binary and nested files, owned by the container user when the tests run as root. */
 function makeRepo(fx: Fixture, name: string): string {
