@@ -12,8 +12,8 @@ export interface PatchEntry {
   symlinkTarget?: string;
 }
 
-/** A patch file larger than this is not one agent-dispatch wrote (the builder caps content at 256 MiB). */
-export const MAX_PATCH_BYTES = 1024 * 1024 * 1024;
+/** A patch file larger than this is not one agent-dispatch wrote (the builder caps content at 64 MiB). */
+export const MAX_PATCH_BYTES = 256 * 1024 * 1024;
 
 /**
  * The files a git patch touches, from its `diff --git` blocks. Renames and copies are refused (the overlay

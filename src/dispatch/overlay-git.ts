@@ -40,7 +40,7 @@ const MAX_STDERR = 64 * 1024;
  * `maxStdout` (the run fails beyond it). A missing git is an AppError that says so.
  */
 export function runGit(args: string[], options: { cwd: string; env: Record<string, string>; input?: Buffer | ((write: (chunk: Buffer) => Promise<void>) => Promise<void>); maxStdout?: number }): Promise<GitRun> {
-  const max = options.maxStdout ?? 512 * 1024 * 1024;
+  const max = options.maxStdout ?? 192 * 1024 * 1024;
   return new Promise((resolve, reject) => {
     const child = spawn('git', [...SAFE_GIT_FLAGS, ...args], { cwd: options.cwd, env: options.env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];

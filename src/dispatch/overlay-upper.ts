@@ -33,7 +33,7 @@ export interface UpperLimits {
   pathBytes: number;
 }
 
-export const UPPER_LIMITS: UpperLimits = { entries: 100_000, bytes: 256 * 1024 * 1024, depth: 128, pathBytes: 4096 };
+export const UPPER_LIMITS: UpperLimits = { entries: 100_000, bytes: 64 * 1024 * 1024, depth: 128, pathBytes: 4096 };
 
 export interface UpperReport {
   changes: OverlayChange[];
