@@ -14,9 +14,12 @@ import { loadConfig, requireConfig } from '../../src/config/load.js';
 import { jobsDir } from '../../src/config/paths.js';
 import { JobStore } from '../../src/dispatch/job-store.js';
 import { parsePatch } from '../../src/dispatch/overlay-apply.js';
+import { runDispatch } from '../../src/dispatch/dispatcher.js';
+import { OVERLAY_ENGINE_HINT } from '../../src/dispatch/overlay.js';
 import { DispatchService } from '../../src/dispatch/service.js';
 import type { DispatchResult } from '../../src/dispatch/types.js';
 import { LABELS } from '../../src/sandbox/owner.js';
+import { createSandboxRunner, type SandboxRun } from '../../src/sandbox/runner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
 import { createFixture, openTestPolicy, TEST_AGENT_IMAGE, tearDown, type Fixture } from '../helpers/dispatch-fixture.js';
 import { stringify } from 'yaml';
@@ -161,6 +164,32 @@ describe.skipIf(skipDocker)('repo: overlay through a kernel overlay, and agent-d
       log.mockRestore();
     }
     expect(snapshot(repo)).toEqual(before);
+  }, TIMEOUT);
+
+  it('the engine cannot mount the overlay: a sandbox error with the overlay hint; no container, volume or overlay dir is left', async () => {
+    const runner = createSandboxRunner({ runDir: join(fx.root, 'run'), extraLabels: testLabels(runId) }, fx.env);
+    // As an engine on another machine would see it: the upper dir the options name does not exist there.
+    const elsewhere = (spec: SandboxRun['spec']): SandboxRun['spec'] => ({
+      ...spec,
+      HostConfig: {
+        ...spec.HostConfig,
+        Mounts: spec.HostConfig.Mounts.map((m) => {
+          const options = m.VolumeOptions?.DriverConfig?.Options;
+          if (!options?.['o']) return m;
+          return { ...m, VolumeOptions: { ...m.VolumeOptions, DriverConfig: { Name: 'local', Options: { ...options, o: options['o'].replace(/upperdir=[^,]*/, 'upperdir=/nonexistent/upper') } } } };
+        }),
+      },
+    });
+    const sandbox = { run: (r: SandboxRun) => runner.run({ ...r, spec: elsewhere(r.spec) }), overlay: runner.overlay };
+    try {
+      const config = requireConfig(loadConfig(fx.configPath));
+      const result = await runDispatch({ config, configDir: fx.configDir, env: fx.env, sandbox }, { agent: `${agent}-clean`, task: DIRECTIVE.reply('never') });
+      expect(result).toMatchObject({ success: false, error_type: 'sandbox', hint: OVERLAY_ENGINE_HINT });
+      expect(result.error).toMatch(/mount/i);
+      expect(await leftovers()).toEqual({ containers: 0, volumes: 0, overlayDirs: [] });
+    } finally {
+      await runner.shutdown();
+    }
   }, TIMEOUT);
 });
 
