@@ -40,7 +40,7 @@ import { resolveAgentPolicy } from '../dist/policy/resolve.js';
 import { dockerOptions } from '../dist/sandbox/engine-calls.js';
 import { DIRECTIVE } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
-import { benchLabels, cleanupOnSignals, removeRun, startLocalModel, writeBenchInstall } from './lib.mjs';
+import { benchLabels, cleanupOnSignals, removeRun, runMain, startLocalModel, writeBenchInstall } from './lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_LABEL = 'agent-dispatch.test';
@@ -343,13 +343,4 @@ async function main() {
   console.log(`warm/bare p95 ratio: ${summary.warm_over_bare.p95}`);
 }
 
-let failed = false;
-try {
-  await main();
-} catch (error) {
-  failed = true;
-  console.error(`[bench] failed: ${error?.stack ?? error}`);
-} finally {
-  await cleanup();
-}
-process.exit(failed ? 1 : 0);
+await runMain(main, cleanup);

@@ -69,6 +69,24 @@ export function cleanupOnSignals(cleanup, info, onStop = () => {}) {
 }
 
 /**
+ * Run a benchmark's `main`, clean up whatever happened, and exit 1 on failure (0 else). `interrupted()`: a
+ * signal stopped the run, so the failure that follows is not worth a stack.
+ */
+export async function runMain(main, cleanup, interrupted = () => false) {
+  let failed = false;
+  try {
+    await main();
+  } catch (error) {
+    failed = true;
+    if (interrupted()) process.stderr.write('[bench] interrupted\n');
+    else console.error(`[bench] failed: ${error?.stack ?? error}`);
+  } finally {
+    await cleanup();
+  }
+  process.exit(failed ? 1 : 0);
+}
+
+/**
  * Check the image is local (benchmarks never pull) and start the scripted model where containers on the default
  * bridge reach it. The two imports come from the built package (run `npm run build` first).
  */

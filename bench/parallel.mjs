@@ -26,7 +26,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { dockerOptions } from '../dist/sandbox/engine-calls.js';
 import { DIRECTIVE } from '../dist/selftest/fake-model.js';
-import { benchLabels, cleanupOnSignals, removeRun, startLocalModel, writeBenchInstall } from './lib.mjs';
+import { benchLabels, cleanupOnSignals, removeRun, runMain, startLocalModel, writeBenchInstall } from './lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist/cli.js');
@@ -167,13 +167,4 @@ async function main() {
   console.log(`target: < ${TARGET_RATIO}x: ${summary.target.met ? 'yes' : 'NO'}`);
 }
 
-let failed = false;
-try {
-  await main();
-} catch (error) {
-  failed = true;
-  console.error(`[bench] failed: ${error?.stack ?? error}`);
-} finally {
-  await cleanup();
-}
-process.exit(failed ? 1 : 0);
+await runMain(main, cleanup);

@@ -39,7 +39,7 @@ import { LABELS } from '../dist/sandbox/owner.js';
 import { dockerOptions } from '../dist/sandbox/engine-calls.js';
 import { DIRECTIVE } from '../dist/selftest/fake-model.js';
 import { openNetworkPolicy } from '../dist/selftest/open-policy.js';
-import { benchLabels, cleanupOnSignals, removeRun, startLocalModel, writeBenchInstall } from './lib.mjs';
+import { benchLabels, cleanupOnSignals, removeRun, runMain, startLocalModel, writeBenchInstall } from './lib.mjs';
 import { SERVER_NODE_FLAGS } from '../dist/cli/commands/init.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -338,15 +338,5 @@ async function main() {
   );
 }
 
-let failed = false;
-try {
-  await main();
-} catch (error) {
-  failed = true;
-  // After a signal the dispatches fail because cleanup killed their containers: that is not worth a stack.
-  if (stopping) info('interrupted');
-  else console.error(`[bench] failed: ${error?.stack ?? error}`);
-} finally {
-  await cleanup();
-}
-process.exit(failed ? 1 : 0);
+// After a signal the dispatches fail because cleanup killed their containers.
+await runMain(main, cleanup, () => stopping);

@@ -42,7 +42,11 @@ export interface SandboxRun {
   egressAllow?: AllowRule[];
   /**
    * A run a pre-started sandbox may serve (src/sandbox/warm-pool.ts): a fresh session whose argv is known
-   * before its prompt. Absent: always a cold container (a resumed session, an overlay copy of the repo).
+   * before its prompt. Absent: always a cold container (a resumed session, whose --resume id comes with the
+   * call; an overlay copy of the repo, which must be taken at the dispatch, not minutes before). No second
+   * kind of pooled sandbox (a started container without claude) serves those: measured on a gateway dispatch
+   * (bench/dispatch-overhead.mjs setup, 2 cores), the container's create, attach and start take 115-160 ms of a
+   * ~900 ms cold dispatch, while claude's own start is ~600 ms of it, which only a pre-started claude removes.
    */
   warm?: WarmRun;
 }
