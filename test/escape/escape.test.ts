@@ -22,9 +22,11 @@ import { loadConfig, requireConfig } from '../../src/config/load.js';
 import { CREDENTIAL_PLACEHOLDER } from '../../src/policy/layout.js';
 import { settingsSchema } from '../../src/config/schema.js';
 import { DispatchService } from '../../src/dispatch/service.js';
+import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
 import { networkProbeScript, parseProbe, probeScript, type ProbeFacts } from '../../src/selftest/probe.js';
-import { CLI, createBuiltFixture, gatewayTestPolicy, TEST_AGENT_IMAGE, tearDown, type Fixture } from '../helpers/dispatch-fixture.js';
+import { CLI, createBuiltFixture, createFixture, gatewayTestPolicy, TEST_AGENT_IMAGE, tearDown, type Fixture } from '../helpers/dispatch-fixture.js';
+import { waitFor } from '../helpers/process.js';
 import { dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
 import {
   agentContainers,
@@ -241,7 +243,7 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
     server = await startServer(fx.env, fx.root);
     // Independent dispatches start together (each agent has its own container and gateway); the exhaustion
     // attempts run one at a time later, so their responsiveness figures are their own.
-    for (const batch of [probeRun, rwRun, overlayRun, widenRun, mcpRun, mcpControlRun, floodRun]) batch().catch(() => undefined);
+    for (const batch of [probeRun, rwRun, overlayRun, widenRun, mcpRun, mcpControlRun, floodRun, warmRun]) batch().catch(() => undefined);
   }, TIMEOUT);
 
   afterAll(async () => {
@@ -259,20 +261,51 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
   // ------------------------------------------------------------------------------------------------------------
   // The dispatches whose evidence several attempts read
 
-  const probeRun = once(async () => {
+  /** The probe task: the selftest's probes and this suite's, filesystem and privileges first, then the network. */
+  function probeTask(): string {
     const repo = repos['probe']!;
     // the repo's parent directories exist in the container as mount points; a sibling repo must not
     const hostPaths = [fx.configPath, hostSecretPath, join(fx.root, '.config'), repos['links']!];
-    const fsStep = `${probeScript({ repo, canary: fx.secret, hostPaths })}\n${filesystemProbe({ repo, apiKey: fx.apiKey, placeholder: CREDENTIAL_PLACEHOLDER })}`;
+    const fsStep = `echo "host=$(hostname)"\n${probeScript({ repo, canary: fx.secret, hostPaths })}\n${filesystemProbe({ repo, apiKey: fx.apiKey, placeholder: CREDENTIAL_PLACEHOLDER })}`;
     const netStep = [
       networkProbeScript({ allowed: { host: bridge, port: allowed.port, body: `allowed-body-${tag}` }, hostService: { host: bridge, port: denied.port }, secret: fx.apiKey }),
       networkProbe({ bridge, allowedPort: allowed.port, allowedBody: `allowed-body-${tag}`, deniedPort: denied.port, modelPort: fx.model.port, sidecar: sidecar!.ip, tag }),
     ].join('\n');
-    const answer = await dispatch('probe', `${DIRECTIVE.bash(fsStep)} ${DIRECTIVE.bash(netStep)}`);
+    return `${DIRECTIVE.bash(fsStep)} ${DIRECTIVE.bash(netStep)}`;
+  }
+
+  const probeRun = once(async () => {
+    const repo = repos['probe']!;
+    const answer = await dispatch('probe', probeTask());
     const text = String(answer.json['result'] ?? '');
     const facts: ProbeFacts = answer.json['success'] ? parseProbe(text) : {};
     const failure = answer.json['success'] ? '' : `dispatch failed: ${answer.json['error_type']} ${answer.json['error'] ?? ''}`.slice(0, 200);
     return { answer, facts, failure, repoAfter: readdirSync(repo).sort().join(',') };
+  });
+
+  /**
+   * The same probe in a sandbox the warm pool pre-started: a second server (its own config, the pool on) dispatches
+   * the agent once, waits for the pool's pre-started container, then runs the probe, which prints its hostname
+   * (the container id) so the run can be matched to the pre-started container.
+   */
+  const warmRun = once(async () => {
+    const fx2 = await createFixture(docker, runId);
+    const agent = name('warm');
+    fx2.policy('narrow', gatewayTestPolicy([`${bridge}:${allowed.port}`, 'localhost:*'], { resources: RESOURCES }));
+    fx2.agents({ [agent]: { directory: repos['probe'], policy: 'narrow' } }, { warm_pool: { size: 1, idle_minutes: 5, memory_mb: 1024 }, cache: { enabled: false, ttl: 0, max_size: 1 } });
+    const server2 = await startServer(fx2.env, fx2.root);
+    try {
+      const cold = await server2.call('dispatch', { agent, task: DIRECTIVE.reply('cold') });
+      const prestarted = async () => docker.listContainers({ filters: JSON.stringify({ label: [`${TEST_LABEL}=${runId}`, `${LABELS.agent}=${agent}`, LABELS.warm] }) });
+      await waitFor('a pre-started sandbox', async () => (await prestarted()).length > 0, 60_000);
+      const ids = (await prestarted()).map((c) => c.Id.slice(0, 12));
+      const answer = await server2.call('dispatch', { agent, task: probeTask() });
+      const facts = parseProbe(String(answer.json['result'] ?? ''));
+      return { cold, answer, facts, warm: ids.includes(facts['host'] ?? '-'), ids };
+    } finally {
+      await server2.close();
+      await fx2.close();
+    }
   });
 
   /** A verdict from the probe dispatch's facts; the dispatch failing is never "held". */
@@ -773,6 +806,27 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
         return {
           held: answer.json['success'] === true && patch.includes('+real-change') && !patch.includes(`FORGED-${tag}`) && hostA === 'original\n',
           observed: `a.txt in the container: ${facts['a_txt'] ?? '?'}; config planted in ${forgedIn?.trim() || 'no git dir'}; patch ${patch ? `${patch.length} bytes, real change ${patch.includes('+real-change')}, forged ${patch.includes(`FORGED-${tag}`)}` : `absent (success ${answer.json['success']}, ${answer.json['error_type'] ?? 'no error_type'}, ${String(answer.json['error'] ?? answer.json['hint'] ?? '').slice(0, 100)}; the agent saw: ${JSON.stringify(String(answer.json['result'] ?? '').slice(0, 160))})`}; host a.txt ${JSON.stringify(hostA)}`,
+        };
+      },
+    },
+    {
+      id: 'warm-sandbox-same-walls',
+      tries: 'the filesystem, credential, privilege and network probes again, in a sandbox the warm pool pre-started before the task was known',
+      expected: 'served by the pre-started container, with the same walls: non-root, no capabilities, ro repo, no key anywhere, loopback only, proxy refuses',
+      judge: async () => {
+        const { answer, facts: f, warm, ids } = await warmRun();
+        const walls = {
+          uid: f['uid'] !== undefined && f['uid'] !== '0',
+          caps: /^0+$/.test(f['CapEff'] ?? '') && /^0+$/.test(f['CapBnd'] ?? '') && f['NoNewPrivs'] === '1',
+          repo: f['repo_write'] === 'refused' && f['repo_rename'] === 'refused',
+          key: ['secret_in_env', 'secret_in_proc', 'secret_in_home', 'key_in_files', 'key_in_cmdline', 'secret_env'].every((k) => f[k] === '0'),
+          network: f['interfaces'] === 'lo' && f['denied_via_proxy'] === '403:policy' && f['dns']?.startsWith('failed') === true,
+          host: f['host_paths'] === 'absent',
+        };
+        const broken = Object.entries(walls).filter(([, ok]) => !ok).map(([k]) => k);
+        return {
+          held: answer.json['success'] === true && warm && broken.length === 0,
+          observed: `ran in ${f['host'] ?? '?'} (pre-started: ${ids.join(' ') || 'none'}, match ${warm}); walls broken: ${broken.join(', ') || 'none'}`,
         };
       },
     },
