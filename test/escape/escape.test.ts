@@ -662,7 +662,9 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
         const view = await server.call('inspect_agent', { name: name('links') }, 30_000);
         const all = await server.call('list_agents', {}, 30_000);
         const leaked = [view, all].some((x) => JSON.stringify(x.json).includes(hostSecret));
-        return { held: !leaked && view.ms < 5000 && all.ms < 5000 && server.alive(), observed: `inspect_agent ${view.ms} ms${view.isError ? ' (error)' : ''}, list_agents ${all.ms} ms; secret returned: ${leaked}` };
+        // control: a README that is a plain file is previewed
+        const control = JSON.stringify((await server.call('inspect_agent', { name: name('probe') })).json).includes('# probe');
+        return { held: !leaked && control && view.ms < 5000 && all.ms < 5000 && server.alive(), observed: `inspect_agent ${view.ms} ms${view.isError ? ' (error)' : ''}, list_agents ${all.ms} ms; secret returned: ${leaked} (control: a plain README previewed: ${control})` };
       },
     },
     {
