@@ -107,7 +107,9 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
   const runId = testRunId();
   const tag = runId;
   const rows: Row[] = [];
-  const started = Date.now();
+  const startedAt = Date.now();
+  /** The batches beforeAll started. */
+  const started: Promise<unknown>[] = [];
   let fx: Fixture;
   let server: McpServerProcess;
   let allowed: CountingService;
@@ -243,12 +245,14 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
     server = await startServer(fx.env, fx.root);
     // Independent dispatches start together (each agent has its own container and gateway); the exhaustion
     // attempts run one at a time later, so their responsiveness figures are their own.
-    for (const batch of [probeRun, rwRun, overlayRun, widenRun, mcpRun, mcpControlRun, floodRun, warmRun]) batch().catch(() => undefined);
+    for (const batch of [probeRun, rwRun, overlayRun, widenRun, mcpRun, mcpControlRun, floodRun, warmRun]) started.push(batch().catch(() => undefined));
   }, TIMEOUT);
 
   afterAll(async () => {
+    // A run filtered with -t still started every batch: let them end before their containers and fixture go.
+    await Promise.all(started);
     await server?.close();
-    const table = formatTable(rows, Date.now() - started);
+    const table = formatTable(rows, Date.now() - startedAt);
     console.log(table);
     writeFileSync(ESCAPE_TABLE_PATH, `${table}\n`);
     await sidecar?.remove();
