@@ -203,7 +203,7 @@ export class SandboxRunner {
     const stepMs = () => Math.max(1000, deadline - Date.now());
     const job = randomUUID().replace(/-/g, '');
     // No job label: it serves no job yet (and an idle one is no running dispatch); the warm label says what it is.
-    const owner: Record<string, string> = { ...ownerLabels(job, warm.pool.idle_minutes * 60_000 + LONGEST_DISPATCH_MS), [LABELS.warm]: 'pre-started' };
+    const owner: Record<string, string> = { ...ownerLabels(job, warm.pool.idle_minutes * 60_000 + LONGEST_DISPATCH_MS), [LABELS.warm]: 'pre-started', ...volumeScopeLabel(request.spec) };
     delete owner[LABELS.job];
     // Only what the sandbox is built from: nothing of the dispatch that asked for it (its signal, callbacks, prompt, timeout).
     const template: SandboxRun = { spec: request.spec, cmd: [], stdin: '', managedSettings: request.managedSettings, job, timeoutMs: LONGEST_DISPATCH_MS, ...(request.egressAllow ? { egressAllow: request.egressAllow } : {}) };
@@ -460,6 +460,13 @@ export function createSandboxRunner(options: RunnerOptions, env: NodeJS.ProcessE
 function parseUser(user: string): { uid: number; gid: number } {
   const [uid, gid] = user.split(':').map(Number);
   return { uid: uid ?? layout.CONTAINER_UID, gid: gid ?? uid ?? layout.CONTAINER_GID };
+}
+
+/** The session volume's scope label: removing the agent (src/sandbox/volumes.ts) finds its pre-started sandboxes by it. */
+function volumeScopeLabel(spec: ContainerSpec): Record<string, string> {
+  const key = `${layout.LABEL_PREFIX}.scope`;
+  const scope = spec.HostConfig.Mounts.find((m) => m.Target === layout.CLAUDE_SESSIONS_DIR)?.VolumeOptions?.Labels?.[key];
+  return scope ? { [key]: scope } : {};
 }
 
 function agentOf(spec: ContainerSpec): string {

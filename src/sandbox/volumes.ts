@@ -2,6 +2,7 @@ import Docker from 'dockerode';
 import { describeError } from '../errors.js';
 import { LABEL_PREFIX } from '../policy/layout.js';
 import { bounded, dockerOptions } from './engine-calls.js';
+import { LABELS } from './owner.js';
 
 export interface VolumeRemoval {
   removed: string[];
@@ -34,7 +35,7 @@ export async function removeAgentVolumes(agent: string, scope: string, env: Node
   return removeScopeVolumes(docker, agent, scope, names);
 }
 
-/** Remove the named volumes of one agent scope, the scope's egress gateways first; never throws. */
+/** Remove the named volumes of one agent scope, the scope's egress gateways and pre-started sandboxes first; never throws. */
 export async function removeScopeVolumes(docker: Docker, agent: string, scope: string, names: string[]): Promise<VolumeRemoval> {
   const result: VolumeRemoval = { removed: [], kept: [] };
   try {
@@ -57,6 +58,9 @@ export async function removeScopeVolumes(docker: Docker, agent: string, scope: s
 async function removeGateways(docker: Docker, agent: string, scope: string): Promise<void> {
   const filters = JSON.stringify({ label: [...agentVolumeFilter(agent, scope), `${LABEL_PREFIX}.role=gateway`] });
   const gateways = await bounded(docker.listContainers({ all: true, filters }), CALL_MS, 'list the agent\'s gateways');
+  // Its pre-started sandboxes (a serving server's warm pool) hold the session volume too.
+  const warm = JSON.stringify({ label: [...agentVolumeFilter(agent, scope), LABELS.warm] });
+  gateways.push(...(await bounded(docker.listContainers({ all: true, filters: warm }), CALL_MS, 'list the agent\'s pre-started sandboxes')));
   for (const gateway of gateways) {
     await bounded(docker.getContainer(gateway.Id).remove({ force: true }), CALL_MS, 'remove the agent\'s gateway').catch(() => undefined);
   }

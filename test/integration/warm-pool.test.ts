@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, requireConfig } from '../../src/config/load.js';
 import { containerLabels, DispatchService } from '../../src/dispatch/service.js';
 import type { DispatchResult } from '../../src/dispatch/types.js';
+import { volumeScope } from '../../src/policy/layout.js';
 import { LABELS } from '../../src/sandbox/owner.js';
+import { removeAgentVolumes } from '../../src/sandbox/volumes.js';
 import { createSandboxRunner, type SandboxOutcome, type SandboxRunner } from '../../src/sandbox/runner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
 import { runSelftest } from '../../src/selftest/selftest.js';
@@ -127,12 +129,20 @@ describe.skipIf(skipDocker)('warm pool: pre-started, single-use sandboxes', () =
     expect(late.result).toContain('still in time');
   }, TIMEOUT);
 
+  it('removing an agent removes its pre-started sandboxes first, so its session volume goes too', async () => {
+    await runner.warmPool.settled();
+    expect(await pooled(quick)).toHaveLength(1);
+    const removal = await removeAgentVolumes(quick, volumeScope(fx.configDir, join(fx.root, 'repos', 'quick')), fx.env);
+    expect(removal.kept).toEqual([]);
+    expect(removal.removed.some((name) => name.startsWith(`agent-dispatch-claude.${quick}.`))).toBe(true);
+    expect(await pooled(quick)).toEqual([]);
+  }, TIMEOUT);
+
   it('shutdown removes every pre-started sandbox', async () => {
     await runner.warmPool.settled();
-    expect((await pooled()).length + (await pooled(quick)).length).toBeGreaterThan(0);
+    expect(await pooled()).toHaveLength(1);
     await runner.shutdown();
     expect(await pooled()).toEqual([]);
-    expect(await pooled(quick)).toEqual([]);
   }, TIMEOUT);
 
   it("the selftest's in-container probes hold on a dispatch served by a pre-started sandbox", async () => {
