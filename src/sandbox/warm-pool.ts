@@ -3,8 +3,10 @@
  * agent's fixed arguments and its own pre-assigned session id) has initialised and waits for its prompt, with
  * its gateway lease and managed settings in place. A dispatch whose sandbox would be identical (same key: image
  * ids, compiled spec, argv, managed settings, allowlist, timeout) takes one; nothing else can take it after
- * that, and it is destroyed when its dispatch ends. A different key for the agent (a policy or agents.yaml edit,
- * a rebuilt image) makes every pooled sandbox of that agent go at the next claim, before it could be used.
+ * that, and it is destroyed when its dispatch ends. Its gateway token, registered with the allowlist when it was
+ * started, is its own, so one token still means one dispatch; the claim re-runs the gateway's ping and canary.
+ * A different key for the agent (a policy or agents.yaml edit, a rebuilt image) makes every pooled sandbox of
+ * that agent go at the next claim, before it could be used.
  *
  * Bounds: `size` per agent, kept only for agents dispatched within `idle_minutes` (a sandbox idle that long is
  * destroyed and not replaced), and a memory budget for all idle sandboxes together. The runner asks for a
