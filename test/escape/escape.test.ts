@@ -358,9 +358,9 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
     const { value, health } = await whileResponsive(server, () =>
       whileSampled(docker, agentContainers(runId, name('flood'), 'gateway'), () =>
         Promise.all([
-          dispatch('flood', DIRECTIVE.bash(floodProbe(20_000, 64))),
-          // the second dispatch of the same agent starts its requests once the flood is under way
-          dispatch('flood', `${DIRECTIVE.sleep(3000)} ${DIRECTIVE.bash(quietProbe({ bridge, allowedPort: allowed.port, deniedHost: quietDenied }))}`),
+          dispatch('flood', DIRECTIVE.bash(floodProbe({ min: 20_000, parallel: 64, tag }))),
+          // the second dispatch of the same agent makes its requests while the flood runs (they meet in the session volume)
+          dispatch('flood', DIRECTIVE.bash(quietProbe({ bridge, allowedPort: allowed.port, deniedHost: quietDenied, tag }))),
         ]),
       ),
     );
@@ -709,7 +709,7 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
     {
       id: 'gateway-flood',
       item: 3,
-      tries: '20,000 refused proxy requests with 3.9 KB targets while a second dispatch of the same agent makes one allowed and one refused request',
+      tries: '20,000+ refused proxy requests with 3.9 KB targets (64 at a time) while a second dispatch of the same agent makes one allowed and one refused request',
       expected: "the second dispatch's egress trail is whole; no egress_lost; the gateway stays under its memory limit; the server stays responsive",
       judge: async () => {
         const { flood, quiet, gateway, quietDenied, health } = await floodRun();
@@ -726,7 +726,7 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
           during && quiet.json['success'] === true && quietFacts['quiet_allowed'] === '200' && !q?.unavailable && (q?.allowed ?? 0) >= 1 && q?.denied_hosts?.includes(`${quietDenied}:80`) === true && lost === 0 && health.worstMs <= RESPONSIVE_MS && gateway.samples > 0 && gateway.peakMemory < gateway.memoryLimit;
         return {
           held,
-          observed: `flood: ${floodFacts['flood_done'] ?? flood.json['error_type']} in ${to! - from!} ms, the second's requests ${during ? `${at - from!} ms into it` : 'NOT during it'}, egress ${f?.unavailable ? 'UNAVAILABLE' : `${f?.denied ?? '?'} denied`}; second: allowed ${quietFacts['quiet_allowed']}, egress ${q?.unavailable ? 'UNAVAILABLE' : `${q?.allowed ?? '?'} allowed, refused ${q?.denied_hosts?.join(' ')}`}; egress_lost records ${lost}; gateway ${describeUsage(gateway)}; ${describeHealth(health)}`,
+          observed: `flood: ${floodFacts['flood_done'] ?? flood.json['error_type']} answered in ${to! - from!} ms (stopped by ${floodFacts['flood_stopped'] ?? '?'}), the second's requests ${during ? `${at - from!} ms into it` : 'NOT during it'}, egress ${f?.unavailable ? 'UNAVAILABLE' : `${f?.denied ?? '?'} denied`}; second: allowed ${quietFacts['quiet_allowed']}, egress ${q?.unavailable ? 'UNAVAILABLE' : `${q?.allowed ?? '?'} allowed, refused ${q?.denied_hosts?.join(' ')}`}; egress_lost records ${lost}; gateway ${describeUsage(gateway)}; ${describeHealth(health)}`,
         };
       },
     },

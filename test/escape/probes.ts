@@ -215,15 +215,32 @@ const raw = (bytes) => new Promise((resolve) => {
 }
 
 /**
- * Thousands of refused requests with long targets, as fast as the proxy takes them (`count` requests, `parallel`
- * at a time), then `flood_done=<answered>/<count>` and `flood_window=<start ms>-<end ms>`.
+ * The two dispatches of one agent meet in its session volume (both mount it): the flood marks that it has
+ * started, the quiet dispatch starts its requests only then and marks when it is done, and the flood runs
+ * until that mark (or its own bounds), so the quiet requests always fall inside the flood.
  */
-export function floodProbe(count: number, parallel: number): string {
+const MEET = "const fs = require('fs'); const meet = (what) => process.env.CLAUDE_CONFIG_DIR + '/projects/' + what + '-' + TAG;";
+
+/**
+ * Refused requests with long targets, `parallel` at a time, as fast as the proxy takes them: the quiet dispatch
+ * is let in after `min / 2` of them, and the flood goes on until it is done and `min` were sent (at most 60 s).
+ * Prints `flood_done=<answered>/<sent>`, `flood_window=<start ms>-<end ms>` and `flood_stopped=quiet|time`.
+ */
+export function floodProbe(input: { min: number; parallel: number; tag: string }): string {
   return nodeStep(String.raw`
+const TAG = ${JSON.stringify(input.tag)};
+${MEET}
 const http = require('http');
-const agent = new http.Agent({ keepAlive: true, maxSockets: ${parallel} });
-let next = 0, answered = 0;
+const agent = new http.Agent({ keepAlive: true, maxSockets: ${input.parallel} });
+let next = 0, answered = 0, stopped = '';
 const long = 'x'.repeat(3900);
+const start = Date.now();
+const more = () => {
+  if (next === ${Math.floor(input.min / 2)}) fs.writeFileSync(meet('flood-started'), '');
+  if (next >= ${input.min} && fs.existsSync(meet('quiet-done'))) stopped ||= 'quiet';
+  else if (Date.now() - start > 60000) stopped ||= 'time';
+  return !stopped;
+};
 const one = () => new Promise((resolve) => {
   const i = next++;
   const req = http.request({ host: '127.0.0.1', port: 3128, agent, path: 'http://flood-' + (i % 97) + '.invalid/' + long, timeout: 10000 }, (res) => { res.resume(); res.on('end', () => { answered++; resolve(); }); });
@@ -231,21 +248,29 @@ const one = () => new Promise((resolve) => {
   req.on('error', () => resolve());
   req.end();
 });
-const worker = async () => { while (next < ${count}) await one(); };
-const start = Date.now();
-Promise.all(Array.from({ length: ${parallel} }, worker)).then(() => { console.log('flood_done=' + answered + '/${count}'); console.log('flood_window=' + start + '-' + Date.now()); agent.destroy(); });
+const worker = async () => { while (more()) await one(); };
+Promise.all(Array.from({ length: ${input.parallel} }, worker)).then(() => {
+  console.log('flood_done=' + answered + '/' + next);
+  console.log('flood_window=' + start + '-' + Date.now());
+  console.log('flood_stopped=' + stopped);
+  agent.destroy();
+});
 `);
 }
 
-/** One allowed and one refused request (at `quiet_at`, ms) of a dispatch that runs beside a flood: its own egress trail. */
-export function quietProbe(input: { bridge: string; allowedPort: number; deniedHost: string }): string {
+/** Once the flood has started: one allowed and one refused request (at `quiet_at`, ms), then the mark that ends the flood. */
+export function quietProbe(input: { bridge: string; allowedPort: number; deniedHost: string; tag: string }): string {
   return nodeStep(String.raw`
+const TAG = ${JSON.stringify(input.tag)};
+${MEET}
 const http = require('http');
 const get = (path) => new Promise((r) => { const q = http.get({ host: '127.0.0.1', port: 3128, path, timeout: 8000 }, (res) => { res.resume(); r(res.statusCode); }); q.on('timeout', () => q.destroy()); q.on('error', (e) => r('error:' + e.code)); });
 (async () => {
+  for (const t0 = Date.now(); !fs.existsSync(meet('flood-started')) && Date.now() - t0 < 60000; ) await new Promise((r) => setTimeout(r, 100));
   console.log('quiet_at=' + Date.now());
   console.log('quiet_allowed=' + (await get('http://${input.bridge}:${input.allowedPort}/')));
   console.log('quiet_denied=' + (await get('http://${input.deniedHost}/')));
+  fs.writeFileSync(meet('quiet-done'), '');
 })();
 `);
 }
