@@ -219,6 +219,7 @@ function planRun(deps: DispatchDeps, request: DispatchRequest, checked: Checked)
 async function interpret(outcome: SandboxOutcome, ctx: ResultContext, checked: Checked, patchFile: string): Promise<DispatchResult> {
   const name = ctx.agent;
   // A result that arrived before the cancel is kept (it is paid for and complete).
+  if (outcome.sessionQuota) return sessionQuotaResult(name, outcome.sessionQuota);
   if (outcome.cancelled && !hasResult(outcome)) return cancelledResult(name, true);
   const notStarted = claudeDidNotStart(name, checked.sandbox, outcome);
   if (notStarted) return notStarted;
@@ -352,6 +353,14 @@ function auditRecord(request: DispatchRequest, job: string, started: number, tra
     ...resultFacts(result),
     duration_ms: Date.now() - started,
   };
+}
+
+/** Killed for writing past its session volume's quota; the volume was pruned back under it. */
+function sessionQuotaResult(agent: string, quota: NonNullable<SandboxOutcome['sessionQuota']>): DispatchResult {
+  const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
+  return errorResult(agent, 'sandbox', `Dispatch to '${agent}' was stopped: its session volume ${quota.volume} passed its ${mb(quota.capBytes)} MB quota (${mb(quota.bytes)} MB). Its oldest files were removed to bring it back under the quota.`, {
+    hint: 'Session transcripts live on that volume; an agent that writes large files there (or a task that makes claude log huge outputs) hits the quota. Write big outputs to the repo (repo: rw or overlay) or /tmp instead, and retry.',
+  });
 }
 
 /** A cancel by the caller: before the container started (nothing ran), or while it ran (it was killed). */

@@ -19,6 +19,8 @@ import { reapOrphans } from './reaper.js';
 import { WarmPool, type WarmPoolSettings, type WarmSandbox } from './warm-pool.js';
 import { removeJobContainers } from './job-containers.js';
 import { prepareStateVolume } from './state-volume.js';
+import { pruneSessionVolume, SESSION_MAX_DAYS, SESSION_MAX_MB, type PruneLimits, type SessionVolume } from './session-prune.js';
+import { SessionQuota } from './session-quota.js';
 import { OverlayVolumes } from './overlay-volume.js';
 
 export interface SandboxRun {
@@ -64,6 +66,8 @@ export interface SandboxOutcome extends IoOutcome {
   egress?: EgressDecision[] | undefined;
   /** A pre-started sandbox served the run: the session id its claude was started with (not the one in `cmd`). */
   sessionId?: string;
+  /** The dispatch was killed because its session volume passed its quota (then pruned back under it). */
+  sessionQuota?: { volume: string; bytes: number; capBytes: number };
 }
 
 export interface RunnerOptions {
@@ -73,6 +77,8 @@ export interface RunnerOptions {
   extraLabels?: Record<string, string>;
   /** The egress gateway image (default DEFAULT_GATEWAY_IMAGE). */
   gatewayImage?: string;
+  /** The session volume's quota (default SESSION_MAX_MB): a dispatch that passes it is stopped. */
+  sessionQuotaMb?: number;
 }
 
 const log = logger('sandbox');
@@ -116,6 +122,9 @@ export class SandboxRunner {
   /** Off until enableWarmPool: a one-shot CLI dispatch must not start a sandbox nobody will claim. */
   private warmEnabled = false;
   private readonly gateways: GatewayPool;
+  private readonly quota: SessionQuota;
+  /** Post-dispatch quota checks in flight, per session volume. */
+  private readonly quotaChecks = new Map<string, Promise<void>>();
   readonly warmPool = new WarmPool();
   /** `repo: overlay` (src/sandbox/overlay-volume.ts); overlay runs are always cold. */
   readonly overlay: OverlayVolumes;
@@ -126,6 +135,7 @@ export class SandboxRunner {
     env: NodeJS.ProcessEnv = process.env,
   ) {
     this.gateways = new GatewayPool(docker, { image: this.gatewayImage, extraLabels: options.extraLabels ?? {}, env });
+    this.quota = new SessionQuota(docker);
     this.overlay = new OverlayVolumes(docker, options.extraLabels ?? {});
   }
 
@@ -240,6 +250,12 @@ export class SandboxRunner {
   private async finish(prepared: Prepared, request: SandboxRun, deadline: number): Promise<SandboxOutcome> {
     const { container, lease } = prepared;
     this.live.set(container.id, container);
+    const sessions = request.spec.HostConfig.Mounts.find((m) => m.Type === 'volume' && m.Target === layout.CLAUDE_SESSIONS_DIR)?.Source;
+    const capMb = this.options.sessionQuotaMb ?? SESSION_MAX_MB;
+    const capBytes = capMb * 1024 * 1024;
+    let quota: SandboxOutcome['sessionQuota'];
+    const overQuota = new AbortController();
+    const unwatch = sessions ? this.quota.watch(sessions, capBytes, (bytes) => ((quota = { volume: sessions, bytes, capBytes }), overQuota.abort())) : () => undefined;
     let io: IoOutcome;
     let egress: EgressDecision[] | undefined;
     try {
@@ -248,12 +264,40 @@ export class SandboxRunner {
         deadline,
         ...(request.onStdoutLine ? { onStdoutLine: request.onStdoutLine } : {}),
         ...(request.keepLine ? { keepLine: request.keepLine } : {}),
-        ...(request.signal ? { signal: request.signal } : {}),
+        signal: request.signal ? AbortSignal.any([request.signal, overQuota.signal]) : overQuota.signal,
       });
     } finally {
+      unwatch();
       egress = await this.release(prepared);
     }
-    return { ...io, containerId: container.id, imageId: prepared.image.Id, ...(lease ? { egress } : {}) };
+    if (sessions) {
+      const volume = { name: sessions, image: request.spec.Image, owner: parseUser(request.spec.User), labels: { ...this.options.extraLabels } };
+      const limits = { maxDays: SESSION_MAX_DAYS, maxMb: capMb };
+      if (quota) await pruneSessionVolume(this.docker, volume, limits);
+      else this.checkQuotaAfter(volume, capBytes, limits);
+    }
+    return { ...io, containerId: container.id, imageId: prepared.image.Id, ...(lease ? { egress } : {}), ...(quota ? { sessionQuota: quota } : {}) };
+  }
+
+  /**
+   * A dispatch can write faster than the quota's poll: once it has ended, the volume is measured once more and
+   * pruned if it is over, off the dispatch's critical path. The next preparation of that volume waits for it.
+   */
+  private checkQuotaAfter(volume: SessionVolume, capBytes: number, limits: PruneLimits): void {
+    const previous = this.quotaChecks.get(volume.name) ?? Promise.resolve();
+    const check = previous
+      .then(async () => {
+        const bytes = await this.quota.usage(volume.name);
+        if (bytes !== undefined && bytes > capBytes) {
+          log.warn(`the session volume ${volume.name} holds ${Math.round(bytes / 1048576)} MB, past its quota: pruning it`);
+          await pruneSessionVolume(this.docker, volume, limits);
+        }
+      })
+      .catch((error: unknown) => log.debug(`session quota check failed: ${describeError(error)}`))
+      .finally(() => {
+        if (this.quotaChecks.get(volume.name) === check) this.quotaChecks.delete(volume.name);
+      });
+    this.quotaChecks.set(volume.name, check);
   }
 
   /**
@@ -360,6 +404,7 @@ export class SandboxRunner {
     await Promise.all([...this.live.values()].map((c) => removeQuietly(c)));
     this.live.clear();
     await this.gateways.shutdown();
+    await Promise.allSettled([...this.quotaChecks.values()]);
   }
 
   private get gatewayImage(): string {
@@ -380,7 +425,8 @@ export class SandboxRunner {
     const key = `${spec.HostConfig.Mounts.find((m) => m.Target === layout.CLAUDE_SESSIONS_DIR)?.Source ?? ''}`;
     const inFlight = this.preparing.get(key);
     if (inFlight) return inFlight;
-    const preparation = prepareStateVolume(this.docker, spec, user, this.options.extraLabels ?? {}, owner).finally(() => this.preparing.delete(key));
+    const checked = this.quotaChecks.get(key) ?? Promise.resolve();
+    const preparation = checked.then(() => prepareStateVolume(this.docker, spec, user, this.options.extraLabels ?? {}, owner)).finally(() => this.preparing.delete(key));
     this.preparing.set(key, preparation);
     return preparation;
   }

@@ -10,6 +10,21 @@ export const SESSION_MAX_DAYS = 30;
 export const SESSION_MAX_MB = 1024;
 const lastPruned = new Map<string, number>();
 
+export interface SessionVolume {
+  name: string;
+  /** An image with sh, find, stat, sort, du, rm (the agent image that uses the volume). */
+  image: string;
+  owner: { uid: number; gid: number };
+  labels: Record<string, string>;
+}
+
+export interface PruneLimits {
+  maxDays: number;
+  maxMb: number;
+}
+
+export const DEFAULT_LIMITS: PruneLimits = { maxDays: SESSION_MAX_DAYS, maxMb: SESSION_MAX_MB };
+
 /**
  * The prune, run as the volume's owner with no network and no capability: transcripts untouched for
  * SESSION_MAX_DAYS go, then the oldest files until the volume holds at most SESSION_MAX_MB, then empty
@@ -39,13 +54,18 @@ export function pruneScript(maxDays: number, maxMb: number): string {
  */
 export async function pruneSessionVolumeIfDue(
   docker: Docker,
-  volume: { name: string; image: string; owner: { uid: number; gid: number }; labels: Record<string, string> },
-  limits: { maxDays: number; maxMb: number } = { maxDays: SESSION_MAX_DAYS, maxMb: SESSION_MAX_MB },
+  volume: SessionVolume,
+  limits: PruneLimits = DEFAULT_LIMITS,
   now: number = Date.now(),
 ): Promise<void> {
   const last = lastPruned.get(volume.name);
   if (last !== undefined && now - last < PRUNE_INTERVAL_MS) return;
   lastPruned.set(volume.name, now);
+  await pruneSessionVolume(docker, volume, limits);
+}
+
+/** Prune now (a dispatch that passed the quota). Best effort: a failure is logged, the volume stays as it was. */
+export async function pruneSessionVolume(docker: Docker, volume: SessionVolume, limits: PruneLimits = DEFAULT_LIMITS): Promise<void> {
   try {
     const container = await docker.createContainer({
       Image: volume.image,

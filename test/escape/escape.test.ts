@@ -770,11 +770,16 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
       id: 'fill-session-volume',
       item: 6,
       tries: `fill the persistent session volume with ${SESSION_FILL_MB} MB in files under max_file_size`,
-      expected: `the volume never holds more than its ${SESSION_VOLUME_MB} MB bound`,
+      expected: `a dispatch still running when the volume passes its ${SESSION_VOLUME_MB} MB quota is stopped; within seconds of the dispatch's end the volume holds at most the quota`,
       judge: async () => {
-        const e = await diskRun();
-        const mb = Number(e.facts['session_fill_mb'] ?? NaN);
-        return { held: mb <= SESSION_VOLUME_MB && e.answer.json['success'] === true, observed: `one dispatch left ${mb} MB in its session volume (${e.facts['session_fill_end'] ?? '?'})` };
+        const e = await sessionFillRun();
+        let mb = await sessionVolumeMb('disk');
+        for (let i = 0; i < 20 && (mb === undefined || mb > SESSION_VOLUME_MB); i++) {
+          await new Promise((r) => setTimeout(r, 500));
+          mb = await sessionVolumeMb('disk');
+        }
+        const stopped = e.answer.json['error_type'] === 'sandbox' && /passed its \d+ MB quota/.test(String(e.answer.json['error'] ?? ''));
+        return exhaustVerdict(e, mb !== undefined && mb <= SESSION_VOLUME_MB, `stopped while writing: ${stopped}; the volume holds ${mb ?? '?'} MB after the dispatch`);
       },
     },
     { id: 'lint-other-engines', item: 7, tries: 'policy check: mounts of ~/.colima, ~/.rd, ~/.orbstack, /run/user/1000/docker.sock, /run/podman', expected: 'exit 1 naming each', judge: () => lint('lint-engines', ['.colima', '.rd', '.orbstack', '/run/user/1000/docker.sock', '/run/podman']) },
@@ -910,12 +915,30 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
           'fill home "$HOME/fill"; rm -f "$HOME/fill"',
           't="$(fill tmp /tmp/fill)"; rm -f /tmp/fill; echo "$t"',
           `p="$CLAUDE_CONFIG_DIR/projects"; o="$(dd if=/dev/zero of="$p/one" bs=1M count=${2 * MAX_FILE_MB} 2>&1 | tail -1)"; echo "session_file_mb=$(( $(stat -c %s "$p/one") / 1048576 ))"; echo "session_file_end=$o"; rm -f "$p/one"`,
-          `i=0; while [ $i -lt ${SESSION_FILL_MB / MAX_FILE_MB} ]; do o="$(dd if=/dev/zero of="$p/fill-$i" bs=1M count=${MAX_FILE_MB} 2>&1 | tail -1)" || break; i=$((i + 1)); done`,
-          'echo "session_fill_mb=$(du -sm "$p" | cut -f1)"; echo "session_fill_end=$i files, last: $o"; rm -f "$p"/fill-*',
         ].join('\n'),
       ),
     ),
   );
+
+  /** One dispatch that writes more than the session volume's quota, file by file (each under max_file_size). */
+  const sessionFillRun = once(() =>
+    exhaust(
+      'disk',
+      DIRECTIVE.bash(
+        [
+          `p="$CLAUDE_CONFIG_DIR/projects"; i=0; while [ $i -lt ${SESSION_FILL_MB / MAX_FILE_MB} ]; do dd if=/dev/zero of="$p/fill-$i" bs=1M count=${MAX_FILE_MB} 2>/dev/null || break; i=$((i + 1)); done`,
+          'echo "session_fill_mb=$(du -sm "$p" | cut -f1)"',
+        ].join('\n'),
+      ),
+    ),
+  );
+
+  /** What the engine says an agent's session volume holds, in MB. */
+  async function sessionVolumeMb(agent: string): Promise<number | undefined> {
+    const df = (await docker.df()) as { Volumes?: { Name: string; Labels?: Record<string, string> | null; UsageData?: { Size?: number } }[] | null };
+    const volume = (df.Volumes ?? []).find((v) => v.Name.startsWith('agent-dispatch-claude.') && v.Labels?.['agent-dispatch.agent'] === name(agent));
+    return volume?.UsageData?.Size === undefined ? undefined : Math.round(volume.UsageData.Size / 1024 / 1024);
+  }
 
   /** `policy check --agent NAME --json` with the built CLI: exit 1 and an error finding naming each of `names`. */
   async function lint(policyAgent: string, names: string[]): Promise<Verdict> {

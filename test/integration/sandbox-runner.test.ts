@@ -5,7 +5,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { agentSchema, settingsSchema } from '../../src/config/schema.js';
 import { compileSandbox, layout, loadPolicy, type CompiledSandbox } from '../../src/policy/index.js';
 import { LABELS, pidNamespace, serverIdentity } from '../../src/sandbox/owner.js';
@@ -66,6 +66,29 @@ describe.skipIf(skipDocker)('sandbox runner on a real engine', () => {
     expect(outcome.stderr).toBe('to-stderr\n');
     expect(outcome.timedOut).toBe(false);
     expect(await containersOf('job-io')).toBe(0);
+  }, TIMEOUT);
+
+  it('a run that writes past its session volume quota is stopped, and the volume is pruned back under it', async () => {
+    const small = new SandboxRunner(docker, { runDir: join(root, 'run-quota'), extraLabels: testLabels(runId), sessionQuotaMb: 8 });
+    const run = request(['sh', '-c', `i=0; while [ $i -lt 40 ]; do dd if=/dev/zero of=${layout.CLAUDE_SESSIONS_DIR}/f$i bs=1M count=1 2>/dev/null; i=$((i+1)); sleep 0.1; done; echo wrote-all`], { job: 'job-quota' }, 'quota');
+    const outcome = await small.run(run);
+    expect(outcome.sessionQuota).toMatchObject({ capBytes: 8 * 1024 * 1024 });
+    expect(outcome.stdoutLines).not.toContain('wrote-all');
+    const volume = run.spec.HostConfig.Mounts.find((m) => m.Target === layout.CLAUDE_SESSIONS_DIR)!.Source!;
+    const df = (await docker.df()) as { Volumes: { Name: string; UsageData: { Size: number } }[] };
+    expect(df.Volumes.find((v) => v.Name === volume)!.UsageData.Size).toBeLessThanOrEqual(8 * 1024 * 1024);
+    expect(await containersOf('job-quota')).toBe(0);
+  }, TIMEOUT);
+
+  it('a run that writes past the quota faster than the poll and exits: the volume is pruned right after', async () => {
+    const small = new SandboxRunner(docker, { runDir: join(root, 'run-quota-fast'), extraLabels: testLabels(runId), sessionQuotaMb: 8 });
+    const run = request(['sh', '-c', `dd if=/dev/zero of=${layout.CLAUDE_SESSIONS_DIR}/a bs=1M count=6 2>/dev/null; dd if=/dev/zero of=${layout.CLAUDE_SESSIONS_DIR}/b bs=1M count=6 2>/dev/null; echo done`], { job: 'job-quota-fast' }, 'quota-fast');
+    const outcome = await small.run(run);
+    expect(outcome.stdoutLines).toContain('done');
+    const volume = run.spec.HostConfig.Mounts.find((m) => m.Target === layout.CLAUDE_SESSIONS_DIR)!.Source!;
+    const size = async () => ((await docker.df()) as { Volumes: { Name: string; UsageData: { Size: number } }[] }).Volumes.find((v) => v.Name === volume)!.UsageData.Size;
+    await vi.waitFor(async () => expect(await size()).toBeLessThanOrEqual(8 * 1024 * 1024), { timeout: 10_000, interval: 250 });
+    await small.shutdown();
   }, TIMEOUT);
 
   it('a run a pre-started sandbox could serve gets its input after one newline (claude waits for it then); others byte for byte', async () => {
