@@ -181,13 +181,21 @@ export async function cleanupTestResources(docker: Docker, runId: string): Promi
       .then(() => removed.containers.push(c.Id))
       .catch(() => undefined);
   }
+  // A container the engine is still removing (AutoRemove, a server's own removal) keeps its volumes in use:
+  // wait until none is listed, and retry a volume that is still busy, so nothing is left behind by a race.
+  for (let i = 0; i < 40 && (await docker.listContainers({ all: true, filters })).length > 0; i++) await new Promise((r) => setTimeout(r, 250));
   const { Volumes } = await docker.listVolumes({ filters });
   for (const v of Volumes ?? []) {
-    await docker
-      .getVolume(v.Name)
-      .remove({ force: true })
-      .then(() => removed.volumes.push(v.Name))
-      .catch(() => undefined);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const outcome = await docker
+        .getVolume(v.Name)
+        .remove({ force: true })
+        .then(() => 'removed' as const)
+        .catch((error: { statusCode?: number }) => (error.statusCode === 409 ? ('busy' as const) : ('failed' as const)));
+      if (outcome === 'removed') removed.volumes.push(v.Name);
+      if (outcome !== 'busy') break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
   for (const n of await docker.listNetworks({ filters })) {
     await docker
