@@ -1,5 +1,6 @@
 import { AppError, isAppError } from '../errors.js';
 import { checked } from '../policy/claude-args.js';
+import { wordProblem } from '../policy/flag-value.js';
 
 /**
  * The argv for every run (dispatch, session and stream alike). The prompt is not in it: the runner writes it to
@@ -15,10 +16,10 @@ export function claudeCommand(options: { flags: string[]; resume?: string; sessi
   return argv;
 }
 
-/** checked(), with a hint that fits a caller-supplied id rather than an agents.yaml field. */
+/** A session id is one word (no leading '-', no whitespace): checked() with a hint for a caller-supplied id. */
 function checkedSessionId(value: string): string {
   try {
-    return checked('session_id', value);
+    return checked('session_id', value, wordProblem);
   } catch (error) {
     if (!isAppError(error)) throw error;
     throw new AppError(error.code, error.message, {

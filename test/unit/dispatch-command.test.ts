@@ -88,6 +88,11 @@ describe('argument injection through session ids (TestArgInjection)', () => {
     expect(error.hint).not.toContain('agents.yaml');
   });
 
+  it('refuses an id with whitespace or a control character (no session id has one) before any container starts', () => {
+    expect(thrown(() => claudeCommand({ flags: [], resume: 'abc --permission-mode bypassPermissions' })).message).toContain('must be a single word');
+    expect(thrown(() => claudeCommand({ flags: [], resume: 'abc\u0007' })).code).toBe('INVALID_INPUT');
+  });
+
   it('refuses a single-dash id too', () => {
     expect(thrown(() => claudeCommand({ flags: [], resume: '-x' })).message).toContain("session_id '-x'");
   });
