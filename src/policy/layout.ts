@@ -16,8 +16,6 @@ export const MANAGED_SETTINGS_PATH = '/etc/claude-code/managed-settings.json';
 export { GATEWAY_SOCKET_DIR } from '../gateway/protocol.js';
 /** The in-container TCP→socket bridge that HTTPS_PROXY and ANTHROPIC_BASE_URL point at. */
 export const GATEWAY_BRIDGE_PORT = 3128;
-/** Overlay mode: the host repo, read-only, is mounted here and copied into a private tmpfs at the repo path. */
-export const OVERLAY_LOWER_DIR = '/opt/agent-dispatch/lower';
 /** What the container sees instead of the Anthropic credential when the gateway injects it. */
 export const CREDENTIAL_PLACEHOLDER = 'agent-dispatch-placeholder-credential';
 export const LABEL_PREFIX = 'agent-dispatch';

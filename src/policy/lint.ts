@@ -180,7 +180,6 @@ const SANDBOX_OWNED = [
   layout.CONTAINER_HOME,
   dirname(layout.MANAGED_SETTINGS_PATH),
   layout.GATEWAY_SOCKET_DIR,
-  layout.OVERLAY_LOWER_DIR,
   '/usr/local/bin',
   '/proc',
   '/sys',

@@ -9,7 +9,7 @@ import { sandboxError } from './sandbox-error.js';
 const STDERR_CAP = 64 * 1024;
 /** Ordinary stdout kept per dispatch (progress events are seen as they stream, then dropped). */
 const STDOUT_CAP = 1024 * 1024;
-/** Marked stdout (claude's result line, an overlay patch) kept per dispatch, whatever came before it. */
+/** Marked stdout (claude's result line) kept per dispatch, whatever came before it. */
 const KEPT_CAP = 16 * 1024 * 1024;
 /** After the container exits, how long the attach stream may take to deliver its last bytes. */
 const DRAIN_MS = 2000;

@@ -34,7 +34,7 @@ export interface SandboxRun {
   job: string;
   timeoutMs: number;
   onStdoutLine?: (line: string) => void;
-  /** Lines kept under their own cap however much other output came first (claude's result, an overlay patch). */
+  /** Lines kept under their own cap however much other output came first (claude's result line). */
   keepLine?: (line: string) => boolean;
   signal?: AbortSignal;
   /**
@@ -45,7 +45,7 @@ export interface SandboxRun {
   /**
    * A run a pre-started sandbox may serve (src/sandbox/warm-pool.ts): a fresh session whose argv is known
    * before its prompt. Absent: always a cold container (a resumed session, whose --resume id comes with the
-   * call; an overlay copy of the repo, which must be taken at the dispatch, not minutes before). No second
+   * call; an overlay of the repo, whose upper layer is the dispatch's own). No second
    * kind of pooled sandbox (a started container without claude) serves those: measured on a gateway dispatch
    * (bench/dispatch-overhead.mjs setup, 2 cores), the container's create, attach and start take 115-160 ms of a
    * ~900 ms cold dispatch, while claude's own start is ~600 ms of it, which only a pre-started claude removes.

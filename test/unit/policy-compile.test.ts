@@ -193,7 +193,6 @@ describe('repo mounts', () => {
     const mounts = compiled.container.HostConfig.Mounts;
     expect(mounts.some((m) => m.Target === repo || m.Source === repo)).toBe(false);
     expect(compiled.container.HostConfig.Tmpfs).not.toHaveProperty(repo);
-    expect(envOf(compiled)).not.toHaveProperty('AGENT_DISPATCH_OVERLAY_LOWER');
     expect(compiled.container.WorkingDir).toBe(repo);
     expect(compiled.mounts[0]).toMatchObject({ kind: 'volume', source: repo, target: repo, mode: 'overlay' });
     expect(compiled.mounts.map((m) => m.mode)).toEqual(['overlay', 'rw', 'ro']);
@@ -357,7 +356,7 @@ describe('reserved environment names', () => {
     for (const name of sandboxOwn) expect([...RESERVED_ENV, ...CREDENTIAL_ENV], name).toContain(name);
   });
 
-  it.each(['CLAUDE_CONFIG_DIR', 'DISABLE_AUTOUPDATER', 'AGENT_DISPATCH_OVERLAY_LOWER', 'USER', 'NO_PROXY'])('a policy may not set or pass %s', (name) => {
+  it.each(['CLAUDE_CONFIG_DIR', 'DISABLE_AUTOUPDATER', 'USER', 'NO_PROXY'])('a policy may not set or pass %s', (name) => {
     expect(policySchema.safeParse({ version: 1, env: { set: { [name]: '/x' } } }).success).toBe(false);
     expect(policySchema.safeParse({ version: 1, env: { pass: [name] } }).success).toBe(false);
   });

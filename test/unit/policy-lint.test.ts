@@ -209,8 +209,6 @@ describe('mount targets', () => {
     '/run/agent-dispatch',
     '/run',
     '/var/run/agent-dispatch',
-    '/opt/agent-dispatch/lower',
-    '/opt/agent-dispatch',
     '/opt/tools',
     '/usr/local/bin',
     '/usr/local/bin/claude',
@@ -603,7 +601,7 @@ describe('bySeverity', () => {
 });
 
 describe('agent repo inside the container', () => {
-  it.each(['/home/agent/project', '/usr/local/bin', '/etc/claude-code', '/opt/agent-dispatch/lower/x', '/opt/agent-dispatch'])(
+  it.each(['/home/agent/project', '/usr/local/bin', '/etc/claude-code'])(
     'a repo at %s is refused (it would be mounted over what the sandbox uses)',
     (repo) => {
       const findings = lintPolicy(policySchema.parse({ version: 1 }), { home: '/home/tester', repo, realpath: (p: string) => p });
