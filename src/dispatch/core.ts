@@ -81,6 +81,12 @@ export class DispatchCore {
     this.cache?.invalidateAgent(name);
   }
 
+  /** The agent was removed: nothing of it stays cached or pre-started. */
+  async forgetAgent(name: string): Promise<void> {
+    this.invalidateAgent(name);
+    await this.service.forgetAgent(name);
+  }
+
   /** `dispatch`: group context, cache, and `return_ref` (the full result stays behind a ref). */
   async dispatch(input: OneShotInput, config: DispatchConfig = this.config(), onPhase?: PhaseReporter): Promise<Record<string, unknown>> {
     const agent = requireAgent(config, input.agent);

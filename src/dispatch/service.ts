@@ -59,6 +59,11 @@ export class DispatchService {
     }
   }
 
+  /** The agent was removed: destroy its pre-started sandboxes (and those still starting) before its volumes go. */
+  async forgetAgent(name: string): Promise<void> {
+    await this.runner?.warmPool.forget(name);
+  }
+
   /** Kill and remove a job's containers on the engine (no-op for a test sandbox without containers). */
   async removeJobContainers(job: string): Promise<number> {
     const sandbox = this.sandbox();

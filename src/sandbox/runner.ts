@@ -152,6 +152,7 @@ export class SandboxRunner {
     if (!warm) return this.runCold(request, deadline, stepMs);
     const [image, gatewayImageId] = await Promise.all([this.requireImage(request.spec.Image, stepMs()), this.gatewayImageId(request, stepMs())]);
     const agent = agentOf(request.spec);
+    this.warmPool.revive(agent);
     const key = poolKey(request, warm, image.Id, gatewayImageId);
     const refill = (): void => {
       if (!this.closed) this.warmPool.want(agent, key, warm.pool, () => this.prestart(request, warm));

@@ -75,6 +75,8 @@ export interface AgentPoolStatus {
 }
 
 export class WarmPool {
+  /** Removed agents: no sandbox is started for them (see forget). */
+  private readonly forgotten = new Set<string>();
   private readonly idle = new Map<string, Idle[]>();
   private readonly wanted = new Map<string, Wanted>();
   private readonly destroying = new Set<Promise<void>>();
@@ -106,7 +108,7 @@ export class WarmPool {
 
   /** A dispatch of `agent` (sandbox `key`) has ended: keep `settings.size` sandboxes of its kind ready. */
   want(agent: string, key: string, settings: WarmPoolSettings, fill: () => Promise<WarmSandbox>): void {
-    if (this.closed) return;
+    if (this.closed || this.forgotten.has(agent)) return;
     this.invalidate(agent, key);
     const previous = this.wanted.get(agent);
     if (previous?.key === key) Object.assign(previous, { settings, fill });
@@ -139,6 +141,24 @@ export class WarmPool {
     const until = Date.now() + maxMs;
     const busy = () => [...this.wanted.values()].some((w) => w.filling) || [...this.idle.values()].some((list) => list.some((e) => !e.sandbox.ready()));
     while (busy() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  /**
+   * The agent was removed: its idle sandboxes go, one still starting is destroyed once it has started, and a
+   * dispatch of it that was already running asks for no more (until `revive`, when it is dispatched again).
+   * Resolves once none of its sandboxes exists, so its volumes can be removed.
+   */
+  async forget(agent: string): Promise<void> {
+    this.forgotten.add(agent);
+    this.wanted.delete(agent);
+    this.drop(agent, 'the agent was removed');
+    await Promise.race([Promise.all([...this.fills]), new Promise((resolve) => setTimeout(resolve, SHUTDOWN_FILL_WAIT_MS).unref())]);
+    await Promise.all([...this.destroying]);
+  }
+
+  /** A dispatch of `agent` starts: a removed agent of that name was added again. */
+  revive(agent: string): void {
+    this.forgotten.delete(agent);
   }
 
   /** Destroy every idle sandbox, and each one still starting once it has started. */

@@ -250,7 +250,8 @@ describe.skipIf(skipDocker)('the egress gateway container: hardening, reuse, tok
       const next = new DispatchService(fx.env);
       await next.startup();
       await next.shutdown();
-      expect(await gatewaysOf(served)).toEqual([]);
+      // The engine may still be finishing an AutoRemove that started when the gateway exited.
+      await waitFor('the dead server\'s gateway to be removed', async () => (await gatewaysOf(served)).length === 0, 10_000);
       // a live server's gateways are never reaped
       expect((await only(agent)).Id).toBe(gatewayId);
     } finally {

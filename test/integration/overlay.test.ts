@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { applyCommand } from '../../src/cli/commands/apply.js';
@@ -206,15 +206,18 @@ describe.skipIf(skipDocker || !canDropRoot)('repo: overlay with a server that is
   const docker = dockerClient();
   const runId = testRunId();
   let root: string;
+  let app: string;
 
   beforeAll(async () => {
     await requireLocalImage(docker, TEST_AGENT_IMAGE);
     root = mkdtempSync(join('/tmp', 'agent-dispatch-nonroot-'));
-  });
+    app = stageReadableApp();
+  }, TIMEOUT);
 
   afterAll(async () => {
     await cleanupTestResources(docker, runId);
     rmSync(root, { recursive: true, force: true });
+    if (app) rmSync(app, { recursive: true, force: true });
   }, TIMEOUT);
 
   it('the patch is built from 000-mode files and dirs, the root-owned work dir is removed by the helper, nothing is left', async () => {
@@ -236,9 +239,9 @@ describe.skipIf(skipDocker || !canDropRoot)('repo: overlay with a server that is
       `echo '${JSON.stringify({ type: 'result', subtype: 'success', is_error: false, result: 'ok', session_id: '00000000-0000-4000-8000-000000000001' })}'`,
     ].join(' && ');
     const script = `
-      import { loadConfig, requireConfig } from '${join(import.meta.dirname, '..', '..', 'dist', 'config', 'load.js')}';
-      import { runDispatch } from '${DIST_DISPATCHER}';
-      import { createSandboxRunner } from '${join(import.meta.dirname, '..', '..', 'dist', 'sandbox', 'runner.js')}';
+      import { loadConfig, requireConfig } from '${join(app, 'dist', 'config', 'load.js')}';
+      import { runDispatch } from '${join(app, 'dist', 'dispatch', 'dispatcher.js')}';
+      import { createSandboxRunner } from '${join(app, 'dist', 'sandbox', 'runner.js')}';
       import { readdirSync } from 'node:fs';
       const runner = createSandboxRunner({ runDir: '${join(configDir, 'run')}', extraLabels: ${JSON.stringify(testLabels(runId))} }, process.env);
       const sandbox = { run: (r) => runner.run({ ...r, cmd: ['/bin/sh', '-c', ${JSON.stringify(step)}] }), overlay: runner.overlay };
@@ -263,6 +266,24 @@ describe.skipIf(skipDocker || !canDropRoot)('repo: overlay with a server that is
     expect(readFileSync(join(repo, 'notes.txt'), 'utf8')).toBe('notes\n');
   }, TIMEOUT);
 });
+
+/**
+ * The built program where uid 1000 can read it: the checkout may sit under a directory only root can enter
+ * (a CI clone in a 0700 temp dir). dist and package.json are copied; node_modules is hard-linked (same
+ * filesystem), else copied. Nothing in the checkout changes owner.
+ */
+function stageReadableApp(): string {
+  const checkout = join(import.meta.dirname, '..', '..');
+  const app = mkdtempSync(join('/tmp', 'agent-dispatch-nonroot-app-'));
+  chmodSync(app, 0o755);
+  cpSync(join(checkout, 'dist'), join(app, 'dist'), { recursive: true });
+  cpSync(join(checkout, 'package.json'), join(app, 'package.json'));
+  if (spawnSync('cp', ['-al', join(checkout, 'node_modules'), join(app, 'node_modules')]).status !== 0) {
+    rmSync(join(app, 'node_modules'), { recursive: true, force: true });
+    cpSync(join(checkout, 'node_modules'), join(app, 'node_modules'), { recursive: true });
+  }
+  return app;
+}
 
 function dockerGid(): number {
   return Number(spawnSync('getent', ['group', 'docker'], { encoding: 'utf8' }).stdout.split(':')[2]);

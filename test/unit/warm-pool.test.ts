@@ -52,6 +52,23 @@ function filler(fail = false) {
 }
 
 describe('warm pool', () => {
+  it('forget: a removed agent\'s idle and still-starting sandboxes are destroyed, and no more start until it is dispatched again', async () => {
+    const pool = new WarmPool();
+    const f = filler();
+    pool.want('a', 'k1', settings({ size: 1 }), f.fill);
+    await pool.settled();
+    pool.want('b', 'k1', settings({ size: 1 }), f.fill);
+    await pool.forget('a');
+    expect(f.made[0]!.destroyed).toBe(1);
+    pool.want('a', 'k1', settings({ size: 1 }), f.fill);
+    await pool.settled();
+    expect(pool.claim('a', 'k1')).toBeUndefined();
+    pool.revive('a');
+    pool.want('a', 'k1', settings({ size: 1 }), f.fill);
+    await pool.settled();
+    expect(pool.claim('a', 'k1')).toBeDefined();
+  });
+
   it('fills one at a time up to the size, and hands each sandbox out once', async () => {
     const pool = new WarmPool();
     const f = filler();

@@ -120,7 +120,7 @@ export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): 
     ({ name }, extra) =>
       guarded('remove_agent', async () => {
         const agent = await removeAgent(name, ctx.configPath());
-        ctx.invalidateAgent(name);
+        await ctx.dispatcher.forgetAgent(name);
         const sessions = await forgetAgentSessions(name, agent, ctx.configPath(), ctx.environment());
         if (sessions.warning) await notify(extra, `Warning: agent '${name}': ${sessions.warning}`);
         return jsonResult(sessions.warning ? { removed: name, warning: sessions.warning } : { removed: name });
