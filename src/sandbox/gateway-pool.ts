@@ -59,10 +59,16 @@ interface Entry {
   starting: Promise<GatewayContainer>;
   leases: number;
   idle?: NodeJS.Timeout;
+  /** The image it was started from: a rebuilt gateway image retires it (see entry). */
+  imageId: string;
+  /** Replaced by a gateway of a newer image: it serves its current leases, then goes. */
+  retired?: boolean;
 }
 
 export class GatewayPool {
   private readonly gateways = new Map<string, Entry>();
+  /** Retired gateways still serving dispatches (shutdown removes them too). */
+  private readonly retired = new Set<Entry>();
 
   constructor(
     private readonly docker: Docker,
@@ -78,7 +84,8 @@ export class GatewayPool {
     const upstream = this.options.env['ANTHROPIC_BASE_URL'] || DEFAULT_UPSTREAM;
     const unreachable = upstreamProblem(upstream);
     if (unreachable) throw gatewayFailure(request.agent, unreachable, 'Point ANTHROPIC_BASE_URL of the MCP server at an address containers can reach (the Docker bridge address, e.g. http://172.17.0.1:PORT, with the service listening there), or unset it for the Anthropic API.');
-    const entry = this.entry(request, credential, upstream);
+    const imageId = await this.requireImage(this.options.image, request);
+    const entry = this.entry(request, credential, upstream, imageId);
     let gateway: GatewayContainer;
     try {
       gateway = await entry.starting;
@@ -127,8 +134,9 @@ export class GatewayPool {
 
   /** Stop every gateway (server shutdown). */
   async shutdown(): Promise<void> {
-    const all = [...this.gateways.values()];
+    const all = [...this.gateways.values(), ...this.retired];
     this.gateways.clear();
+    this.retired.clear();
     await Promise.all(
       all.map(async (entry) => {
         clearTimeout(entry.idle);
@@ -138,17 +146,22 @@ export class GatewayPool {
     );
   }
 
-  private entry(request: EgressRequest, credential: GatewayConfig['credential'], upstream: string): Entry {
+  /**
+   * The agent's gateway, started if it has none, or none of the current image: a rebuilt gateway image takes
+   * effect at the next dispatch, while dispatches already running finish on the old gateway (its socket path
+   * is its own), which then goes.
+   */
+  private entry(request: EgressRequest, credential: GatewayConfig['credential'], upstream: string, imageId: string): Entry {
     const existing = this.gateways.get(request.volume);
-    if (existing) return existing;
-    const entry: Entry = { starting: this.start(request, credential, upstream), leases: 0 };
+    if (existing && existing.imageId === imageId) return existing;
+    if (existing) this.retire(request.volume, existing);
+    const entry: Entry = { starting: this.start(request, credential, upstream), leases: 0, imageId };
     this.gateways.set(request.volume, entry);
     return entry;
   }
 
   private async start(request: EgressRequest, credential: GatewayConfig['credential'], upstream: string): Promise<GatewayContainer> {
     const { image } = this.options;
-    await this.requireImage(image, request);
     const labels = { ...request.volumeLabels, ...this.options.extraLabels };
     await bounded(
       prepareOwnedVolume(this.docker, { name: request.volume, labels, image, owner: { uid: GATEWAY_UID, gid: GATEWAY_UID }, helperLabels: request.ownerLabels, what: 'gateway socket volume' }),
@@ -175,7 +188,8 @@ export class GatewayPool {
     if (canary.event !== 'canary' || !canary.ok) throw new Error(`its canary failed: ${canary.event === 'canary' ? canary.detail : canary.event}`);
   }
 
-  private async requireImage(image: string, request: EgressRequest): Promise<void> {
+  /** The gateway image's id, once it is known to be here and to speak this server's protocol. */
+  private async requireImage(image: string, request: EgressRequest): Promise<string> {
     let info: Docker.ImageInspectInfo;
     try {
       info = await bounded(this.docker.getImage(image).inspect(), request.stepMs, `inspect the image ${image}`);
@@ -189,6 +203,15 @@ export class GatewayPool {
     if (protocol !== String(GATEWAY_PROTOCOL)) {
       throw new AppError('IMAGE_NOT_FOUND', `The egress gateway image ${image} speaks protocol ${protocol ?? 'none'}, this server ${GATEWAY_PROTOCOL}.`, { hint: `Rebuild it. ${gatewayBuildHint(image)}.` });
     }
+    return info.Id;
+  }
+
+  private retire(volume: string, entry: Entry): void {
+    this.drop(volume, entry);
+    entry.retired = true;
+    this.retired.add(entry);
+    log.info(`the egress gateway image was rebuilt: the agent's old gateway goes once its ${entry.leases} dispatch(es) end`);
+    this.scheduleIdle(volume, entry);
   }
 
   private drop(volume: string, entry: Entry): void {
@@ -199,6 +222,11 @@ export class GatewayPool {
   private scheduleIdle(volume: string, entry: Entry): void {
     if (entry.leases > 0) return;
     clearTimeout(entry.idle);
+    if (entry.retired) {
+      this.retired.delete(entry);
+      void entry.starting.then((gateway) => gateway.remove('its image was rebuilt'), () => undefined);
+      return;
+    }
     entry.idle = setTimeout(() => {
       if (entry.leases > 0 || this.gateways.get(volume) !== entry) return;
       this.drop(volume, entry);

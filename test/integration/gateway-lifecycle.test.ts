@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 /**
  * The egress gateway container's own lifetime and hardening, with the real claude binary in the test agent
  * image and the real gateway image: how it runs (unprivileged, read-only, capped) and that the credential it
@@ -19,8 +20,8 @@ import { CREDENTIAL_PLACEHOLDER, LABEL_PREFIX } from '../../src/policy/layout.js
 import { GATEWAY_ROLE_LABEL } from '../../src/sandbox/gateway-container.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
-import { CLI, createBuiltFixture, gatewayTestPolicy, tearDown, type Fixture } from '../helpers/dispatch-fixture.js';
-import { dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+import { CLI, createBuiltFixture, gatewayTestPolicy, tearDown, TEST_GATEWAY_IMAGE, type Fixture } from '../helpers/dispatch-fixture.js';
+import { dockerClient, skipDocker, TEST_LABEL, testLabels, testRunId } from '../helpers/docker.js';
 import { isAlive, waitFor } from '../helpers/process.js';
 
 const TIMEOUT = 60_000;
@@ -223,6 +224,36 @@ describe.skipIf(skipDocker)('the egress gateway container: hardening, reuse, tok
   it('the token of a finished dispatch is refused too (released with its dispatch)', async () => {
     expect(releasedTokens).toHaveLength(2);
     for (const token of releasedTokens) expect(await tryToken(pairGatewayId, token)).toMatch(TOKEN_REFUSED);
+  }, TIMEOUT);
+
+  it('a rebuilt gateway image takes effect at the next dispatch; the old gateway goes once its dispatches end', async () => {
+    const tag = `agent-dispatch/gateway:rebuilt-${runId}`;
+    const testImage = await docker.getImage(TEST_GATEWAY_IMAGE).inspect();
+    await docker.getImage(testImage.Id).tag({ repo: 'agent-dispatch/gateway', tag: `rebuilt-${runId}` });
+    const rebuilt = new DispatchService({ ...fx.env, AGENT_DISPATCH_GATEWAY_IMAGE: tag });
+    try {
+      const name = agent;
+      const first = await rebuilt.dispatch(config(), { agent: name, task: DIRECTIVE.reply('before the rebuild') });
+      expect(first.success, JSON.stringify(first)).toBe(true);
+      const before = (await gatewaysOf(name)).filter((g) => g.Image === tag);
+      expect(before).toHaveLength(1);
+      // "Rebuild" the image: the same program, one more label, so a new image id under the same tag.
+      const labels = Object.entries(testLabels(runId)).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
+      const build = spawnSync('docker', ['build', '-q', ...labels, '-t', tag, '-'], {
+        input: `FROM ${testImage.Id}\nLABEL agent-dispatch.rebuilt=${runId}\n`,
+        encoding: 'utf8',
+      });
+      expect(build.status, build.stderr).toBe(0);
+      const second = await rebuilt.dispatch(config(), { agent: name, task: DIRECTIVE.reply('after the rebuild') });
+      expect(second.success, JSON.stringify(second)).toBe(true);
+      const newId = (await docker.getImage(tag).inspect()).Id;
+      await waitFor('the old gateway to go', async () => !(await gatewaysOf(name)).some((g) => g.Id === before[0]!.Id), 15_000);
+      const after = (await gatewaysOf(name)).filter((g) => g.ImageID === newId);
+      expect(after).toHaveLength(1);
+    } finally {
+      await rebuilt.shutdown();
+      await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
+    }
   }, TIMEOUT);
 
   it('a server killed outright leaves its gateway to exit (stdin closed); the next server reaps it', async () => {
