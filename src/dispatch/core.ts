@@ -8,6 +8,7 @@ import { logger } from '../log.js';
 import { DispatchCache } from './cache.js';
 import { runDialogue, type DialogueOutcome } from './dialogue.js';
 import type { DispatchRequest, Sandbox } from './dispatcher.js';
+import type { JobRequest } from './job-state.js';
 import { requireJobId, JobStore } from './job-store.js';
 import { JobService } from './jobs.js';
 import { AGGREGATE_TASK, aggregationContext, parseDispatches, type ParallelItem } from './parallel.js';
@@ -19,14 +20,8 @@ import type { DispatchResult } from './types.js';
 const log = logger('dispatch');
 
 /** The fields every dispatch path takes (the MCP tools' common parameters). */
-export interface DispatchInput {
-  agent: string;
-  task: string;
-  context?: string;
-  caller?: string;
-  goal?: string;
-  response_format?: string;
-  timeout_seconds?: number;
+export interface DispatchInput extends JobRequest {
+  timeout_seconds?: number | undefined;
   signal?: AbortSignal | undefined;
 }
 

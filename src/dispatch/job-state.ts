@@ -3,15 +3,19 @@ import type { DispatchResult } from './types.js';
 export const JOB_STATUSES = ['pending', 'running', 'done', 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
-/** What a job file holds. Never a secret: no environment, token or credential is ever copied into it. */
-export interface JobRecord {
-  id: string;
+/** What a dispatch was asked: the part of a request a job file keeps ('' and absent both mean "not set"). */
+export interface JobRequest {
   agent: string;
   task: string;
-  context?: string;
-  caller?: string;
-  goal?: string;
-  response_format?: string;
+  context?: string | undefined;
+  caller?: string | undefined;
+  goal?: string | undefined;
+  response_format?: string | undefined;
+}
+
+/** What a job file holds. Never a secret: no environment, token or credential is ever copied into it. */
+export interface JobRecord extends JobRequest {
+  id: string;
   status: JobStatus;
   /** Epoch seconds. */
   created_at: number;

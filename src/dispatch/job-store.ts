@@ -4,7 +4,7 @@ import { ensurePrivateDir, writeFileAtomic } from '../config/atomic-write.js';
 import { withFileLock } from '../config/lock.js';
 import { AppError, describeError } from '../errors.js';
 import { newJobId } from './dispatcher.js';
-import { applyTransition, isTerminal, type JobEvent, type JobRecord, type JobStatus } from './job-state.js';
+import { applyTransition, isTerminal, type JobEvent, type JobRecord, type JobRequest, type JobStatus } from './job-state.js';
 import type { DispatchResult } from './types.js';
 
 export { isTerminal, JOB_STATUSES, type JobRecord, type JobStatus } from './job-state.js';
@@ -29,14 +29,7 @@ export function requireJobId(value: unknown, what = 'ref'): string {
   return value as string;
 }
 
-export interface NewJob {
-  agent: string;
-  task: string;
-  context?: string | undefined;
-  caller?: string | undefined;
-  goal?: string | undefined;
-  response_format?: string | undefined;
-}
+export type NewJob = JobRequest;
 
 /** Who runs a job: the server's identity (`<pid>:<start>:<pid ns>`) and host, so a later server can tell it died. */
 export interface JobOwner {

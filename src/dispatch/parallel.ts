@@ -2,20 +2,14 @@ import type { DispatchConfig } from '../config/schema.js';
 import { requireAgent } from '../core/agents.js';
 import { AppError } from '../errors.js';
 import { lengthProblem, LIMITS, type LimitName } from '../limits.js';
+import type { DispatchInput } from './core.js';
 import { requireGroupMember } from './refs.js';
 
 /** One item of `dispatch_parallel`'s `dispatches` array, validated and coerced. */
-export interface ParallelItem {
-  agent: string;
-  task: string;
-  context: string;
-  caller: string;
-  goal: string;
-  response_format: string;
+export interface ParallelItem extends Required<Omit<DispatchInput, 'signal'>> {
   return_ref: boolean;
   /** undefined: the default (500); clamped 0..100000 where it is used. */
   summary_chars: number | undefined;
-  timeout_seconds: number;
   group: string;
 }
 

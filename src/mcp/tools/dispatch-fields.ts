@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { DispatchInput } from '../../dispatch/core.js';
 import { boundedString } from '../../limits.js';
 
 /** The parameters every dispatch tool shares, as the original named them ('' means "not set"). */
@@ -12,12 +13,5 @@ export const dispatchFields = {
   timeout_seconds: z.number().default(0).describe('One-off timeout, clamped to 10..7200 s and to the policy cap; 0 or less = the agent default'),
 };
 
-export interface DispatchFields {
-  agent: string;
-  task: string;
-  context: string;
-  caller: string;
-  goal: string;
-  response_format: string;
-  timeout_seconds: number;
-}
+/** The parsed arguments: every field present ('' or 0 when not set). */
+export type DispatchFields = Required<Omit<DispatchInput, 'signal'>>;
