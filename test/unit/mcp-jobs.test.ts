@@ -340,6 +340,23 @@ describe('dispatch_dialogue', () => {
     expect(sandbox.runs[2]!.cmd.join(' ')).toContain('--resume api-session');
   });
 
+  it('resolves on the responder\'s first turn (marker stripped), or when the requester says [RESOLVED]', async () => {
+    sandbox.scripts = [speakers({ api: ['It is 42. [RESOLVED]'], web: [] })];
+    expect((await h.call('dispatch_dialogue', { requester: 'web', responder: 'api', topic: 'x' })).json).toMatchObject({ resolved: true, rounds: 1, final_answer: 'It is 42.' });
+    expect(sandbox.runs).toHaveLength(1);
+    sandbox.scripts = [speakers({ api: ['Proposal A.', 'ok'], web: ['[RESOLVED] A works for us.'] })];
+    const { json } = await h.call('dispatch_dialogue', { requester: 'web', responder: 'api', topic: 'y' });
+    expect(json).toMatchObject({ resolved: true, rounds: 1, final_answer: 'A works for us.' });
+    expect(json.conversation.at(-1)).toMatchObject({ agent: 'web', role: 'requester' });
+  });
+
+  it('max_rounds: 2 runs four turns and ends unresolved', async () => {
+    sandbox.scripts = [speakers({ api: [], web: [] })];
+    const { json } = await h.call('dispatch_dialogue', { requester: 'web', responder: 'api', topic: 'x', max_rounds: 2 });
+    expect(json).toMatchObject({ resolved: false, rounds: 2 });
+    expect(json.conversation).toHaveLength(4);
+  });
+
   it('max_rounds is clamped to 1..10; an unresolved dialogue ends with the last message', async () => {
     sandbox.scripts = [speakers({ api: [], web: [] })];
     const { json } = await h.call('dispatch_dialogue', { requester: 'web', responder: 'api', topic: 'x', max_rounds: 0 });
