@@ -49,3 +49,9 @@ export function isClearSentinel(value: string): boolean {
 export function clamp(value: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, value));
 }
+
+/** A caller's number as a whole number within min..max (the original's `clamp(int(x))`); not a number → fallback. */
+export function clampWhole(value: unknown, min: number, max: number, fallback: number): number {
+  const n = Math.trunc(Number(value));
+  return clamp(Number.isFinite(n) ? n : fallback, min, max);
+}

@@ -1,3 +1,4 @@
+import { clampWhole } from '../core/validate.js';
 import type { DispatchResult } from './types.js';
 
 export const RESOLVED_MARKER = '[RESOLVED]';
@@ -54,8 +55,7 @@ export async function runDialogue(
   turn: (request: TurnRequest) => Promise<DispatchResult>,
 ): Promise<DialogueOutcome> {
   const { requester, responder, topic } = options;
-  const asked = Math.trunc(Number(options.maxRounds));
-  const rounds = Math.min(MAX_DIALOGUE_ROUNDS, Math.max(MIN_DIALOGUE_ROUNDS, Number.isFinite(asked) ? asked : 3));
+  const rounds = clampWhole(options.maxRounds, MIN_DIALOGUE_ROUNDS, MAX_DIALOGUE_ROUNDS, 3);
   const goal = topic.slice(0, 200);
   const sessions: Record<string, string | undefined> = {};
   const conversation: DialogueTurn[] = [];

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DispatchConfig } from '../config/schema.js';
+import { clampWhole } from '../core/validate.js';
 import { AppError, describeError } from '../errors.js';
 import { logger } from '../log.js';
 import { ownerIsGone, serverIdentity, LABELS } from '../sandbox/owner.js';
@@ -85,7 +86,7 @@ export class JobService {
 
   /** Poll until the job is terminal or `timeoutSeconds` (clamped 1..3600) pass; `onTick` runs every poll. */
   async wait(id: string, timeoutSeconds: number, options: { signal?: AbortSignal; onTick?: (job: JobRecord) => void } = {}): Promise<JobRecord & { timed_out_waiting?: true }> {
-    const seconds = clampInt(timeoutSeconds, MIN_WAIT_SECONDS, MAX_WAIT_SECONDS, 60);
+    const seconds = clampWhole(timeoutSeconds, MIN_WAIT_SECONDS, MAX_WAIT_SECONDS, 60);
     const deadline = Date.now() + seconds * 1000;
     for (;;) {
       const job = this.status(id);
@@ -127,7 +128,7 @@ export class JobService {
         hint: "Pass one of the statuses, or '' for every job.",
       });
     }
-    const cap = clampInt(limit, 1, MAX_JOBS_LIMIT, 50);
+    const cap = clampWhole(limit, 1, MAX_JOBS_LIMIT, 50);
     return this.store.list((filter || undefined) as JobStatus | undefined).slice(0, cap).map(summarise);
   }
 
@@ -263,10 +264,4 @@ function notFound(id: string): AppError {
   return new AppError('JOB_NOT_FOUND', `Job not found: ${id}`, {
     hint: 'Job ids come from dispatch_async (or dispatch(return_ref=true)) on this machine; dispatch_jobs() lists them. A job is gone once dispatch_gc or the retention removed it.',
   });
-}
-
-export function clampInt(value: number, min: number, max: number, fallback: number): number {
-  const n = Math.trunc(Number(value));
-  if (!Number.isFinite(n)) return fallback;
-  return Math.min(max, Math.max(min, n));
 }

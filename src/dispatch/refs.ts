@@ -4,6 +4,7 @@ import { AppError } from '../errors.js';
 import { loadPolicy } from '../policy/load.js';
 import type { DispatchResult } from './types.js';
 import { requireGroup } from '../core/groups.js';
+import { clampWhole } from '../core/validate.js';
 
 /** Unknown group, empty group and non-member are refused with the original's messages. */
 export function requireGroupMember(config: DispatchConfig, group: string, agent: string): void {
@@ -51,7 +52,7 @@ export const MAX_SUMMARY_CHARS = 100_000;
  * result's patch text stays behind the ref (fetch_result); `patch_file`/`patch_truncated` show that one exists.
  */
 export function refPayload(ref: string, result: DispatchResult, summaryChars: number): Record<string, unknown> {
-  const chars = Math.min(MAX_SUMMARY_CHARS, Math.max(0, Math.trunc(Number.isFinite(summaryChars) ? summaryChars : DEFAULT_SUMMARY_CHARS)));
+  const chars = clampWhole(summaryChars, 0, MAX_SUMMARY_CHARS, DEFAULT_SUMMARY_CHARS);
   const text = result.result ?? '';
   const payload: Record<string, unknown> = {
     ref,
