@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import { describeError } from '../errors.js';
 import { logger } from '../log.js';
+import { runThrowaway } from './throwaway.js';
 
 const log = logger('sandbox');
 const TARGET = '/sessions';
@@ -67,29 +68,16 @@ export async function pruneSessionVolumeIfDue(
 /** Prune now (a dispatch that passed the quota). Best effort: a failure is logged, the volume stays as it was. */
 export async function pruneSessionVolume(docker: Docker, volume: SessionVolume, limits: PruneLimits = DEFAULT_LIMITS): Promise<void> {
   try {
-    const container = await docker.createContainer({
-      Image: volume.image,
-      User: `${volume.owner.uid}:${volume.owner.gid}`,
-      Entrypoint: ['sh', '-c'],
-      Cmd: [pruneScript(limits.maxDays, limits.maxMb)],
-      Labels: volume.labels,
-      NetworkDisabled: true,
-      HostConfig: {
-        NetworkMode: 'none',
-        ReadonlyRootfs: true,
-        CapDrop: ['ALL'],
-        SecurityOpt: ['no-new-privileges'],
-        PidsLimit: 64,
-        Memory: 128 * 1024 * 1024,
-        Mounts: [{ Type: 'volume', Source: volume.name, Target: TARGET, ReadOnly: false }],
-      },
+    await runThrowaway(docker, {
+      image: volume.image,
+      user: `${volume.owner.uid}:${volume.owner.gid}`,
+      entrypoint: ['sh', '-c'],
+      cmd: [pruneScript(limits.maxDays, limits.maxMb)],
+      labels: volume.labels,
+      volume: { name: volume.name, target: TARGET },
+      limits: { pids: 64, memoryBytes: 128 * 1024 * 1024 },
+      what: `prune the session volume ${volume.name}`,
     });
-    try {
-      await container.start();
-      await container.wait();
-    } finally {
-      await container.remove({ force: true }).catch(() => undefined);
-    }
   } catch (error) {
     log.debug(`could not prune the session volume ${volume.name}: ${describeError(error)}`);
   }

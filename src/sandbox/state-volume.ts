@@ -3,6 +3,7 @@ import type { ContainerSpec } from '../policy/container-spec.js';
 import { CLAUDE_SESSIONS_DIR } from '../policy/layout.js';
 import { sandboxError } from './sandbox-error.js';
 import { pruneSessionVolumeIfDue } from './session-prune.js';
+import { runThrowaway } from './throwaway.js';
 
 const TARGET = '/state';
 
@@ -57,28 +58,16 @@ export async function prepareOwnedVolume(docker: Docker, volume: OwnedVolume): P
   const labels = volume.labels;
   try {
     await docker.createVolume({ Name: name, Labels: labels });
-    const container = await docker.createContainer({
-      Image: image,
-      User: '0:0',
-      Cmd: ['chown', `${owner.uid}:${owner.gid}`, TARGET],
-      Labels: { ...labels, ...volume.helperLabels },
-      NetworkDisabled: true,
-      HostConfig: {
-        NetworkMode: 'none',
-        ReadonlyRootfs: true,
-        CapDrop: ['ALL'],
-        CapAdd: ['CHOWN'],
-        SecurityOpt: ['no-new-privileges'],
-        Mounts: [{ Type: 'volume', Source: name, Target: TARGET, ReadOnly: false }],
-      },
+    const status = await runThrowaway(docker, {
+      image,
+      user: '0:0',
+      cmd: ['chown', `${owner.uid}:${owner.gid}`, TARGET],
+      capAdd: ['CHOWN'],
+      labels: { ...labels, ...volume.helperLabels },
+      volume: { name, target: TARGET },
+      what: `chown the ${what} ${name}`,
     });
-    try {
-      await container.start();
-      const { StatusCode } = (await container.wait()) as { StatusCode: number };
-      if (StatusCode !== 0) throw new Error(`chown of the ${what} ${name} exited with ${StatusCode}`);
-    } finally {
-      await container.remove({ force: true }).catch(() => undefined);
-    }
+    if (status !== 0) throw new Error(`chown of the ${what} ${name} exited with ${status}`);
   } catch (error) {
     await docker.getVolume(name).remove().catch(() => undefined);
     throw sandboxError(error, `prepare the ${what} ${name}`, image);
