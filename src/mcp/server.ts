@@ -2,7 +2,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Sandbox } from '../dispatch/dispatcher.js';
 import { VERSION } from '../version.js';
-import { ServerContext } from './context.js';
+import { ServerContext, type ContextOptions } from './context.js';
 import { errorResult } from './envelope.js';
 import { registerAgentReadTools } from './tools/agents-read.js';
 import { registerAgentWriteTools } from './tools/agents-write.js';
@@ -50,14 +50,15 @@ export interface CreatedServer {
 /**
  * The MCP server with its tools; the transport is the caller's choice (stdio for `serve`, in-memory in tests).
  * `sandbox` replaces the Docker runner for tests of the tool layer; `serve` always uses the real one.
+ * `options.core` shares one core between sessions (HTTP); `options.caller` says who this session serves.
  */
-export function createServer(env: NodeJS.ProcessEnv = process.env, sandbox?: Sandbox): CreatedServer {
+export function createServer(env: NodeJS.ProcessEnv = process.env, sandbox?: Sandbox, options: ContextOptions = {}): CreatedServer {
   const server = new McpServer({ name: 'agent-dispatch', version: VERSION }, { instructions: INSTRUCTIONS, capabilities: { logging: {} } });
   // The SDK answers arguments that fail the input schema (and unknown tools) through a private
   // createToolError; route that through the documented envelope so every failure has one shape.
   (server as unknown as { createToolError: (message: string) => CallToolResult }).createToolError = (message: string) =>
     errorResult({ error: message, hint: 'Check the tool name and its parameters (tools/list shows both), then retry.' });
-  const context = new ServerContext(env, sandbox);
+  const context = new ServerContext(env, sandbox, options);
   registerAgentReadTools(server, context);
   registerAgentWriteTools(server, context);
   registerGroupTools(server, context);
