@@ -13,6 +13,7 @@ import { policyCommands } from './commands/policy.js';
 import { selftestCommand, selftestSpec } from './commands/selftest.js';
 import { serveCommand, serveSpec } from './commands/serve.js';
 import { testCommand, testSpec } from './commands/test.js';
+import { tokenCommands } from './commands/token.js';
 import { err, out, style } from './output.js';
 import { commandHelp, commandList, groupHelp, groupUsage, subcommandName, wantsHelp, type Command, type CommandGroup } from './spec.js';
 
@@ -36,6 +37,7 @@ export const COMMANDS: (Command | CommandGroup)[] = [
   { spec: applySpec, run: applyCommand },
   { spec: gcSpec, run: gcCommand },
   { spec: serveSpec, run: serveCommand },
+  tokenCommands,
 ];
 
 /** Exit codes: 0 ok; 1 failed (or policy findings); 2 usage error or unusable input; 3 Docker unavailable. */

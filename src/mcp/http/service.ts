@@ -1,0 +1,200 @@
+import { chmodSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { TokenStore, tokensPath } from '../../config/tokens.js';
+import { DispatchCore } from '../../dispatch/core.js';
+import type { Sandbox } from '../../dispatch/dispatcher.js';
+import { AppError, describeError } from '../../errors.js';
+import { logger } from '../../log.js';
+import { allowedHosts, bearerToken, hostAllowed, originAllowed, type AllowedHosts } from './guard.js';
+import { clearSocketPath, hostPort, requireTlsBeyondLoopback, type ListenTarget } from './listen.js';
+import { readJsonBody, sendError } from './respond.js';
+import { SessionRegistry } from './sessions.js';
+
+const log = logger('http');
+
+export const MCP_PATH = '/mcp';
+const DEFAULT_IDLE_MS = 12 * 3600_000;
+const DEFAULT_MAX_SESSIONS = 1000;
+const NO_SESSION_HINT = 'Start a new MCP session: send initialize without an Mcp-Session-Id header (Claude Code does this on reconnect).';
+
+export interface HttpServiceOptions {
+  /** TCP address (port 0 picks a free one) or Unix socket (created 0660). */
+  listen: ListenTarget;
+  /** PEM certificate and key: HTTPS. Required beyond loopback. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Extra names (NAME or NAME:PORT) the Host and Origin headers may carry, besides the listen host and loopback. */
+  allowedHosts?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Replaces the Docker runner (tests); ignored when `core` is given. */
+  sandbox?: Sandbox;
+  /** The one core every session shares; made from `env` (and `sandbox`) when absent. */
+  core?: DispatchCore;
+  /** Default: the file `tokensPath(env)` names. */
+  tokens?: TokenStore;
+  /** A session with no open request for this long is closed (default 12 h). */
+  idleSessionMs?: number;
+  /** More sessions than this at once are refused with 503 (default 1000). */
+  maxSessions?: number;
+}
+
+export interface HttpService {
+  /** Where clients connect: `http(s)://host:port/mcp` (for a socket, the URL to use over that socket). */
+  readonly url: string;
+  /** The bound address (the real port when 0 was asked for). */
+  readonly listen: ListenTarget;
+  readonly core: DispatchCore;
+  sessionCount(): number;
+  /** Stop accepting, shut the core down (its containers removed), close every session. */
+  close(): Promise<void>;
+}
+
+/**
+ * The multi-user MCP service (`serve --http`): Streamable HTTP at /mcp, one McpServer per session, all
+ * sessions on one DispatchCore. Every request is checked in this order: Host and Origin (403), path (404),
+ * bearer token (401), body size (413), then the session, which must belong to the token's user (404).
+ * Starts the core (`startup`) before it answers.
+ *
+ *   const service = await startHttpService({ listen: { kind: 'tcp', host: '127.0.0.1', port: 0 }, env, sandbox });
+ *   // service.url → http://127.0.0.1:PORT/mcp; send `Authorization: Bearer <token from TokenStore.create>`
+ *   await service.close();
+ */
+export async function startHttpService(options: HttpServiceOptions): Promise<HttpService> {
+  const env = options.env ?? process.env;
+  requireTlsBeyondLoopback(options.listen, options.tls !== undefined);
+  const core = options.core ?? new DispatchCore(env, options.sandbox);
+  const tokens = options.tokens ?? new TokenStore(tokensPath(env));
+  const registry = new SessionRegistry(env, core, options.idleSessionMs ?? DEFAULT_IDLE_MS);
+  const server = options.tls ? httpsServer(options.tls) : createHttpServer();
+  const bound = await listen(server, options.listen);
+  const deps: HandlerDeps = { tokens, registry, allowed: allowedHosts(bound, options.allowedHosts), maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS, tls: options.tls !== undefined };
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res, deps).catch((error: unknown) => {
+      log.error('request failed', { error: describeError(error) });
+      sendError(res, 500, 'Internal error while handling the request.', 'Retry; if it persists, the service log (stderr, AGENT_DISPATCH_LOG=debug) says why.');
+    });
+  });
+  await core.startup();
+  const url = `${options.tls ? 'https' : 'http'}://${bound.kind === 'tcp' ? hostPort(bound.host, bound.port) : 'localhost'}${MCP_PATH}`;
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    listen: bound,
+    core,
+    sessionCount: () => registry.size,
+    close: () =>
+      (closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        await core.shutdown();
+        await registry.closeAll();
+        server.closeAllConnections();
+        await stopped;
+      })()),
+  };
+}
+
+async function listen(server: Server, target: ListenTarget): Promise<ListenTarget> {
+  if (target.kind === 'socket') {
+    await clearSocketPath(target.path);
+    // Created 0660 from the start (umask), then made so explicitly: same-host users reach it through its group.
+    const umask = process.umask(0o117);
+    try {
+      await listening(server, () => server.listen(target.path));
+    } finally {
+      process.umask(umask);
+    }
+    chmodSync(target.path, 0o660);
+    return target;
+  }
+  await listening(server, () => server.listen(target.port, target.host));
+  return { ...target, port: (server.address() as AddressInfo).port };
+}
+
+function httpsServer(tls: NonNullable<HttpServiceOptions['tls']>): Server {
+  try {
+    return createHttpsServer({ cert: tls.cert, key: tls.key });
+  } catch (error) {
+    throw new AppError('INVALID_INPUT', `The TLS certificate or key is unusable: ${describeError(error)}.`, { hint: 'Pass a PEM certificate and its matching unencrypted PEM private key (--tls-cert, --tls-key).' });
+  }
+}
+
+function listening(server: Server, start: () => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const busy = error.code === 'EADDRINUSE';
+      reject(new AppError('INVALID_INPUT', `Cannot listen: ${describeError(error)}.`, { hint: busy ? 'Another program uses that address: stop it or pick another --listen port.' : 'Check the --listen address (or --socket path) and your permissions.', cause: error }));
+    });
+    server.once('listening', () => {
+      server.removeAllListeners('error');
+      server.on('error', (error) => log.error('server error', { error: describeError(error) }));
+      resolve();
+    });
+    start();
+  });
+}
+
+interface HandlerDeps {
+  tokens: TokenStore;
+  registry: SessionRegistry;
+  allowed: AllowedHosts;
+  maxSessions: number;
+  tls: boolean;
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, deps: HandlerDeps): Promise<void> {
+  if (!hostAllowed(req.headers.host, deps.allowed, deps.tls)) {
+    return sendError(res, 403, `Host '${req.headers.host ?? ''}' is not one this service answers to.`, 'Connect by the address it listens on (or localhost); the operator can allow more names with --allowed-host NAME.');
+  }
+  if (!originAllowed(req.headers.origin, deps.allowed)) {
+    return sendError(res, 403, `Origin '${req.headers.origin}' is not allowed.`, 'Web pages cannot call this service. A client that is not a browser sends no Origin header; the operator can allow a name with --allowed-host NAME.');
+  }
+  if (new URL(req.url ?? '/', 'http://localhost').pathname !== MCP_PATH) {
+    return sendError(res, 404, 'Not found.', `The MCP endpoint is ${MCP_PATH}.`);
+  }
+  const user = authenticate(req, res, deps.tokens);
+  if (user === undefined) return;
+  const sessionId = req.headers['mcp-session-id'];
+  let body: unknown;
+  if (req.method === 'POST') {
+    const read = await readJsonBody(req);
+    if (read.kind === 'too-large') return sendError(res, 413, 'Request body too large (limit 4 MiB).', 'Send less per call: large inputs belong in the agent’s repository, not in the task text.', { headers: { Connection: 'close' } });
+    if (read.kind === 'invalid') return sendError(res, 400, 'Parse error: the body is not JSON.', 'Send one JSON-RPC message (or a batch) as application/json.', { rpcCode: -32700 });
+    body = read.value;
+  }
+  if (typeof sessionId === 'string') {
+    const session = deps.registry.find(sessionId, user);
+    if (!session) return sendError(res, 404, 'Session not found.', NO_SESSION_HINT, { rpcCode: -32001 });
+    deps.registry.track(session, res);
+    return session.transport.handleRequest(req, res, body);
+  }
+  const initialize = Array.isArray(body) ? body.some((m) => isInitializeRequest(m)) : isInitializeRequest(body);
+  if (req.method !== 'POST' || !initialize) {
+    return sendError(res, 400, 'Bad Request: no valid session id.', NO_SESSION_HINT, { rpcCode: -32000 });
+  }
+  if (deps.registry.size >= deps.maxSessions) {
+    return sendError(res, 503, 'Too many open sessions.', 'Retry later; idle sessions are closed automatically, and closing clients you do not use frees theirs.');
+  }
+  const transport = await deps.registry.open(user);
+  await transport.handleRequest(req, res, body);
+}
+
+/** The token's user, or undefined after answering 401 (500 when the token file itself is refused: fail closed). */
+function authenticate(req: IncomingMessage, res: ServerResponse, tokens: TokenStore): string | undefined {
+  const token = bearerToken(req.headers);
+  let user: string | undefined;
+  try {
+    user = token === undefined ? undefined : tokens.verify(token);
+  } catch (error) {
+    log.error(describeError(error));
+    sendError(res, 500, 'The service cannot check tokens right now.', 'Ask the operator: the service log says why (its token file is refused).');
+    return undefined;
+  }
+  if (user !== undefined) return user;
+  const challenge = token === undefined ? 'Bearer realm="agent-dispatch"' : 'Bearer realm="agent-dispatch", error="invalid_token"';
+  sendError(res, 401, token === undefined ? 'Missing bearer token.' : 'Invalid or revoked token.', "Ask the operator for a token ('agent-dispatch token create YOUR_NAME' on the service host) and send it as 'Authorization: Bearer <token>'; token create prints the claude mcp add line that does this.", {
+    headers: { 'WWW-Authenticate': challenge },
+  });
+  return undefined;
+}

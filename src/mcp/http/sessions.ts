@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { userCaller } from '../../core/caller.js';
+import type { DispatchCore } from '../../dispatch/core.js';
+import { logger } from '../../log.js';
+import { createServer } from '../server.js';
+
+const log = logger('http');
+
+/** One MCP session: its own McpServer and transport, bound to the user whose token opened it. */
+export interface Session {
+  readonly id: string;
+  readonly user: string;
+  readonly transport: StreamableHTTPServerTransport;
+  /** Requests (and SSE streams) still open: a session with one is never idle. */
+  active: number;
+  lastSeen: number;
+}
+
+/**
+ * The live sessions. Each has its own McpServer (the caller is per session) over the ONE shared core, so every
+ * user's dispatches draw on one concurrency budget. Sessions idle longer than `idleMs` are closed.
+ */
+export class SessionRegistry {
+  private readonly sessions = new Map<string, Session>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly core: DispatchCore,
+    private readonly idleMs: number,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, idleMs / 4)));
+    this.sweeper.unref();
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** The session with this id if `user` opened it; another user's session is as unknown as a missing one. */
+  find(id: string, user: string): Session | undefined {
+    const session = this.sessions.get(id);
+    return session?.user === user ? session : undefined;
+  }
+
+  /** The transport of a new session of `user`; it joins the registry when the SDK gives it its id (initialize). */
+  async open(user: string): Promise<StreamableHTTPServerTransport> {
+    const { server } = createServer(this.env, undefined, { core: this.core, caller: userCaller(user) });
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => {
+        this.sessions.set(id, { id, user, transport, active: 0, lastSeen: Date.now() });
+        log.info('session opened', { user, session: id });
+      },
+    });
+    server.server.onclose = () => {
+      const id = transport.sessionId;
+      if (id !== undefined && this.sessions.delete(id)) log.info('session closed', { user, session: id });
+    };
+    await server.connect(transport);
+    return transport;
+  }
+
+  /** Count `res` as activity of `session` until it closes. */
+  track(session: Session, res: ServerResponse): void {
+    session.active++;
+    session.lastSeen = Date.now();
+    res.once('close', () => {
+      session.active--;
+      session.lastSeen = Date.now();
+    });
+  }
+
+  async closeAll(): Promise<void> {
+    clearInterval(this.sweeper);
+    await Promise.allSettled([...this.sessions.values()].map((s) => s.transport.close()));
+    this.sessions.clear();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const session of this.sessions.values()) {
+      if (session.active === 0 && now - session.lastSeen > this.idleMs) {
+        log.info('closing idle session', { user: session.user, session: session.id });
+        void session.transport.close();
+      }
+    }
+  }
+}
