@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { boundedString, LIMITS } from '../limits.js';
 import { expandDirectory } from './paths.js';
+import { parseEngineSpec } from './engine-spec.js';
 
 /** Names of agents, groups and group members: the rule the original enforced everywhere. */
 export const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_-]*$/;
@@ -30,6 +31,15 @@ function boundedList(entry: 'tool' | 'capability', plural: string) {
 
 const toolList = boundedList('tool', 'tool patterns').describe('Tool names or patterns, e.g. Bash(git *)');
 
+/** A remote Docker engine (src/config/engine-spec.ts): checked when the config loads, so a typo fails early. */
+export const engineSpecSchema = z
+  .union([boundedString('path'), z.object({ host: boundedString('path'), tls_cert_dir: boundedString('path') }).strict()])
+  .superRefine((value, ctx) => {
+    const parsed = parseEngineSpec(value);
+    if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.message });
+  })
+  .describe('unix:///path, ssh://user@host[:port], tcp://127.0.0.1:port, or { host: tcp://host:port, tls_cert_dir: DIR }');
+
 export const agentSchema = z
   .object({
     directory: boundedString('path', undefined, z.string({ error: (i) => `directory must be a path string, got ${i.input === null ? 'null' : typeof i.input}` }))
@@ -52,6 +62,7 @@ export const agentSchema = z
     capabilities: boundedList('capability', 'labels').default([]).describe('Descriptive labels only; never passed to claude'),
     risky_capabilities: boundedList('capability', 'labels').default([]).describe('Descriptive labels, flagged for scrutiny'),
     policy: boundedString('policy').min(1).default('default').describe('Sandbox policy: a preset name or a path to a policy file'),
+    engine: engineSpecSchema.optional().describe('The Docker engine of this agent\'s containers; absent = settings.engine'),
   })
   .strict();
 
@@ -131,6 +142,7 @@ export const settingsSchema = z
     // Optional rather than defaulted, so a config that does not set it is written back exactly as the original wrote it.
     mcp_policy_changes: mcpPolicyChangesSchema.optional().describe('What an MCP caller may do to agent policies; absent = narrow-only'),
     warm_pool: warmPoolSettingsSchema.optional().describe('Pre-started sandboxes per agent (a number: the size); absent = the defaults'),
+    engine: engineSpecSchema.optional().describe('The Docker engine of every agent without its own; absent = DOCKER_HOST, else the local socket'),
   })
   .strict();
 

@@ -1,12 +1,14 @@
 import { join } from 'node:path';
-import { stateDir } from '../config/paths.js';
+import { configPath, stateDir } from '../config/paths.js';
+import { loadConfig } from '../config/load.js';
 import type { DispatchConfig } from '../config/schema.js';
 import { describeError } from '../errors.js';
 import { logger } from '../log.js';
 import { LABEL_PREFIX } from '../policy/layout.js';
 import { gatewayImage } from '../sandbox/gateway-image.js';
 import { LABELS } from '../sandbox/owner.js';
-import { createSandboxRunner, type SandboxRunner } from '../sandbox/runner.js';
+import { EngineRouter } from '../sandbox/engine-router.js';
+import { createSandboxRunner } from '../sandbox/runner.js';
 import type { AgentPoolStatus } from '../sandbox/warm-pool.js';
 import { cancelledResult, newJobId, runDispatch, type DispatchRequest, type Sandbox } from './dispatcher.js';
 import { SlotCancelled, Slots } from './slots.js';
@@ -15,11 +17,12 @@ import type { DispatchResult } from './types.js';
 const log = logger('dispatch');
 
 /**
- * What the MCP server and the CLI share for dispatching: one sandbox runner, the concurrency bound
+ * What the MCP server and the CLI share for dispatching: a sandbox runner per Docker engine (the agent's
+ * engine picks it: src/sandbox/engine-router.ts), one concurrency bound over all of them
  * (settings.max_concurrency), orphan reaping at start and container cleanup at shutdown.
  */
 export class DispatchService {
-  private runner: SandboxRunner | undefined;
+  private router: EngineRouter | undefined;
   private limit = 5;
   private readonly slots = new Slots(() => this.limit);
 
@@ -38,7 +41,8 @@ export class DispatchService {
     try {
       return await this.slots.with(async () => {
         if (onSlot && !(await onSlot())) return cancelledResult(request.agent, false);
-        return runDispatch({ config, configDir: stateDir(this.env), env: this.env, sandbox: this.sandbox(), job }, request);
+        const sandbox = this.sandboxOverride ?? this.realRouter().bind(config);
+        return runDispatch({ config, configDir: stateDir(this.env), env: this.env, sandbox, job }, request);
       }, request.signal);
     } catch (error) {
       if (error instanceof SlotCancelled) return cancelledResult(request.agent, false);
@@ -49,10 +53,13 @@ export class DispatchService {
   /** Best effort: a server must start even when the engine is down (dispatches then say why). */
   async startup(): Promise<void> {
     if (this.sandboxOverride) return;
-    this.realRunner().enableWarmPool();
+    const router = this.realRouter();
+    router.enableWarmPool();
+    // Reaping covers every engine the config names; a config that does not load leaves the environment's engine.
+    const load = loadConfig(configPath(this.env));
+    if (load.kind === 'ok') router.useConfig(load.config);
     try {
-      this.realRunner().sweepRunDir();
-      const reaped = await this.realRunner().reapOrphans();
+      const reaped = await router.startup();
       if (reaped > 0) log.info(`removed ${reaped} dispatch container(s) left by a server that is gone`);
     } catch (error) {
       log.debug(`orphan reaping skipped: ${describeError(error)}`);
@@ -61,35 +68,32 @@ export class DispatchService {
 
   /** The agent was removed: destroy its pre-started sandboxes (and those still starting) before its volumes go. */
   async forgetAgent(name: string): Promise<void> {
-    await this.runner?.warmPool.forget(name);
+    await this.router?.forgetAgent(name);
   }
 
-  /** Kill and remove a job's containers on the engine (no-op for a test sandbox without containers). */
+  /** Kill and remove a job's containers on every engine (no-op for a test sandbox without containers). */
   async removeJobContainers(job: string): Promise<number> {
-    const sandbox = this.sandbox();
-    return sandbox.removeJobContainers ? sandbox.removeJobContainers(job) : 0;
+    if (!this.sandboxOverride) return this.realRouter().removeJobContainers(job);
+    return this.sandboxOverride.removeJobContainers ? this.sandboxOverride.removeJobContainers(job) : 0;
   }
 
   async shutdown(): Promise<void> {
-    await this.runner?.shutdown();
+    await this.router?.shutdown();
   }
 
   /** This server's pre-started sandboxes per agent (none before its first dispatch, or with a test sandbox). */
   warmPoolStatus(): AgentPoolStatus[] {
-    return this.runner?.warmPool.status() ?? [];
+    return this.router?.warmPoolStatus() ?? [];
   }
 
   get inFlight(): number {
     return this.slots.inFlight;
   }
 
-  private sandbox(): Sandbox {
-    return this.sandboxOverride ?? this.realRunner();
-  }
-
-  private realRunner(): SandboxRunner {
-    this.runner ??= createSandboxRunner({ runDir: join(stateDir(this.env), 'run'), extraLabels: containerLabels(this.env), gatewayImage: gatewayImage(this.env) }, this.env);
-    return this.runner;
+  private realRouter(): EngineRouter {
+    const options = { runDir: join(stateDir(this.env), 'run'), extraLabels: containerLabels(this.env), gatewayImage: gatewayImage(this.env) };
+    this.router ??= new EngineRouter((engine) => createSandboxRunner(options, this.env, engine));
+    return this.router;
   }
 }
 

@@ -10,7 +10,9 @@ import { GATEWAY_SOCKET_DIR, type AllowRule, type EgressDecision } from '../gate
 import { bridgeAddress } from './bridge.js';
 import { initCommand } from './agent-init.js';
 import { AttachedContainer, type IoOutcome } from './container-io.js';
-import { bounded, dockerOptions, removeQuietly } from './engine-calls.js';
+import { bounded, removeQuietly } from './engine-calls.js';
+import { engineDockerOptions } from './engine-options.js';
+import type { EngineSpec } from '../config/engine-spec.js';
 import { DEFAULT_GATEWAY_IMAGE } from './gateway-image.js';
 import { GatewayPool, type EgressLease } from './gateway-pool.js';
 import { LABELS, ownerLabels } from './owner.js';
@@ -499,9 +501,9 @@ export class SandboxRunner {
 
 }
 
-/** A runner on the engine the environment's DOCKER_HOST names (default: the local socket). */
-export function createSandboxRunner(options: RunnerOptions, env: NodeJS.ProcessEnv = process.env): SandboxRunner {
-  return new SandboxRunner(new Docker(dockerOptions(env)), options, env);
+/** A runner on the engine an agent names (src/config/engine-spec.ts); absent: DOCKER_HOST, else the local socket. */
+export function createSandboxRunner(options: RunnerOptions, env: NodeJS.ProcessEnv = process.env, engine?: EngineSpec): SandboxRunner {
+  return new SandboxRunner(new Docker(engineDockerOptions(engine, env)), options, env);
 }
 
 function parseUser(user: string): { uid: number; gid: number } {

@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import { engineLabel, parseEngineSpec, type EngineSpec, type ParsedEngine } from '../config/engine-spec.js';
+import { AppError, describeError } from '../errors.js';
+import { dockerOptions } from './engine-calls.js';
+
+export const TLS_FILES = ['ca.pem', 'cert.pem', 'key.pem'] as const;
+
+/**
+ * Every connection field set (undefined where unused): docker-modem fills absent fields from the process's
+ * DOCKER_HOST / DOCKER_CERT_PATH, which must not leak into a configured engine (a socket path with the
+ * environment's TLS host, say).
+ */
+const BLANK: Docker.DockerOptions = { socketPath: undefined, host: undefined, port: undefined, protocol: undefined, ca: undefined, cert: undefined, key: undefined, username: undefined } as unknown as Docker.DockerOptions;
+
+/**
+ * dockerode options of a checked engine. A TLS engine's ca.pem, cert.pem and key.pem are read here; one that is
+ * missing or unreadable is a CONFIG_INVALID error naming the file. An ssh:// engine runs `docker system
+ * dial-stdio` on the host through ssh2, authenticating with the ssh-agent at SSH_AUTH_SOCK.
+ */
+export function parsedEngineOptions(engine: ParsedEngine, env: NodeJS.ProcessEnv): Docker.DockerOptions {
+  if (engine.kind === 'unix') return { ...BLANK, socketPath: engine.socketPath };
+  if (engine.kind === 'ssh') {
+    const agent = env['SSH_AUTH_SOCK'];
+    return { ...BLANK, protocol: 'ssh', host: engine.host, port: engine.port, username: engine.username, sshOptions: agent ? { agent } : {} } as Docker.DockerOptions;
+  }
+  if (!engine.tlsCertDir) return { ...BLANK, protocol: 'http', host: engine.host, port: engine.port };
+  const dir = engine.tlsCertDir;
+  const read = (name: string): Buffer => {
+    try {
+      return readFileSync(join(dir, name));
+    } catch (error) {
+      throw new AppError('CONFIG_INVALID', `The TLS certificate file ${join(dir, name)} of engine ${engineLabel(engine)} could not be read (${describeError(error)}).`, {
+        hint: `tls_cert_dir must hold ${TLS_FILES.join(', ')}: the engine's CA and a client certificate and key it trusts (as docker --tlsverify uses them).`,
+        cause: error,
+      });
+    }
+  };
+  const [ca, cert, key] = TLS_FILES.map(read);
+  return { ...BLANK, protocol: 'https', host: engine.host, port: engine.port, ca: ca!, cert: cert!, key: key! };
+}
+
+/** dockerode options of a spec from agents.yaml; undefined = the environment's engine (DOCKER_HOST, else the local socket). */
+export function engineDockerOptions(spec: EngineSpec | undefined, env: NodeJS.ProcessEnv): Docker.DockerOptions {
+  return spec === undefined ? dockerOptions(env) : parsedEngineOptions(requireEngine(spec).engine, env);
+}
+
+/** A spec that must be valid (the config schema checked it when the config loaded). */
+export function requireEngine(spec: EngineSpec): { engine: ParsedEngine; key: string } {
+  const parsed = parseEngineSpec(spec);
+  if (!parsed.ok) throw new AppError('CONFIG_INVALID', parsed.message, { hint: 'Fix the engine in agents.yaml (agent-dispatch doctor checks it).' });
+  return parsed;
+}
