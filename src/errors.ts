@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'CLAUDE_NOT_FOUND'
   | 'JOB_IO'
   | 'JOB_NOT_FOUND'
+  | 'FORBIDDEN'
   | 'INTERNAL';
 
 export class AppError extends Error {

@@ -26,6 +26,7 @@ function renderAgent(agent: AgentConfig): Record<string, unknown> {
 function renderGroup(group: GroupConfig): Record<string, unknown> {
   const out: Record<string, unknown> = { description: group.description, shared_context: group.shared_context };
   if (group.members.length > 0) out['members'] = group.members.map((m) => ({ agent: m.agent, use_for: m.use_for }));
+  if (group.users) out['users'] = group.users;
   return out;
 }
 

@@ -14,6 +14,18 @@ export const agentNameSchema = boundedString('name', 'name').refine((v) => NAME_
   error: (issue) => nameError(String(issue.input)),
 });
 
+/** HTTP users (the names their tokens carry) follow the agent-name rule. */
+export const userNameSchema = boundedString('name', 'user').refine((v) => NAME_PATTERN.test(v), {
+  error: (issue) => `Invalid user name: '${String(issue.input)}'. Use only letters, digits, hyphens, and underscores. Must start with a letter or digit.`,
+});
+
+/**
+ * Users of the HTTP service granted something (an agent, a group's agents, admin). Optional rather than
+ * defaulted, so a config without it is written back exactly as before; the stdio / CLI user needs no entry.
+ */
+const userList = (what: string) =>
+  z.array(userNameSchema).max(LIMITS.list_entries, { error: `at most ${LIMITS.list_entries} users` }).optional().describe(what);
+
 /** Permission modes the installed Claude Code accepts; anything else only warns (as the original did). */
 export const KNOWN_PERMISSION_MODES = ['default', 'plan', 'bypassPermissions', 'acceptEdits', 'dontAsk', 'auto', 'manual'] as const;
 
@@ -63,6 +75,7 @@ export const agentSchema = z
     risky_capabilities: boundedList('capability', 'labels').default([]).describe('Descriptive labels, flagged for scrutiny'),
     policy: boundedString('policy').min(1).default('default').describe('Sandbox policy: a preset name or a path to a policy file'),
     engine: engineSpecSchema.optional().describe('The Docker engine of this agent\'s containers; absent = settings.engine'),
+    users: userList('HTTP users who may see and dispatch this agent (serve --http); admins see every agent'),
   })
   .strict();
 
@@ -78,6 +91,7 @@ export const groupSchema = z
     description: boundedString('description').default(''),
     shared_context: boundedString('shared_context').default(''),
     members: z.array(groupMemberSchema).default([]),
+    users: userList("HTTP users granted every member agent of this group"),
   })
   .strict();
 
@@ -143,6 +157,7 @@ export const settingsSchema = z
     mcp_policy_changes: mcpPolicyChangesSchema.optional().describe('What an MCP caller may do to agent policies; absent = narrow-only'),
     warm_pool: warmPoolSettingsSchema.optional().describe('Pre-started sandboxes per agent (a number: the size); absent = the defaults'),
     engine: engineSpecSchema.optional().describe('The Docker engine of every agent without its own; absent = DOCKER_HOST, else the local socket'),
+    admins: userList('HTTP users who may change agents (add_agent, update_agent, remove_agent, cache_clear) and see every agent'),
   })
   .strict();
 

@@ -55,6 +55,8 @@ export interface AgentChange {
  */
 export interface ChangeOptions {
   via?: 'cli' | 'mcp';
+  /** The HTTP user (an admin) asking over MCP, named in the audit record; absent for the local user. */
+  user?: string | undefined;
 }
 
 const LIST_HINT = "list_agents (MCP) or 'agent-dispatch list' shows the configured agents.";
@@ -181,7 +183,7 @@ export async function addAgent(input: NewAgent, configPath: string = defaultConf
         hint: `update_agent (or 'agent-dispatch update ${input.name}') changes it; remove it first to replace it, or pick another name.`,
       });
     }
-    if (options.via === 'mcp') enforceMcpPolicyChange({ tool: 'add_agent', agent: input.name, to: policy }, config.settings, dirname(configPath));
+    if (options.via === 'mcp') enforceMcpPolicyChange({ tool: 'add_agent', agent: input.name, to: policy, user: options.user }, config.settings, dirname(configPath));
     config.agents[input.name] = agent;
   }, configPath);
   return { agent, warnings: warning ? [warning] : [] };
@@ -199,7 +201,7 @@ export async function updateAgent(name: string, patch: AgentPatch, configPath: s
     const agent = requireAgent(config, name, `Run 'agent-dispatch list' to see agents.`);
     if (patch.policy !== undefined) {
       validatePolicyFor(patch.policy, agent.directory, configPath);
-      if (options.via === 'mcp') enforceMcpPolicyChange({ tool: 'update_agent', agent: name, from: agent.policy, to: patch.policy }, config.settings, dirname(configPath));
+      if (options.via === 'mcp') enforceMcpPolicyChange({ tool: 'update_agent', agent: name, from: agent.policy, to: patch.policy, user: options.user }, config.settings, dirname(configPath));
     }
     const changed: string[] = [];
     const set = <K extends keyof AgentConfig>(key: K, value: AgentConfig[K] | undefined) => {

@@ -16,6 +16,8 @@ export interface McpPolicyChange {
   /** The agent's policy ref now; undefined for add_agent. */
   from?: string | undefined;
   to: string;
+  /** The HTTP user asking; absent for the local user. */
+  user?: string | undefined;
 }
 
 interface Verdict {
@@ -37,6 +39,7 @@ export function enforceMcpPolicyChange(change: McpPolicyChange, settings: Settin
   const record: ConfigChangeRecord = {
     kind: 'config-change',
     time: new Date().toISOString(),
+    ...(change.user ? { user: change.user } : {}),
     agent: change.agent,
     via: 'mcp',
     tool: change.tool,

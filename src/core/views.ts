@@ -3,6 +3,8 @@ import type { AgentConfig, DispatchConfig, GroupConfig } from '../config/schema.
 import { unknownGroupMembers } from '../config/schema.js';
 import { stateDir } from '../config/paths.js';
 import { AUDIT_FILE, lastAuditRecord, summariseEgress } from '../dispatch/audit.js';
+import { ownerVisibleTo } from '../dispatch/job-state.js';
+import { LOCAL_CALLER, type Caller } from './caller.js';
 import { describePolicyProblem, loadPolicy } from '../policy/load.js';
 import { summarizePolicy } from '../policy/summary.js';
 import { collectMcpServers, detectDbs, detectStacks, directoryHealth, Listing, previewFile } from '../project/detect.js';
@@ -61,13 +63,13 @@ export function listAgentsView(config: DispatchConfig, configDir: string = state
   });
 }
 
-/** inspect_agent: config, policy, health, detections and previews; no subprocess. */
-export function inspectAgentView(name: string, agent: AgentConfig, previewLines: number, configDir: string = stateDir()): Json {
+/** inspect_agent: config, policy, health, detections and previews; no subprocess. `caller` sees only their own last dispatch. */
+export function inspectAgentView(name: string, agent: AgentConfig, previewLines: number, configDir: string = stateDir(), caller: Caller = LOCAL_CALLER): Json {
   const view: Json = { name, directory: agent.directory, description: agent.description, timeout: agent.timeout };
   if (agent.model) view['model'] = agent.model;
   if (agent.max_budget_usd !== null && agent.max_budget_usd !== undefined) view['max_budget_usd'] = agent.max_budget_usd;
   Object.assign(view, permissionView(agent), policyView(agent, configDir));
-  const last = lastDispatchView(configDir, name);
+  const last = lastDispatchView(configDir, name, caller);
   if (last) view['last_dispatch'] = last;
   const healthy = directoryHealth(agent.directory);
   view['healthy'] = healthy;
@@ -101,8 +103,8 @@ export function inspectAgentView(name: string, agent: AgentConfig, previewLines:
 const LAST_DECISIONS = 50;
 
 /** The agent's last dispatch from the audit trail: when, how it ended, and its last egress decisions. */
-function lastDispatchView(configDir: string, agent: string): Json | undefined {
-  const record = lastAuditRecord(configDir, agent);
+function lastDispatchView(configDir: string, agent: string, caller: Caller): Json | undefined {
+  const record = lastAuditRecord(configDir, agent, (r) => ownerVisibleTo(r.user, caller));
   if (!record) return undefined;
   const view: Json = { time: record.time, success: record.success, duration_ms: record.duration_ms };
   if (record.error_type) view['error_type'] = record.error_type;

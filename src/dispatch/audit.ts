@@ -20,6 +20,8 @@ const TAIL_BYTES = 4 * 1024 * 1024;
 export interface AuditRecord {
   time: string;
   job: string;
+  /** The HTTP user who dispatched (serve --http); absent for the local user. */
+  user?: string;
   agent: string;
   caller?: string;
   goal?: string;
@@ -43,6 +45,8 @@ export interface AuditRecord {
 export interface ConfigChangeRecord {
   kind: 'config-change';
   time: string;
+  /** The HTTP user (an admin) who asked; absent for the local user. */
+  user?: string;
   agent: string;
   via: 'mcp';
   tool: 'add_agent' | 'update_agent';
@@ -128,8 +132,8 @@ function rotateIfLarge(path: string, maxBytes: number): void {
   }
 }
 
-/** The agent's most recent dispatch record among the file's last TAIL_BYTES, or undefined. */
-export function lastAuditRecord(stateDir: string, agent: string): AuditRecord | undefined {
+/** The agent's most recent dispatch record among the file's last TAIL_BYTES that `accept` takes, or undefined. */
+export function lastAuditRecord(stateDir: string, agent: string, accept: (record: AuditRecord) => boolean = () => true): AuditRecord | undefined {
   let text: string;
   try {
     const fd = openSync(join(stateDir, AUDIT_FILE), 'r');
@@ -151,7 +155,7 @@ export function lastAuditRecord(stateDir: string, agent: string): AuditRecord | 
     if (!line || !line.includes(`"agent":${JSON.stringify(agent)}`)) continue;
     try {
       const record = JSON.parse(line) as AuditRecord & { kind?: string };
-      if (record.agent === agent && record.kind === undefined) return record;
+      if (record.agent === agent && record.kind === undefined && accept(record)) return record;
     } catch {
       // the first line of the tail may be cut
     }

@@ -12,6 +12,8 @@ export interface CacheableResult {
 }
 
 export interface CacheKeyParts {
+  /** The HTTP user who asked: one user is never answered with another's cached result ('' or absent: local). */
+  user?: string | null;
   agent: string;
   task: string;
   context?: string | null;
@@ -59,6 +61,7 @@ export class DispatchCache {
 
   static key(parts: CacheKeyParts): string {
     const canonical = {
+      user: parts.user ?? '',
       agent: parts.agent,
       caller: parts.caller ?? '',
       context: parts.context ?? '',

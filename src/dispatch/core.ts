@@ -2,13 +2,14 @@ import { join } from 'node:path';
 import { configPath, jobsDir, stateDir } from '../config/paths.js';
 import { loadConfig, requireConfig } from '../config/load.js';
 import type { DispatchConfig } from '../config/schema.js';
-import { requireAgent } from '../core/agents.js';
+import { requireVisibleAgent, visibleConfig } from '../core/access.js';
+import { callerUser, LOCAL_CALLER, type Caller } from '../core/caller.js';
 import { AppError, describeError } from '../errors.js';
 import { logger } from '../log.js';
 import { DispatchCache } from './cache.js';
 import { runDialogue, type DialogueOutcome } from './dialogue.js';
 import type { DispatchRequest, Sandbox } from './dispatcher.js';
-import type { JobRequest } from './job-state.js';
+import { jobVisibleTo, type JobRequest } from './job-state.js';
 import { requireJobId, JobStore } from './job-store.js';
 import { JobService } from './jobs.js';
 import { AGGREGATE_TASK, aggregationContext, parseDispatches, type ParallelItem } from './parallel.js';
@@ -23,6 +24,11 @@ const log = logger('dispatch');
 export interface DispatchInput extends JobRequest {
   timeout_seconds?: number | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Who asks (not `caller`, the free text shown to the agent): decides which agents the call may use, owns its
+   * job or ref, is named in the audit record and has cache entries of its own.
+   */
+  by: Caller;
 }
 
 export interface OneShotInput extends DispatchInput {
@@ -84,12 +90,13 @@ export class DispatchCore {
 
   /** `dispatch`: group context, cache, and `return_ref` (the full result stays behind a ref). */
   async dispatch(input: OneShotInput, config: DispatchConfig = this.config(), onPhase?: PhaseReporter): Promise<Record<string, unknown>> {
-    const agent = requireAgent(config, input.agent);
+    const agent = requireVisibleAgent(config, input.agent, input.by);
     const group = input.group ?? '';
-    if (group) requireGroupMember(config, group, input.agent);
+    if (group) requireGroupMember(visibleConfig(config, input.by), group, input.agent);
     const context = mergeGroupContext(config, group, input.context ?? '');
     const cache = this.cacheFor(config);
     const key = {
+      user: callerUser(input.by) ?? '',
       agent: input.agent,
       task: input.task,
       context,
@@ -114,13 +121,13 @@ export class DispatchCore {
 
   /** `dispatch_session`: never cached; an empty session id starts a new session. */
   async session(input: DispatchInput & { session_id?: string }, config: DispatchConfig = this.config()): Promise<DispatchResult> {
-    requireAgent(config, input.agent);
+    requireVisibleAgent(config, input.agent, input.by);
     return this.service.dispatch(config, { ...request(input), sessionId: input.session_id || undefined });
   }
 
   /** `dispatch_stream`: each progress event goes to `onProgress` as it happens. */
   async stream(input: DispatchInput, onProgress: NonNullable<DispatchRequest['onProgress']>, config: DispatchConfig = this.config()): Promise<DispatchResult> {
-    requireAgent(config, input.agent);
+    requireVisibleAgent(config, input.agent, input.by);
     return this.service.dispatch(config, { ...request(input), onProgress });
   }
 
@@ -128,14 +135,15 @@ export class DispatchCore {
    * `dispatch_parallel`: every item validated before any starts, all through the one budget, results in input
    * order; an item that throws becomes a cli_error result. `aggregate` then synthesises every result.
    */
-  async parallel(dispatches: string, aggregate: string, options: { signal?: AbortSignal; onPhase?: PhaseReporter } = {}): Promise<unknown> {
-    const { config, items } = parseDispatches(dispatches, () => this.config());
-    if (aggregate) requireAgent(config, aggregate);
+  async parallel(dispatches: string, aggregate: string, options: { by: Caller; signal?: AbortSignal; onPhase?: PhaseReporter }): Promise<unknown> {
+    const { by } = options;
+    const { config, items } = parseDispatches(dispatches, () => this.config(), by);
+    if (aggregate) requireVisibleAgent(config, aggregate, by);
     let finished = 0;
     options.onPhase?.(`dispatch_parallel: ${items.length} dispatch(es) started (max_concurrency ${config.settings.max_concurrency})`);
     const results = await Promise.all(
       items.map(async (item) => {
-        const one = await this.parallelItem(item, config, options.signal);
+        const one = await this.parallelItem({ ...item, by, signal: options.signal }, config);
         finished += 1;
         options.onPhase?.(`dispatch_parallel: ${finished}/${items.length} finished (${item.agent}: ${one['success'] === true ? 'ok' : 'failed'})`);
         return one;
@@ -143,33 +151,25 @@ export class DispatchCore {
     );
     if (!aggregate) return results;
     options.onPhase?.(`dispatch_parallel: aggregating ${results.length} result(s) with ${aggregate}`);
-    const aggregated = await this.service.dispatch(config, {
-      agent: aggregate,
-      task: AGGREGATE_TASK,
-      context: aggregationContext(results),
-      caller: 'dispatch_parallel',
-      goal: 'aggregate parallel dispatch results',
-      signal: options.signal,
-    });
+    const aggregated = await this.service.dispatch(
+      config,
+      request({ agent: aggregate, task: AGGREGATE_TASK, context: aggregationContext(results), caller: 'dispatch_parallel', goal: 'aggregate parallel dispatch results', signal: options.signal, by }),
+    );
     return { individual_results: results, aggregated };
   }
 
   /** `dispatch_dialogue`: two agents alternate, each in its own session, until one says [RESOLVED]. */
   async dialogue(
-    options: { requester: string; responder: string; topic: string; max_rounds: number; signal?: AbortSignal; onPhase?: PhaseReporter },
+    options: { requester: string; responder: string; topic: string; max_rounds: number; by: Caller; signal?: AbortSignal; onPhase?: PhaseReporter },
   ): Promise<DialogueOutcome> {
     const config = this.config();
-    requireAgent(config, options.requester);
-    requireAgent(config, options.responder);
+    requireVisibleAgent(config, options.requester, options.by);
+    requireVisibleAgent(config, options.responder, options.by);
     return runDialogue({ requester: options.requester, responder: options.responder, topic: options.topic, maxRounds: options.max_rounds }, (turn) => {
       options.onPhase?.(`dispatch_dialogue: round ${turn.round}, ${turn.role} ${turn.agent} is answering`);
       return this.service.dispatch(config, {
-        agent: turn.agent,
-        task: turn.task,
-        caller: turn.caller,
-        goal: turn.goal,
+        ...request({ agent: turn.agent, task: turn.task, caller: turn.caller, goal: turn.goal, signal: options.signal, by: options.by }),
         sessionId: turn.sessionId,
-        signal: options.signal,
       });
     });
   }
@@ -177,21 +177,21 @@ export class DispatchCore {
   /** `dispatch_async`: a pending job that runs in the background; returns at once. */
   async startAsync(input: DispatchInput): Promise<{ job_id: string; status: string; agent: string }> {
     const config = this.config();
-    requireAgent(config, input.agent);
+    requireVisibleAgent(config, input.agent, input.by);
     const { signal: _ignored, ...rest } = input;
     const job = await this.jobs.start(
       config,
-      { agent: input.agent, task: input.task, context: input.context, caller: input.caller, goal: input.goal, response_format: input.response_format },
+      { agent: input.agent, task: input.task, context: input.context, caller: input.caller, goal: input.goal, response_format: input.response_format, owner: callerUser(input.by) },
       request(rest),
     );
     return { job_id: job.id, status: job.status, agent: job.agent };
   }
 
-  /** `fetch_result`: a stored result (cut to `maxChars` when asked), or the job record while it has none. */
-  fetch(ref: string, maxChars: number): Record<string, unknown> {
+  /** `fetch_result`: a stored result (cut to `maxChars` when asked), or the job record while it has none. Another user's ref is not found. */
+  fetch(ref: string, maxChars: number, by: Caller): Record<string, unknown> {
     const id = requireJobId(ref);
     const job = this.jobs.store.get(id);
-    if (!job) {
+    if (!job || !jobVisibleTo(job, by)) {
       throw new AppError('JOB_NOT_FOUND', `Ref not found: ${id}`, {
         hint: 'Refs come from dispatch(return_ref=true) or dispatch_async on this machine; dispatch_jobs() lists them. A ref is kept until dispatch_gc or the retention removes it.',
       });
@@ -215,7 +215,7 @@ export class DispatchCore {
     try {
       days = this.config().settings.job_retention_days;
       if (days > 0) {
-        const purged = await this.jobs.gc(days * 86_400);
+        const purged = await this.jobs.gc(days * 86_400, LOCAL_CALLER);
         if (purged > 0) log.info(`removed ${purged} finished job(s) older than ${days} day(s) (settings.job_retention_days)`);
       }
     } catch (error) {
@@ -234,22 +234,23 @@ export class DispatchCore {
     await this.service.shutdown();
   }
 
-  private async parallelItem(item: ParallelItem, config: DispatchConfig, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
+  private async parallelItem(item: ParallelItem & Pick<DispatchInput, 'by' | 'signal'>, config: DispatchConfig): Promise<Record<string, unknown>> {
     try {
-      return await this.dispatch({ ...item, signal }, config);
+      return await this.dispatch(item, config);
     } catch (error) {
       return { agent: item.agent, success: false, result: '', error: describeError(error), error_type: 'cli_error' };
     }
   }
 
   private async storeRef(input: OneShotInput & { context: string }, result: DispatchResult): Promise<Record<string, unknown>> {
-    const job = await this.jobs.store.createCompleted({ agent: input.agent, task: input.task, context: input.context, caller: input.caller, goal: input.goal, result });
+    const job = await this.jobs.store.createCompleted({ agent: input.agent, task: input.task, context: input.context, caller: input.caller, goal: input.goal, owner: callerUser(input.by), result });
     return refPayload(job.id, result, input.summary_chars ?? DEFAULT_SUMMARY_CHARS);
   }
 }
 
 function request(input: DispatchInput): DispatchRequest {
   return {
+    user: callerUser(input.by),
     agent: input.agent,
     task: input.task,
     context: input.context,

@@ -33,6 +33,8 @@ export interface Sandbox {
 }
 
 export interface DispatchRequest {
+  /** The HTTP user who asked (the audit record names them); absent for the local user. */
+  user?: string | undefined;
   agent: string;
   task: string;
   context?: string | undefined;
@@ -336,6 +338,7 @@ function auditRecord(request: DispatchRequest, job: string, started: number, tra
   return {
     time: new Date(started).toISOString(),
     job,
+    ...optional('user', request.user),
     agent: request.agent,
     ...optional('caller', request.caller),
     ...optional('goal', request.goal),

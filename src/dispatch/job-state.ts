@@ -1,3 +1,4 @@
+import type { Caller } from '../core/caller.js';
 import type { DispatchResult } from './types.js';
 
 export const JOB_STATUSES = ['pending', 'running', 'done', 'failed', 'cancelled'] as const;
@@ -29,6 +30,21 @@ export interface JobRecord extends JobRequest {
   /** The server running the job (`<pid>:<start time>:<pid namespace>`) and its host. */
   server?: string;
   host?: string;
+  /** The HTTP user who started the job or stored the ref; absent for the local (stdio / CLI) user. */
+  owner?: string;
+}
+
+/**
+ * Whether the caller may see (read, wait on, cancel, fetch, list, purge) a job: the local caller sees every job,
+ * an HTTP user only their own. To everyone else the job answers like a missing one.
+ */
+export function jobVisibleTo(job: JobRecord, caller: Caller): boolean {
+  return ownerVisibleTo(job.owner, caller);
+}
+
+/** The rule for anything a user owns (jobs, refs, audit records): the local caller sees all, a user their own. */
+export function ownerVisibleTo(owner: string | undefined, caller: Caller): boolean {
+  return caller.kind === 'local' || owner === caller.user;
 }
 
 export type JobEvent =

@@ -4,7 +4,8 @@ import { ensurePrivateDir, writeFileAtomic } from '../config/atomic-write.js';
 import { withFileLock } from '../config/lock.js';
 import { AppError, describeError } from '../errors.js';
 import { newJobId } from './dispatcher.js';
-import { applyTransition, isTerminal, type JobEvent, type JobRecord, type JobRequest, type JobStatus } from './job-state.js';
+import { LOCAL_CALLER, type Caller } from '../core/caller.js';
+import { applyTransition, isTerminal, jobVisibleTo, type JobEvent, type JobRecord, type JobRequest, type JobStatus } from './job-state.js';
 import type { DispatchResult } from './types.js';
 
 export { isTerminal, JOB_STATUSES, type JobRecord, type JobStatus } from './job-state.js';
@@ -29,10 +30,10 @@ export function requireJobId(value: unknown, what = 'ref'): string {
   return value as string;
 }
 
-export type NewJob = JobRequest;
+export type NewJob = JobRequest & Pick<JobRecord, 'owner'>;
 
 /** Who runs a job: the server's identity (`<pid>:<start>:<pid ns>`) and host, so a later server can tell it died. */
-export interface JobOwner {
+export interface JobServer {
   server: string;
   host: string;
 }
@@ -46,9 +47,9 @@ export class JobStore {
   constructor(readonly dir: string) {}
 
   /** A pending job (dispatch_async). */
-  async create(job: NewJob, owner: JobOwner, id: string = newJobId()): Promise<JobRecord> {
+  async create(job: NewJob, server: JobServer, id: string = newJobId()): Promise<JobRecord> {
     requireJobId(id, 'job_id');
-    const record: JobRecord = { id, ...definedJobFields(job), status: 'pending', created_at: now(), ...owner };
+    const record: JobRecord = { id, ...definedJobFields(job), status: 'pending', created_at: now(), ...server };
     await this.locked(() => this.write(record));
     return record;
   }
@@ -115,17 +116,17 @@ export class JobStore {
     }
   }
 
-  /** Delete terminal jobs finished more than `maxAgeSeconds` ago (0: every terminal job). Returns how many. */
-  async gc(maxAgeSeconds: number): Promise<number> {
-    return this.gcBefore(now() - maxAgeSeconds);
+  /** Delete terminal jobs finished more than `maxAgeSeconds` ago (0: every terminal job) that `scope` may see. Returns how many. */
+  async gc(maxAgeSeconds: number, scope: Caller = LOCAL_CALLER): Promise<number> {
+    return this.gcBefore(now() - maxAgeSeconds, scope);
   }
 
-  /** Delete terminal jobs finished before `cutoff` (epoch seconds). */
-  async gcBefore(cutoff: number): Promise<number> {
+  /** Delete terminal jobs finished before `cutoff` (epoch seconds) that `scope` may see. */
+  async gcBefore(cutoff: number, scope: Caller = LOCAL_CALLER): Promise<number> {
     return this.locked(() => {
       let removed = 0;
       for (const job of this.list()) {
-        if (!isTerminal(job.status) || (job.completed_at ?? job.created_at) >= cutoff) continue;
+        if (!isTerminal(job.status) || (job.completed_at ?? job.created_at) >= cutoff || !jobVisibleTo(job, scope)) continue;
         try {
           unlinkSync(this.path(job.id));
           removed += 1;
@@ -236,6 +237,7 @@ function definedJobFields(job: NewJob): NewJob {
     ...(job.caller ? { caller: job.caller } : {}),
     ...(job.goal ? { goal: job.goal } : {}),
     ...(job.response_format ? { response_format: job.response_format } : {}),
+    ...(job.owner ? { owner: job.owner } : {}),
   };
 }
 

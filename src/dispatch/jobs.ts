@@ -1,11 +1,13 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DispatchConfig } from '../config/schema.js';
+import type { Caller } from '../core/caller.js';
 import { clampWhole } from '../core/validate.js';
 import { AppError, describeError } from '../errors.js';
 import { logger } from '../log.js';
 import { ownerIsGone, serverIdentity, LABELS } from '../sandbox/owner.js';
 import type { DispatchRequest } from './dispatcher.js';
+import { jobVisibleTo } from './job-state.js';
 import { isTerminal, JOB_STATUSES, requireJobId, type JobRecord, type JobStatus, type JobStore, type NewJob } from './job-store.js';
 import type { ProgressEvent } from './stream-events.js';
 import type { DispatchResult } from './types.js';
@@ -45,6 +47,7 @@ export interface CancelAnswer {
 export interface JobSummary {
   id: string;
   agent: string;
+  owner?: string;
   status: JobStatus;
   task: string;
   created_at: number;
@@ -59,7 +62,8 @@ export interface JobSummary {
 /**
  * Async jobs: a pending job file, a background run through the shared concurrency budget, a rolling progress
  * tail, cancel (the container is killed, whoever started it), wait, list, gc and recovery after a crash.
- * The CLI reaches it as `new DispatchCore(env).jobs`.
+ * The CLI reaches it as `new DispatchCore(env).jobs`. Every call a caller makes names its `scope` (the caller):
+ * an HTTP user sees only the jobs they own, and another user's job answers exactly like a missing one.
  */
 export class JobService {
   private readonly live = new Map<string, { abort: AbortController; settled: Promise<void> }>();
@@ -78,18 +82,18 @@ export class JobService {
     return record;
   }
 
-  status(id: string): JobRecord {
+  status(id: string, scope: Caller): JobRecord {
     const job = this.store.get(requireJobId(id, 'job_id'));
-    if (!job) throw notFound(id);
+    if (!job || !jobVisibleTo(job, scope)) throw notFound(id);
     return job;
   }
 
   /** Poll until the job is terminal or `timeoutSeconds` (clamped 1..3600) pass; `onTick` runs every poll. */
-  async wait(id: string, timeoutSeconds: number, options: { signal?: AbortSignal; onTick?: (job: JobRecord) => void } = {}): Promise<JobRecord & { timed_out_waiting?: true }> {
+  async wait(id: string, timeoutSeconds: number, scope: Caller, options: { signal?: AbortSignal; onTick?: (job: JobRecord) => void } = {}): Promise<JobRecord & { timed_out_waiting?: true }> {
     const seconds = clampWhole(timeoutSeconds, MIN_WAIT_SECONDS, MAX_WAIT_SECONDS, 60);
     const deadline = Date.now() + seconds * 1000;
     for (;;) {
-      const job = this.status(id);
+      const job = this.status(id, scope);
       if (isTerminal(job.status)) return job;
       if (Date.now() >= deadline || options.signal?.aborted) return { ...job, timed_out_waiting: true };
       options.onTick?.(job);
@@ -101,8 +105,8 @@ export class JobService {
    * Pending → cancelled. Running → cancelled, then its containers are killed and removed (also when another
    * process runs it: the CLI cancels what the server started); this server's own run is aborted too.
    */
-  async cancel(id: string): Promise<CancelAnswer> {
-    const current = this.status(id);
+  async cancel(id: string, scope: Caller): Promise<CancelAnswer> {
+    const current = this.status(id, scope);
     if (isTerminal(current.status)) {
       return { job_id: id, outcome: 'already_terminal', status: current.status, message: `Job already ${current.status}; nothing to cancel.` };
     }
@@ -110,7 +114,7 @@ export class JobService {
     const error = wasRunning ? 'Cancelled while running — its container was killed' : 'Cancelled before execution';
     const cancelled = await this.store.transition(id, { kind: 'cancel', error });
     if (!cancelled) {
-      const now = this.status(id);
+      const now = this.status(id, scope);
       return { job_id: id, outcome: 'already_terminal', status: now.status, message: `Job already ${now.status}; nothing to cancel.` };
     }
     this.live.get(id)?.abort.abort();
@@ -121,7 +125,7 @@ export class JobService {
   }
 
   /** Most recent first; `status` '' means every status; `limit` is clamped to 1..1000. */
-  list(status: string, limit: number): JobSummary[] {
+  list(status: string, limit: number, scope: Caller): JobSummary[] {
     const filter = status.trim().toLowerCase();
     if (filter && !(JOB_STATUSES as readonly string[]).includes(filter)) {
       throw new AppError('INVALID_INPUT', `Invalid status: '${status.slice(0, 40)}'. Use one of: ${[...JOB_STATUSES].sort().join(', ')} or empty.`, {
@@ -129,11 +133,12 @@ export class JobService {
       });
     }
     const cap = clampWhole(limit, 1, MAX_JOBS_LIMIT, 50);
-    return this.store.list((filter || undefined) as JobStatus | undefined).slice(0, cap).map(summarise);
+    const visible = this.store.list((filter || undefined) as JobStatus | undefined).filter((job) => jobVisibleTo(job, scope));
+    return visible.slice(0, cap).map(summarise);
   }
 
-  async gc(maxAgeSeconds: number): Promise<number> {
-    return this.store.gc(maxAgeSeconds);
+  async gc(maxAgeSeconds: number, scope: Caller): Promise<number> {
+    return this.store.gc(maxAgeSeconds, scope);
   }
 
   /**
@@ -217,7 +222,7 @@ export function abandonReason(job: JobRecord, now: number, modifiedAt: number | 
 }
 
 function summarise(job: JobRecord): JobSummary {
-  const summary: JobSummary = { id: job.id, agent: job.agent, status: job.status, task: job.task.slice(0, 120), created_at: job.created_at };
+  const summary: JobSummary = { id: job.id, agent: job.agent, ...(job.owner ? { owner: job.owner } : {}), status: job.status, task: job.task.slice(0, 120), created_at: job.created_at };
   if (job.started_at !== undefined) summary.started_at = job.started_at;
   if (job.completed_at !== undefined) summary.completed_at = job.completed_at;
   if (job.result) {

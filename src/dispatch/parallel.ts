@@ -1,12 +1,13 @@
 import type { DispatchConfig } from '../config/schema.js';
-import { requireAgent } from '../core/agents.js';
+import { requireVisibleAgent, visibleConfig } from '../core/access.js';
+import type { Caller } from '../core/caller.js';
 import { AppError } from '../errors.js';
 import { lengthProblem, LIMITS, type LimitName } from '../limits.js';
 import type { DispatchInput } from './core.js';
 import { requireGroupMember } from './refs.js';
 
 /** One item of `dispatch_parallel`'s `dispatches` array, validated and coerced. */
-export interface ParallelItem extends Required<Omit<DispatchInput, 'signal'>> {
+export interface ParallelItem extends Required<Omit<DispatchInput, 'signal' | 'by'>> {
   return_ref: boolean;
   /** undefined: the default (500); clamped 0..100000 where it is used. */
   summary_chars: number | undefined;
@@ -23,9 +24,9 @@ export function maxParallelItems(config: DispatchConfig): number {
 
 /**
  * Validate the whole `dispatches` JSON before anything starts (all or nothing), with the original's messages.
- * Unknown agents, groups and non-members are refused here too.
+ * Unknown agents, groups and non-members are refused here too, and so are agents and groups `by` may not see.
  */
-export function parseDispatches(json: string, loadConfig: () => DispatchConfig): { config: DispatchConfig; items: ParallelItem[] } {
+export function parseDispatches(json: string, loadConfig: () => DispatchConfig, by: Caller): { config: DispatchConfig; items: ParallelItem[] } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
@@ -38,11 +39,11 @@ export function parseDispatches(json: string, loadConfig: () => DispatchConfig):
   if (parsed.length > max) {
     throw invalid(`Too many dispatches: ${parsed.length} > ${max}. Split into multiple calls or raise settings.max_concurrency.`);
   }
-  const items = parsed.map((raw: unknown, i) => parseItem(raw, i, config));
+  const items = parsed.map((raw: unknown, i) => parseItem(raw, i, config, by));
   return { config, items };
 }
 
-function parseItem(raw: unknown, i: number, config: DispatchConfig): ParallelItem {
+function parseItem(raw: unknown, i: number, config: DispatchConfig, by: Caller): ParallelItem {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid(`dispatches[${i}] must be an object, got ${typeName(raw)}`);
   const item = raw as Record<string, unknown>;
   if (!('agent' in item) || !('task' in item)) throw invalid(`dispatches[${i}] must have 'agent' and 'task' keys`);
@@ -52,7 +53,7 @@ function parseItem(raw: unknown, i: number, config: DispatchConfig): ParallelIte
     const problem = typeof value === 'string' ? lengthProblem(`dispatches[${i}].${field}`, value, LIMITS[limit]) : undefined;
     if (problem) throw invalid(problem);
   }
-  requireAgent(config, item['agent']);
+  requireVisibleAgent(config, item['agent'], by);
   const strings: Record<string, string> = {};
   for (const field of STRING_FIELDS) {
     const value = item[field];
@@ -60,7 +61,7 @@ function parseItem(raw: unknown, i: number, config: DispatchConfig): ParallelIte
     else if (typeof value === 'string') strings[field] = value;
     else throw invalid(`dispatches[${i}].${field} must be a string, got ${typeName(value)}`);
   }
-  if (strings['group']) requireGroupMember(config, strings['group'], item['agent']);
+  if (strings['group']) requireGroupMember(visibleConfig(config, by), strings['group'], item['agent']);
   return {
     agent: item['agent'],
     task: item['task'],

@@ -35,13 +35,15 @@ export function mergeGroupContext(config: DispatchConfig, group: string, context
  * A digest of everything about the agent that changes its answers: its config fields, the settings it inherits
  * (`default_*`: tools, permission mode, budget, timeout shape the compiled flags) and the policy file's content,
  * so an edit from another process (the CLI) misses the cache by itself. Settings that only govern the server
- * (cache, concurrency, retention, depth limit) are left out: changing them keeps cached answers valid.
+ * (cache, concurrency, retention, depth limit) and who may use the agent (users, admins) are left out: changing
+ * them keeps cached answers valid.
  */
 export function agentFingerprint(agent: AgentConfig, settings: Settings, configDir: string): string {
   const policy = loadPolicy(agent.policy, configDir);
   const policyHash = policy.kind === 'ok' ? policy.hash : policy.kind;
-  const { cache: _cache, max_concurrency: _concurrency, job_retention_days: _retention, max_dispatch_depth: _depth, ...inherited } = settings;
-  return createHash('sha256').update(JSON.stringify({ agent, settings: inherited, policyHash })).digest('hex').slice(0, 32);
+  const { cache: _cache, max_concurrency: _concurrency, job_retention_days: _retention, max_dispatch_depth: _depth, admins: _admins, ...inherited } = settings;
+  const { users: _users, ...shape } = agent;
+  return createHash('sha256').update(JSON.stringify({ agent: shape, settings: inherited, policyHash })).digest('hex').slice(0, 32);
 }
 
 export const DEFAULT_SUMMARY_CHARS = 500;

@@ -2,6 +2,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describeConfigProblem, loadConfig } from '../../config/load.js';
 import { configPath } from '../../config/paths.js';
+import { LOCAL_CALLER } from '../../core/caller.js';
 import type { JobService } from '../../dispatch/jobs.js';
 import { containerLabels } from '../../dispatch/service.js';
 import { AppError, describeError } from '../../errors.js';
@@ -54,11 +55,11 @@ export function gcDeps(env: NodeJS.ProcessEnv = process.env): GcDeps {
 export async function gcCommand(argv: string[], deps: GcDeps = gcDeps()): Promise<number> {
   const p = parse(gcSpec, argv);
   if (p.values['all'] === true) {
-    out(`Deleted ${await deps.jobs.gc(0)} terminal job(s) (all ages).`);
+    out(`Deleted ${await deps.jobs.gc(0, LOCAL_CALLER)} terminal job(s) (all ages).`);
   } else {
     const days = int(p, 'days') ?? retentionDays();
     if (days <= 0) fail(`--days must be > 0 (got ${days}). Use --all to purge every terminal job on purpose.`);
-    out(`Deleted ${await deps.jobs.gc(days * 86_400)} job(s) older than ${days} day(s).`);
+    out(`Deleted ${await deps.jobs.gc(days * 86_400, LOCAL_CALLER)} job(s) older than ${days} day(s).`);
   }
   return gcVolumes(deps, p.values['volumes'] === true);
 }

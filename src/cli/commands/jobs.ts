@@ -1,3 +1,4 @@
+import { LOCAL_CALLER } from '../../core/caller.js';
 import { DispatchCore } from '../../dispatch/core.js';
 import { isValidJobId, JOB_STATUSES, type JobRecord, type JobStatus } from '../../dispatch/job-store.js';
 import type { JobService } from '../../dispatch/jobs.js';
@@ -49,7 +50,7 @@ export function jobsCommand(argv: string[], jobs: JobService = cliJobs()): numbe
   }
   const limit = int(p, 'limit')!;
   if (limit < 1) throw new UsageError(`--limit must be at least 1 (got ${limit})`);
-  const listed = jobs.list(status ?? '', limit);
+  const listed = jobs.list(status ?? '', limit, LOCAL_CALLER);
   if (listed.length === 0) {
     out(status ? `No ${status} jobs found.` : 'No jobs found.');
     return 0;
@@ -57,18 +58,20 @@ export function jobsCommand(argv: string[], jobs: JobService = cliJobs()): numbe
   const now = Date.now() / 1000;
   for (const job of listed) {
     const task = terminalSafe(job.task.replace(/\s+/g, ' ')).slice(0, 60);
-    out(`${job.id}  ${statusLabel(job.status, 9)}  ${style.bold(terminalSafe(job.agent))}  ${age(now - job.created_at).padStart(4)}  ${task}`);
+    const owner = job.owner ? `  (${terminalSafe(job.owner)})` : '';
+    out(`${job.id}  ${statusLabel(job.status, 9)}  ${style.bold(terminalSafe(job.agent))}${owner}  ${age(now - job.created_at).padStart(4)}  ${task}`);
   }
   return 0;
 }
 
 export function jobCommand(argv: string[], jobs: JobService = cliJobs()): number {
   const id = jobIdOf(parse(jobSpec, argv));
-  const job = jobs.status(id);
+  const job = jobs.status(id, LOCAL_CALLER);
   const now = Date.now() / 1000;
   const row = (label: string, value: string) => out(`  ${`${label}:`.padEnd(12)}${value}`);
   out(`${job.id} [${statusLabel(job.status)}]`);
   row('agent', terminalSafe(job.agent));
+  if (job.owner) row('owner', terminalSafe(job.owner));
   row('task', terminalSafe(job.task.slice(0, 200)));
   for (const [label, at] of [['created', job.created_at], ['started', job.started_at], ['completed', job.completed_at]] as const) {
     if (at !== undefined) row(label, `${age(now - at)} ago`);
@@ -103,9 +106,9 @@ export async function cancelCommand(argv: string[], jobs: JobService = cliJobs()
   const id = jobIdOf(parse(cancelSpec, argv));
   let answer;
   try {
-    answer = await jobs.cancel(id);
+    answer = await jobs.cancel(id, LOCAL_CALLER);
   } catch (error) {
-    if (error instanceof AppError || jobs.status(id).status !== 'cancelled') throw error;
+    if (error instanceof AppError || jobs.status(id, LOCAL_CALLER).status !== 'cancelled') throw error;
     // Cancelled, but the engine could not remove its container: the server running the job stops it on its own.
     out(`Cancelled: ${id}`);
     const unreachable = ['ENOENT', 'ECONNREFUSED', 'EACCES'].includes((error as NodeJS.ErrnoException).code ?? '');

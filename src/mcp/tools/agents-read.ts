@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { AppError } from '../../errors.js';
 import { warmPoolConfig } from '../../config/schema.js';
-import { requireAgent } from '../../core/agents.js';
+import { noAgentGranted, requireVisibleAgent, visibleConfig } from '../../core/access.js';
 import { inspectAgentView, listAgentsView } from '../../core/views.js';
 import { boundedString } from '../../limits.js';
 import { guarded, jsonResult } from '../envelope.js';
@@ -18,8 +18,9 @@ export function registerAgentReadTools(server: McpServer, ctx: ServerContext): v
     },
     () =>
       guarded('list_agents', () => {
-        const config = ctx.config();
+        const config = visibleConfig(ctx.config(), ctx.caller);
         if (Object.keys(config.agents).length === 0) {
+          if (ctx.caller.kind === 'user') throw noAgentGranted(ctx.caller.user);
           throw new AppError('AGENT_NOT_FOUND', 'No agents configured. Run: agent-dispatch add <name> <directory>', {
             hint: 'add_agent(name, directory) registers a project directory as an agent (or ask the user to run the command above).',
           });
@@ -42,7 +43,7 @@ export function registerAgentReadTools(server: McpServer, ctx: ServerContext): v
     ({ name, preview_lines }) =>
       guarded('inspect_agent', () => {
         const config = ctx.config();
-        const view = inspectAgentView(name, requireAgent(config, name), preview_lines, ctx.configDir());
+        const view = inspectAgentView(name, requireVisibleAgent(config, name, ctx.caller), preview_lines, ctx.configDir(), ctx.caller);
         // This server's pre-started sandboxes for the agent (settings.warm_pool).
         const pool = ctx.dispatcher.service.warmPoolStatus().find((s) => s.agent === name);
         return jsonResult({ ...view, warm_pool: { ...warmPoolConfig(config.settings), idle: pool?.idle ?? 0, ready: pool?.ready ?? 0, starting: pool?.filling ?? false } });

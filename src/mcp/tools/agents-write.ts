@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { requireAdmin } from '../../core/access.js';
 import { addAgent, forgetAgentSessions, removeAgent, updateAgent, type AgentPatch } from '../../core/agents.js';
+import { callerUser } from '../../core/caller.js';
 import { isClearSentinel, parseCsv } from '../../core/validate.js';
 import { boundedString, LIMITS } from '../../limits.js';
 import { guarded, jsonResult, notify } from '../envelope.js';
@@ -17,6 +19,12 @@ function toolList(value: string): string[] | undefined {
 }
 
 export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): void {
+  // Changing agents is for admins over HTTP; the local user's calls go on exactly as before (no extra config read).
+  const adminOnly = (tool: string) => {
+    if (ctx.caller.kind === 'user') requireAdmin(ctx.config(), ctx.caller, tool);
+  };
+  const change = { via: 'mcp', user: callerUser(ctx.caller) } as const;
+
   server.registerTool(
     'add_agent',
     {
@@ -39,6 +47,7 @@ export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): 
     },
     (args, extra) =>
       guarded('add_agent', async () => {
+        adminOnly('add_agent');
         const { agent, warnings } = await addAgent(
           {
             name: args.name,
@@ -55,7 +64,7 @@ export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): 
             policy: args.policy,
           },
           ctx.configPath(),
-          { via: 'mcp' },
+          change,
         );
         ctx.invalidateAgent(args.name);
         for (const warning of warnings) await notify(extra, `Warning: ${warning}`);
@@ -91,6 +100,7 @@ export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): 
     },
     (args, extra) =>
       guarded('update_agent', async () => {
+        adminOnly('update_agent');
         const patch: AgentPatch = {};
         if (args.description) patch.description = args.description;
         if (args.timeout) patch.timeout = args.timeout;
@@ -103,7 +113,7 @@ export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): 
         if (args.capabilities) patch.capabilities = isClearSentinel(args.capabilities) ? [] : parseCsv(args.capabilities);
         if (args.risky_capabilities) patch.risky_capabilities = isClearSentinel(args.risky_capabilities) ? [] : parseCsv(args.risky_capabilities);
         if (args.policy) patch.policy = args.policy;
-        const { fields, warnings } = await updateAgent(args.name, patch, ctx.configPath(), { via: 'mcp' });
+        const { fields, warnings } = await updateAgent(args.name, patch, ctx.configPath(), change);
         ctx.invalidateAgent(args.name);
         for (const warning of warnings) await notify(extra, `Warning: ${warning}`);
         await notify(extra, `Updated agent '${args.name}': ${fields.join(', ')}`);
@@ -119,6 +129,7 @@ export function registerAgentWriteTools(server: McpServer, ctx: ServerContext): 
     },
     ({ name }, extra) =>
       guarded('remove_agent', async () => {
+        adminOnly('remove_agent');
         const agent = await removeAgent(name, ctx.configPath());
         await ctx.dispatcher.forgetAgent(name);
         const sessions = await forgetAgentSessions(name, agent, ctx.configPath(), ctx.environment());

@@ -1,4 +1,5 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { requireAdmin } from '../../core/access.js';
 import { guarded, jsonResult } from '../envelope.js';
 import type { ServerContext } from '../context.js';
 
@@ -22,7 +23,9 @@ export function registerCacheTools(server: McpServer, ctx: ServerContext): void 
     { description: 'Empty the result cache and reset its counters.', inputSchema: {} },
     () =>
       guarded('cache_clear', () => {
-        const cache = ctx.cacheFor(ctx.config());
+        const config = ctx.config();
+        requireAdmin(config, ctx.caller, 'cache_clear');
+        const cache = ctx.cacheFor(config);
         return jsonResult(cache ? { cleared: cache.clear() } : DISABLED);
       }),
   );

@@ -14,4 +14,4 @@ export const dispatchFields = {
 };
 
 /** The parsed arguments: every field present ('' or 0 when not set). */
-export type DispatchFields = Required<Omit<DispatchInput, 'signal'>>;
+export type DispatchFields = Required<Omit<DispatchInput, 'signal' | 'by'>>;

@@ -7,11 +7,9 @@ import type { ServerContext } from '../context.js';
 import { withProgress, type Extra } from '../progress.js';
 import { dispatchFields, type DispatchFields } from './dispatch-fields.js';
 
-function input(args: DispatchFields, extra: Extra) {
-  return { ...args, signal: extra.signal };
-}
-
 export function registerDispatchTools(server: McpServer, ctx: ServerContext): void {
+  const input = (args: DispatchFields, extra: Extra) => ({ ...args, signal: extra.signal, by: ctx.caller });
+
   server.registerTool(
     'dispatch',
     {
@@ -68,6 +66,6 @@ export function registerDispatchTools(server: McpServer, ctx: ServerContext): vo
         'Read a result stored by dispatch(return_ref=true) or an async job. max_chars > 0 cuts the result text (truncated, full_size tell); 0 or less returns it whole.',
       inputSchema: { ref: boundedString('job_id', 'ref').describe('The 32-hex ref'), max_chars: z.number().default(0).describe('0 = the whole result') },
     },
-    (args) => guarded('fetch_result', () => jsonResult(ctx.dispatcher.fetch(args.ref, args.max_chars))),
+    (args) => guarded('fetch_result', () => jsonResult(ctx.dispatcher.fetch(args.ref, args.max_chars, ctx.caller))),
   );
 }

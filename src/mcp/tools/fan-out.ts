@@ -19,7 +19,7 @@ export function registerFanOutTools(server: McpServer, ctx: ServerContext): void
     },
     (args, extra) =>
       guarded('dispatch_parallel', () =>
-        withProgress(extra, async (progress) => jsonResult(await ctx.dispatcher.parallel(args.dispatches, args.aggregate, { signal: extra.signal, onPhase: (m) => progress.phase(m) }))),
+        withProgress(extra, async (progress) => jsonResult(await ctx.dispatcher.parallel(args.dispatches, args.aggregate, { by: ctx.caller, signal: extra.signal, onPhase: (m) => progress.phase(m) }))),
       ),
   );
 
@@ -38,7 +38,7 @@ export function registerFanOutTools(server: McpServer, ctx: ServerContext): void
     (args, extra) =>
       guarded('dispatch_dialogue', () =>
         withProgress(extra, async (progress) =>
-          jsonResult(await ctx.dispatcher.dialogue({ ...args, signal: extra.signal, onPhase: (m) => progress.phase(m) })),
+          jsonResult(await ctx.dispatcher.dialogue({ ...args, by: ctx.caller, signal: extra.signal, onPhase: (m) => progress.phase(m) })),
         ),
       ),
   );

@@ -21,7 +21,7 @@ export function registerJobTools(server: McpServer, ctx: ServerContext): void {
         'Start a dispatch in the background and return at once with a job_id. Poll dispatch_status (state + live progress tail), block with dispatch_wait, stop it with dispatch_cancel (its container is killed). Never cached. The job survives the call; its result is kept until dispatch_gc or the retention removes it.',
       inputSchema: dispatchFields,
     },
-    (args) => guarded('dispatch_async', async () => jsonResult(await ctx.dispatcher.startAsync(args))),
+    (args) => guarded('dispatch_async', async () => jsonResult(await ctx.dispatcher.startAsync({ ...args, by: ctx.caller }))),
   );
 
   server.registerTool(
@@ -30,7 +30,7 @@ export function registerJobTools(server: McpServer, ctx: ServerContext): void {
       description: "A job's record without waiting: status (pending, running, done, failed, cancelled), progress (the last 20 lines of what the agent is doing), and the result once it has one.",
       inputSchema: { job_id: jobId },
     },
-    (args) => guarded('dispatch_status', () => jsonResult(jobs().status(args.job_id))),
+    (args) => guarded('dispatch_status', () => jsonResult(jobs().status(args.job_id, ctx.caller))),
   );
 
   server.registerTool(
@@ -45,7 +45,7 @@ export function registerJobTools(server: McpServer, ctx: ServerContext): void {
         withProgress(extra, async (progress) => {
           let last = '';
           progress.phase(`dispatch_wait: waiting for job ${args.job_id.slice(0, 8)}`);
-          const job = await jobs().wait(args.job_id, args.timeout_seconds, {
+          const job = await jobs().wait(args.job_id, args.timeout_seconds, ctx.caller, {
             signal: extra.signal,
             onTick: (j) => {
               const line = `dispatch_wait: job ${j.id.slice(0, 8)} ${j.status}${j.progress?.length ? `: ${j.progress.at(-1)}` : ''}`;
@@ -63,7 +63,7 @@ export function registerJobTools(server: McpServer, ctx: ServerContext): void {
       description: 'Cancel a job: a pending one never starts; a running one is marked cancelled and its container is killed and removed (also when another agent-dispatch process started it).',
       inputSchema: { job_id: jobId },
     },
-    (args) => guarded('dispatch_cancel', async () => jsonResult(await jobs().cancel(args.job_id))),
+    (args) => guarded('dispatch_cancel', async () => jsonResult(await jobs().cancel(args.job_id, ctx.caller))),
   );
 
   server.registerTool(
@@ -75,7 +75,7 @@ export function registerJobTools(server: McpServer, ctx: ServerContext): void {
         limit: z.number().default(50).describe('At most this many, clamped to 1..1000'),
       },
     },
-    (args) => guarded('dispatch_jobs', () => jsonResult(jobs().list(args.status, args.limit))),
+    (args) => guarded('dispatch_jobs', () => jsonResult(jobs().list(args.status, args.limit, ctx.caller))),
   );
 
   server.registerTool(
@@ -89,7 +89,7 @@ export function registerJobTools(server: McpServer, ctx: ServerContext): void {
         if (!(args.max_age_days > 0)) throw new AppError('INVALID_INPUT', 'max_age_days must be > 0', { hint: 'Pass a positive number of days, e.g. 7; the CLI `agent-dispatch gc --all` purges every finished job on purpose.' });
         const seconds = args.max_age_days * SECONDS_PER_DAY;
         if (!Number.isFinite(seconds)) throw new AppError('INVALID_INPUT', 'max_age_days is too large (non-finite)', { hint: 'Pass a number of days below 1e300.' });
-        return jsonResult({ purged: await jobs().gc(seconds), max_age_days: args.max_age_days });
+        return jsonResult({ purged: await jobs().gc(seconds, ctx.caller), max_age_days: args.max_age_days });
       }),
   );
 }
