@@ -47,7 +47,7 @@ describe('image command: usage', () => {
     for (const argv of [['image'], ['image', 'frob']]) {
       const r = await run(...argv);
       expect(r.code).toBe(2);
-      expect(r.stderr).toContain('usage: agent-dispatch image build [agent|gateway] [--base IMAGE] [--claude-binary PATH]');
+      expect(r.stderr).toContain('usage: agent-dispatch image build|copy');
       expect(r.stdout).toBe('');
     }
   });

@@ -7,6 +7,8 @@ import { resolveAgentPolicy } from '../../policy/resolve.js';
 import { directoryHealth } from '../../project/detect.js';
 import { repoEntryKind } from '../../project/safe-read.js';
 import { createEngine, type Engine } from '../../sandbox/engine.js';
+import { engineDockerOptions } from '../../sandbox/engine-options.js';
+import { effectiveEngineSpec, engineLabel, parseEngineSpec, type EngineSpec } from '../../config/engine-spec.js';
 import { GATEWAY_PROTOCOL } from '../../gateway/protocol.js';
 import { serverCredentialName } from '../../policy/schema.js';
 import { gatewayBuildHint, gatewayImage, GATEWAY_PROTOCOL_LABEL } from '../../sandbox/gateway-image.js';
@@ -52,7 +54,12 @@ export const doctorSpec: CommandSpec = {
   notes: ['Exit codes: 0 all checks passed (warnings allowed), 1 any FAIL, 3 Docker engine unreachable.'],
 };
 
-export async function doctorCommand(argv: string[], engine: Engine = createEngine()): Promise<number> {
+/** The engine of an agents.yaml engine spec (doctor checks each one the config names). */
+export type EngineFactory = (spec: EngineSpec) => Engine;
+
+const configuredEngine: EngineFactory = (spec) => createEngine(engineDockerOptions(spec, process.env));
+
+export async function doctorCommand(argv: string[], engine: Engine = createEngine(), engineFor: EngineFactory = configuredEngine): Promise<number> {
   parse(doctorSpec, argv);
   const r = new Report();
   // How to run this program from a shell: `agent-dispatch` only when that is it on PATH.
@@ -96,13 +103,14 @@ export async function doctorCommand(argv: string[], engine: Engine = createEngin
   r.section('Agents');
   const images = new Set<string>();
   const gated: string[] = [];
+  const remote = new Map<string, RemoteNeeds>();
   if (!config) r.line('WARN', 'Skipped (no usable config)');
   else if (Object.keys(config.agents).length === 0) r.line('WARN', 'No agents configured. Add one: agent-dispatch add <name> <directory>');
-  else for (const name of Object.keys(config.agents)) checkAgent(r, config, name, images, gated);
+  else for (const name of Object.keys(config.agents)) checkAgent(r, config, name, images, gated, remote);
 
   r.section('Agent images');
   if (!engineUp) r.line('WARN', 'Skipped (Docker engine not reachable)');
-  else if (images.size === 0) r.line('WARN', 'No agent with a valid policy, so no image to check');
+  else if (images.size === 0 && remote.size === 0) r.line('WARN', 'No agent with a valid policy, so no image to check');
   for (const image of engineUp ? images : []) {
     try {
       if (await engine.imageExists(image)) r.line('OK', `${image} present`);
@@ -113,7 +121,12 @@ export async function doctorCommand(argv: string[], engine: Engine = createEngin
   }
 
   r.section('Egress gateway');
-  await checkGateway(r, engine, engineUp, gated);
+  await checkGateway(r, engine, engineUp, gated, images.size > 0 || remote.size === 0);
+
+  if (config && (config.settings.engine !== undefined || remote.size > 0)) {
+    r.section('Remote engines');
+    await checkRemoteEngines(r, config, remote, engineFor);
+  }
 
   r.section('Warm pool');
   await checkWarmPool(r, engine, engineUp, config);
@@ -160,7 +173,7 @@ function checkRegistration(r: Report, claude: string, invocation: string): void 
 }
 
 /** Agents whose policy routes through the gateway need its image and a credential for it to add. */
-async function checkGateway(r: Report, engine: Engine, engineUp: boolean, gated: string[]): Promise<void> {
+async function checkGateway(r: Report, engine: Engine, engineUp: boolean, gated: string[], localImage = true): Promise<void> {
   if (gated.length === 0) return r.line('OK', 'No agent routes through the gateway (network.mode: open everywhere)');
   const credential = serverCredentialName(process.env);
   if (credential) r.line('OK', `The gateway will add ${credential} from this environment to ${plural(gated.length, 'agent')}'s API requests`);
@@ -168,6 +181,7 @@ async function checkGateway(r: Report, engine: Engine, engineUp: boolean, gated:
     // A warning: the MCP server's environment (claude mcp add -e ...) may hold what this shell does not.
     r.line('WARN', `No Anthropic credential in this environment for the gateway to add (dispatches to ${gated.join(', ')} fail without one)`, 'Set ANTHROPIC_API_KEY, or ANTHROPIC_AUTH_TOKEN / CLAUDE_CODE_OAUTH_TOKEN (claude setup-token), where the MCP server starts (claude mcp add ... -e NAME=value).');
   }
+  if (!localImage) return;
   if (!engineUp) return r.line('WARN', 'Gateway image not checked (Docker engine not reachable)');
   const image = gatewayImage(process.env);
   try {
@@ -194,7 +208,7 @@ async function checkWarmPool(r: Report, engine: Engine, engineUp: boolean, confi
   }
 }
 
-function checkAgent(r: Report, config: DispatchConfig, name: string, images: Set<string>, gated: string[]): void {
+function checkAgent(r: Report, config: DispatchConfig, name: string, images: Set<string>, gated: string[], remote: Map<string, RemoteNeeds>): void {
   const agent = config.agents[name]!;
   const health = directoryHealth(agent.directory);
   if (health === false) r.line('FAIL', `${name}: directory missing - ${agent.directory}`);
@@ -208,8 +222,59 @@ function checkAgent(r: Report, config: DispatchConfig, name: string, images: Set
   if (report.load.kind !== 'ok') r.line('FAIL', `${name}: policy '${agent.policy}' unusable`, errors[0]?.message ?? '');
   else if (errors.length > 0) r.line('FAIL', `${name}: policy '${agent.policy}' has ${plural(errors.length, 'error')}: ${errors.map((e) => e.code).join(', ')}`, `Run: agent-dispatch policy check --agent ${name}`);
   else r.line('OK', `${name}: policy '${agent.policy}' valid`);
-  if (report.load.kind === 'ok') images.add(report.load.policy.image);
-  if (report.load.kind === 'ok' && report.load.policy.network.mode === 'gateway') gated.push(name);
+  if (report.load.kind !== 'ok') return;
+  const gateway = report.load.policy.network.mode === 'gateway';
+  if (gateway) gated.push(name);
+  const spec = effectiveEngineSpec(agent, config.settings);
+  if (spec === undefined) {
+    images.add(report.load.policy.image);
+    return;
+  }
+  const parsed = parseEngineSpec(spec);
+  if (!parsed.ok) return;
+  const needs = remote.get(parsed.key) ?? { spec, label: engineLabel(parsed.engine), images: new Map<string, string>() };
+  remote.set(parsed.key, needs);
+  for (const image of [report.load.policy.image, ...(gateway ? [gatewayImage(process.env)] : [])]) if (!needs.images.has(image)) needs.images.set(image, name);
+}
+
+/** An engine agents.yaml names, and the images its agents need there (image → an agent that needs it). */
+interface RemoteNeeds {
+  spec: EngineSpec;
+  label: string;
+  images: Map<string, string>;
+}
+
+/**
+ * Each engine the config names: it answers (server version), and holds every image its agents need, which is
+ * copied there from this machine's engine (never pulled, never built there).
+ */
+async function checkRemoteEngines(r: Report, config: DispatchConfig, remote: Map<string, RemoteNeeds>, engineFor: EngineFactory): Promise<void> {
+  const settings = config.settings.engine;
+  if (settings !== undefined) {
+    const parsed = parseEngineSpec(settings);
+    if (parsed.ok && !remote.has(parsed.key)) remote.set(parsed.key, { spec: settings, label: engineLabel(parsed.engine), images: new Map() });
+  }
+  for (const needs of remote.values()) {
+    let engine: Engine;
+    let version: string;
+    try {
+      engine = engineFor(needs.spec);
+      const info = await engine.info();
+      version = `${info.version} (API ${info.apiVersion})`;
+    } catch (error) {
+      r.line('FAIL', `${needs.label}: ${describeError(error)}`, 'Check the address and credentials in agents.yaml and that the engine runs there; dispatches to its agents fail until it answers.');
+      continue;
+    }
+    r.line('OK', `${needs.label} reachable: server ${version}`);
+    for (const [image, agent] of needs.images) {
+      try {
+        if (await engine.imageExists(image)) r.line('OK', `${needs.label}: ${image} present`);
+        else r.line('FAIL', `${needs.label}: ${image} is not there (agent-dispatch never pulls images)`, `Copy it from this machine: agent-dispatch image copy --agent ${agent}`);
+      } catch (error) {
+        r.line('FAIL', `${needs.label}: ${describeError(error)}`);
+      }
+    }
+  }
 }
 
 function checkGroups(r: Report, config: DispatchConfig): void {

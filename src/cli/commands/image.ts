@@ -3,6 +3,7 @@ import { buildAgentImage, DEFAULT_AGENT_IMAGE, DEFAULT_BASE_IMAGE, DEFAULT_CLAUD
 import { list, parse, str, UsageError, type Parsed } from '../args.js';
 import { synopsis, type CommandGroup, type CommandSpec } from '../spec.js';
 import { err, out, style } from '../output.js';
+import { copySpec, imageCopy } from './image-copy.js';
 
 const TARGETS = ['agent', 'gateway'] as const;
 
@@ -25,7 +26,10 @@ const buildSpec: CommandSpec = {
 export const imageCommands: CommandGroup = {
   name: 'image',
   summary: 'Images dispatches run in',
-  subcommands: [{ spec: buildSpec, run: imageBuild }],
+  subcommands: [
+    { spec: buildSpec, run: imageBuild },
+    { spec: copySpec, run: imageCopy },
+  ],
 };
 
 /** Build the agent and the egress gateway image (or the one named) from a local base; progress on stderr, results on stdout. */
