@@ -64,6 +64,7 @@ export interface HttpService {
 export async function startHttpService(options: HttpServiceOptions): Promise<HttpService> {
   const env = options.env ?? process.env;
   requireTlsBeyondLoopback(options.listen, options.tls !== undefined);
+  allowedHosts(options.listen, options.allowedHosts); // refuses a bad --allowed-host before anything listens
   const core = options.core ?? new DispatchCore(env, options.sandbox);
   const tokens = options.tokens ?? new TokenStore(tokensPath(env));
   const registry = new SessionRegistry(env, core, options.idleSessionMs ?? DEFAULT_IDLE_MS);
