@@ -1,0 +1,134 @@
+/**
+ * Job ownership in the job layer itself (JobStore, JobService) and the CLI: a record keeps its owner, a scope
+ * limits every call an HTTP user can make, the local scope sees everything; `agent-dispatch jobs` / `job` show
+ * the owner. The same over MCP, with several sessions on one core: access-mcp.test.ts.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { jobCommand, jobsCommand } from '../../src/cli/commands/jobs.js';
+import { LOCAL_CALLER, userCaller } from '../../src/core/caller.js';
+import { jobVisibleTo, ownerVisibleTo } from '../../src/dispatch/job-state.js';
+import { JobStore } from '../../src/dispatch/job-store.js';
+import { JobService } from '../../src/dispatch/jobs.js';
+import { AppError } from '../../src/errors.js';
+import { capture } from './cli-harness.js';
+
+const SERVER = { server: '1:1:1', host: 'elsewhere' };
+const RESULT = { agent: 'api', success: true, result: 'ok' };
+const alice = userCaller('alice');
+const bob = userCaller('bob');
+
+let root: string;
+let store: JobStore;
+let jobs: JobService;
+const removed: string[] = [];
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'ad-job-owner-'));
+  store = new JobStore(join(root, 'jobs'));
+  removed.length = 0;
+  jobs = new JobService(store, {
+    dispatch: async () => {
+      throw new Error('no runs here');
+    },
+    removeJobContainers: async (job) => {
+      removed.push(job);
+      return 0;
+    },
+  });
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+async function errorOf(promise: Promise<unknown> | (() => unknown)): Promise<AppError> {
+  try {
+    await (typeof promise === 'function' ? promise() : promise);
+  } catch (error) {
+    expect(error).toBeInstanceOf(AppError);
+    return error as AppError;
+  }
+  throw new Error('expected a throw');
+}
+
+describe('the owner rule', () => {
+  it('local sees every owner (and none); a user only their own', () => {
+    expect(ownerVisibleTo(undefined, LOCAL_CALLER)).toBe(true);
+    expect(ownerVisibleTo('bob', LOCAL_CALLER)).toBe(true);
+    expect(ownerVisibleTo('alice', alice)).toBe(true);
+    expect(ownerVisibleTo('bob', alice)).toBe(false);
+    expect(ownerVisibleTo(undefined, alice)).toBe(false);
+    expect(jobVisibleTo({ id: 'a'.repeat(32), agent: 'x', task: 't', status: 'done', created_at: 1, owner: 'alice' }, alice)).toBe(true);
+  });
+});
+
+describe('JobStore keeps the owner', () => {
+  it('in a pending job and in a stored ref, and not at all for the local user', async () => {
+    const pending = await store.create({ agent: 'api', task: 't', owner: 'alice' }, SERVER);
+    const ref = await store.createCompleted({ agent: 'api', task: 't', owner: 'bob', result: RESULT });
+    const mine = await store.create({ agent: 'api', task: 't' }, SERVER);
+    expect(store.get(pending.id)?.owner).toBe('alice');
+    expect(store.get(ref.id)?.owner).toBe('bob');
+    expect(store.get(mine.id)).not.toHaveProperty('owner');
+    expect(JSON.parse(readFileSync(join(store.dir, `${ref.id}.json`), 'utf8')).owner).toBe('bob');
+  });
+
+  it('gc with a scope deletes only what that scope may see; the default (local) deletes all', async () => {
+    const a = await store.createCompleted({ agent: 'api', task: 't', owner: 'alice', result: RESULT });
+    const b = await store.createCompleted({ agent: 'api', task: 't', owner: 'bob', result: RESULT });
+    const l = await store.createCompleted({ agent: 'api', task: 't', result: RESULT });
+    expect(await store.gc(-10, alice)).toBe(1);
+    expect([store.get(a.id), store.get(b.id), store.get(l.id)].map((j) => j?.id)).toEqual([undefined, b.id, l.id]);
+    expect(await store.gc(-10)).toBe(2);
+  });
+});
+
+describe('JobService with a scope', () => {
+  it("status, wait and cancel of another user's job answer exactly like a missing job; nothing is cancelled", async () => {
+    const theirs = await store.create({ agent: 'api', task: 't', owner: 'bob' }, SERVER);
+    const missing = 'f'.repeat(32);
+    for (const call of [
+      (id: string) => () => jobs.status(id, alice),
+      (id: string) => jobs.wait(id, 1, alice),
+      (id: string) => jobs.cancel(id, alice),
+    ]) {
+      const hidden = await errorOf(call(theirs.id));
+      const absent = await errorOf(call(missing));
+      expect(hidden.code).toBe('JOB_NOT_FOUND');
+      expect(hidden.message.replace(theirs.id, missing)).toBe(absent.message);
+      expect(hidden.hint).toBe(absent.hint);
+    }
+    expect(store.get(theirs.id)?.status).toBe('pending');
+    expect(removed).toEqual([]);
+    expect(await jobs.cancel(theirs.id, bob)).toMatchObject({ outcome: 'cancelled' });
+  });
+
+  it('list shows a user their jobs only, with the owner; local lists all', async () => {
+    const a = await store.create({ agent: 'api', task: 'a', owner: 'alice' }, SERVER);
+    const b = await store.create({ agent: 'api', task: 'b', owner: 'bob' }, SERVER);
+    expect(jobs.list('', 50, alice)).toEqual([expect.objectContaining({ id: a.id, owner: 'alice' })]);
+    expect(jobs.list('pending', 50, bob).map((j) => j.id)).toEqual([b.id]);
+    expect(jobs.list('', 50, LOCAL_CALLER).map((j) => j.id).sort()).toEqual([a.id, b.id].sort());
+  });
+
+  it("gc with a user's scope leaves other users' finished jobs", async () => {
+    await store.createCompleted({ agent: 'api', task: 't', owner: 'alice', result: RESULT });
+    const b = await store.createCompleted({ agent: 'api', task: 't', owner: 'bob', result: RESULT });
+    expect(await jobs.gc(-10, alice)).toBe(1);
+    expect(jobs.list('', 50, LOCAL_CALLER).map((j) => j.id)).toEqual([b.id]);
+  });
+});
+
+describe('the CLI is the local user: it sees every job and shows its owner', () => {
+  it('jobs lists all with the owner beside the agent; job ID has an owner row', async () => {
+    vi.stubEnv('NO_COLOR', '1');
+    const b = await store.create({ agent: 'api', task: 'bob task', owner: 'bob' }, SERVER);
+    const l = await store.create({ agent: 'api', task: 'local task' }, SERVER);
+    const listed = await capture(() => jobsCommand([], jobs));
+    expect(listed.stdout).toContain(`${b.id}  pending    api  (bob)`);
+    expect(listed.stdout).toMatch(new RegExp(`${l.id}  pending    api  +\\d+s  local task`));
+    const shown = await capture(() => jobCommand([b.id], jobs));
+    expect(shown.stdout).toContain('  owner:      bob\n');
+    vi.unstubAllEnvs();
+  });
+});
