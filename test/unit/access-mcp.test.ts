@@ -124,7 +124,11 @@ beforeEach(async () => {
   sandbox = new FakeSandbox(succeeds([resultLine({ result: 'an answer' })]));
   core = new DispatchCore(env, sandbox);
   closers = [];
-  [alice, bob, carol, dave, local] = await Promise.all([userCaller('alice'), userCaller('bob'), userCaller('carol'), userCaller('dave'), LOCAL_CALLER].map(connect));
+  alice = await connect(userCaller('alice'));
+  bob = await connect(userCaller('bob'));
+  carol = await connect(userCaller('carol'));
+  dave = await connect(userCaller('dave'));
+  local = await connect(LOCAL_CALLER);
 });
 
 afterEach(async () => {
