@@ -28,6 +28,8 @@ export interface NewAgent {
   capabilities?: string[] | undefined;
   risky_capabilities?: string[] | undefined;
   policy?: string | undefined;
+  /** HTTP users who may see and dispatch it (serve --http). */
+  users?: string[] | undefined;
 }
 
 /** `undefined` leaves a field alone; `null` clears it back to inheriting. */
@@ -42,6 +44,8 @@ export interface AgentPatch {
   capabilities?: string[];
   risky_capabilities?: string[];
   policy?: string;
+  /** `null` removes the key: no HTTP user is granted the agent directly. */
+  users?: string[] | null;
 }
 
 export interface AgentChange {
@@ -173,6 +177,7 @@ export async function addAgent(input: NewAgent, configPath: string = defaultConf
     capabilities: input.capabilities ?? [],
     risky_capabilities: input.risky_capabilities ?? [],
     policy,
+    ...(input.users?.length ? { users: input.users } : {}),
   });
   validatePolicyFor(policy, directory, configPath);
   agent.description = input.description || fitDescription(autoDescribe(directory));
@@ -223,6 +228,12 @@ export async function updateAgent(name: string, patch: AgentPatch, configPath: s
     set('capabilities', patch.capabilities);
     set('risky_capabilities', patch.risky_capabilities);
     set('policy', patch.policy);
+    if (patch.users === null) {
+      delete agent.users;
+      changed.push('users');
+    } else {
+      set('users', patch.users);
+    }
     if (changed.length === 0) {
       throw new AppError('NOTHING_TO_UPDATE', 'Nothing to update. Pass at least one non-empty field.', {
         hint: "Empty strings and 0 mean 'unchanged'; pass a value, or 'none' to clear model, permission_mode or a tool list.",

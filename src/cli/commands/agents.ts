@@ -20,6 +20,7 @@ const AGENT_OPTIONS = {
   capabilities: { type: 'string', value: 'CSV', description: "descriptive labels for the calling model, never passed to claude (update: 'none' empties)" },
   'risky-capabilities': { type: 'string', value: 'CSV', description: "labels flagged for scrutiny (update: 'none' empties)" },
   policy: { type: 'string', value: 'NAME|PATH', description: 'sandbox policy: a preset name or a path to a policy file (add: default)' },
+  users: { type: 'string', value: 'CSV', description: "users of the HTTP service (serve --http) who may see and dispatch the agent (update: 'none' removes them all)" },
 } satisfies Record<string, OptionSpec>;
 
 const NAME_ARG: ArgSpec = { name: 'NAME', description: "the agent's name" };
@@ -84,6 +85,7 @@ export async function addCommand(argv: string[]): Promise<number> {
     capabilities: csv('capabilities'),
     risky_capabilities: csv('risky-capabilities'),
     policy: str(p, 'policy'),
+    users: csv('users'),
   });
   for (const w of warnings) warn(w);
   if (!description) out(`Auto-generated description: ${agent.description}`);
@@ -132,6 +134,8 @@ export async function updateCommand(argv: string[]): Promise<number> {
   }
   const policy = str(p, 'policy');
   if (policy !== undefined) patch.policy = policy;
+  const users = str(p, 'users');
+  if (users !== undefined) patch.users = isClearSentinel(users) ? null : parseCsv(users);
   if (Object.keys(patch).length === 0) fail('Nothing to update. Pass at least one option (see --help).');
   const { fields, warnings } = await updateAgent(name, patch);
   for (const w of warnings) warn(w);
