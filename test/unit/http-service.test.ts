@@ -243,6 +243,21 @@ describe('sessions and users', () => {
     expect(service!.sessionCount()).toBe(4);
   });
 
+  it('a session idle past idleSessionMs is closed (its id then answers 404); over maxSessions a new one gets 503', async () => {
+    const { url } = await start({ idleSessionMs: 200, maxSessions: 2 });
+    const token = (await tokens.create('alice')).token;
+    const first = await initialize({ url }, token);
+    expect((await initialize({ url }, token)).status).toBe(200);
+    const third = await initialize({ url }, token);
+    expect(third.status).toBe(503);
+    expect(third.json).toEqual({ error: 'Too many open sessions.', hint: expect.stringContaining('idle sessions are closed') });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(service!.sessionCount()).toBe(0);
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
+    const headers = { ...MCP_HEADERS, Authorization: `Bearer ${token}`, 'Mcp-Session-Id': String(first.headers['mcp-session-id']), 'Mcp-Protocol-Version': '2025-06-18' };
+    expect((await raw({ url }, { headers, body: list })).status).toBe(404);
+  });
+
   it('close ends every session and stops listening', async () => {
     const { url } = await start();
     await connect(url, (await tokens.create('alice')).token);
