@@ -1,0 +1,248 @@
+/**
+ * An agent on another Docker engine: a second dockerd on this machine (scripts/second-dockerd.sh: its own
+ * data-root, exec-root, pidfile, bridge, and TCP with TLS on 127.0.0.1, certificates made by openssl for this
+ * run) stands for a remote host. The agent names it as `engine: { host: tcp://127.0.0.1:PORT, tls_cert_dir }`.
+ * The BUILT CLI copies the images there and the BUILT server (MCP over stdio) dispatches the real claude
+ * binary, against the scripted fake model, with the selftest's probe: the dispatch runs on the second engine
+ * (its events show the container), the first engine never sees a container of that agent, and the selftest's
+ * in-container checks hold there. Both engines end with nothing of the run; the second dockerd, its
+ * directories, bridge and iptables rules are removed even when the test fails.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { engineDockerOptions } from '../../src/sandbox/engine-options.js';
+import { LABELS } from '../../src/sandbox/owner.js';
+import { DIRECTIVE } from '../../src/selftest/fake-model.js';
+import { networkProbeScript, parseProbe, probeScript } from '../../src/selftest/probe.js';
+import { judge, judgeNetwork } from '../../src/selftest/selftest.js';
+import type { DispatchResult } from '../../src/dispatch/types.js';
+import { CLI, createBuiltFixture, gatewayTestPolicy, TEST_AGENT_IMAGE, TEST_GATEWAY_IMAGE, type Fixture } from '../helpers/dispatch-fixture.js';
+import { cleanupTestResources, dockerClient, isCI, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+
+const TIMEOUT = 240_000;
+const SCRIPT = join(import.meta.dirname, '..', '..', 'scripts', 'second-dockerd.sh');
+const isRoot = process.getuid?.() === 0;
+/** A second daemon needs root and dockerd; CI (root, a fresh machine) must run this. */
+const skip = skipDocker || (!isCI() && (!isRoot || !existsSync('/usr/sbin/dockerd')));
+
+interface SecondEngine {
+  dir: string;
+  socket: string;
+  host: string;
+  certs: string;
+  bridge: string;
+  subnet: string;
+  startMs: number;
+}
+
+function startSecondEngine(): SecondEngine {
+  const dir = mkdtempSync('/tmp/ad2-');
+  const started = Date.now();
+  const run = spawnSync('bash', [SCRIPT, 'start', dir], { encoding: 'utf8', timeout: 60_000 });
+  if (run.status !== 0) {
+    spawnSync('bash', [SCRIPT, 'stop', dir]);
+    throw new Error(`second dockerd did not start: ${run.stderr}${run.stdout}`);
+  }
+  const values = Object.fromEntries(run.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return { dir, socket: values['SOCKET']!, host: values['HOST']!, certs: values['CERTS']!, bridge: values['BRIDGE']!, subnet: values['SUBNET']!, startMs: Date.now() - started };
+}
+
+/** Events of one label on an engine, collected until stopped. */
+async function watchEvents(docker: Docker, label: string): Promise<{ seen: Array<{ Type: string; Action: string }>; stop: () => void }> {
+  const seen: Array<{ Type: string; Action: string }> = [];
+  const stream = (await docker.getEvents({ filters: JSON.stringify({ label: [label] }) })) as NodeJS.ReadableStream & { destroy(): void };
+  let buffer = '';
+  stream.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl).trim();
+      buffer = buffer.slice(nl + 1);
+      if (line) seen.push(JSON.parse(line) as { Type: string; Action: string });
+    }
+  });
+  return { seen, stop: () => stream.destroy() };
+}
+
+function serve(services: Server[], host: string, body: string): Promise<number> {
+  const server = createServer((_req, res) => res.end(body));
+  services.push(server);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+describe.skipIf(skip)('an agent on a remote Docker engine (a second dockerd with TLS)', () => {
+  const local = dockerClient();
+  const runId = testRunId();
+  const agent = `far-${runId}`;
+  const agentLabel = `${LABELS.agent}=${agent}`;
+  const canary = `remote-canary-${randomBytes(8).toString('hex')}`;
+  const services: Server[] = [];
+  let second: SecondEngine | undefined;
+  let remote: Docker;
+  let fx: Fixture;
+  let repo: string;
+  let engineSpec: { host: string; tls_cert_dir: string };
+  let allowed: { host: string; port: number; body: string };
+  let hostService: { host: string; port: number };
+  let rulesBefore: string;
+
+  beforeAll(async () => {
+    rulesBefore = execFileSync('iptables-save', { encoding: 'utf8' });
+    second = startSecondEngine();
+    engineSpec = { host: second.host, tls_cert_dir: second.certs };
+    remote = new Docker(engineDockerOptions(engineSpec, {}));
+    fx = await createBuiltFixture(local, runId);
+    fx.env['AGENT_DISPATCH_SELFTEST_CANARY'] = canary;
+    // The fake model listens on the first engine's bridge address: a host address, which the gateway on the
+    // second engine's bridge reaches as well (traffic to the host itself is not forwarded between bridges).
+    const host = new URL(fx.model.url).hostname;
+    const body = `remote-allowed-${randomBytes(4).toString('hex')}`;
+    allowed = { host, port: await serve(services, host, body), body };
+    hostService = { host, port: await serve(services, '0.0.0.0', 'host-service') };
+    repo = fx.repo('far', { 'selftest.txt': 'readable\n' });
+    writeFileSync(join(fx.root, 'repos', 'outside.txt'), 'outside\n');
+    fx.policy(
+      'remote',
+      gatewayTestPolicy([`${allowed.host}:${allowed.port}`], {
+        tools: { permission_mode: 'default', allow: ['Bash'], deny: ['WebFetch', 'WebSearch'] },
+        resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 120 },
+      }),
+    );
+    fx.agents({ [agent]: { directory: repo, policy: 'remote', engine: engineSpec } }, { cache: { enabled: false }, warm_pool: 0 });
+  }, TIMEOUT);
+
+  afterAll(async () => {
+    await Promise.all(services.map((s) => new Promise((resolve) => s.close(resolve))));
+    await cleanupTestResources(local, runId).catch(() => undefined);
+    if (remote) await cleanupTestResources(remote, runId).catch(() => undefined);
+    await fx?.close();
+    if (second) spawnSync('bash', [SCRIPT, 'stop', second.dir], { timeout: 60_000 });
+  }, TIMEOUT);
+
+  function cli(...args: string[]) {
+    return spawnSync(process.execPath, [CLI, ...args], { env: fx.env, encoding: 'utf8', timeout: TIMEOUT });
+  }
+
+  it('starts fast enough for every test run', () => {
+    expect(second!.startMs).toBeLessThan(15_000);
+    console.log(`[remote-engine] second dockerd (certificates included) answered after ${second!.startMs} ms`);
+  });
+
+  it('without its images there, a dispatch is refused with the copy command; doctor says the same', async () => {
+    const doctor = cli('doctor');
+    const label = second!.host;
+    expect(doctor.stdout).toContain(`[OK] ${label} reachable: server`);
+    expect(doctor.stdout).toContain(`[FAIL] ${label}: ${TEST_AGENT_IMAGE} is not there`);
+    expect(doctor.stdout).toContain(`agent-dispatch image copy --agent ${agent}`);
+    const test = cli('test', agent, 'hello');
+    expect(test.status).not.toBe(0);
+    expect(`${test.stdout}${test.stderr}`).toContain(`is not on engine ${label} of agent '${agent}'`);
+    expect(`${test.stdout}${test.stderr}`).toContain(`agent-dispatch image copy --agent ${agent}`);
+    expect((await remote.listImages()).length).toBe(0);
+  }, TIMEOUT);
+
+  it('image copy --agent copies the agent and gateway images there (a copy: the same ids, no pull)', async () => {
+    const started = Date.now();
+    const copy = cli('image', 'copy', '--agent', agent);
+    expect(copy.stderr).toBe('');
+    expect(copy.status).toBe(0);
+    console.log(`[remote-engine] image copy: ${Date.now() - started} ms\n${copy.stdout}`);
+    for (const image of [TEST_AGENT_IMAGE, TEST_GATEWAY_IMAGE]) {
+      expect((await remote.getImage(image).inspect()).Id).toBe((await local.getImage(image).inspect()).Id);
+      expect(copy.stdout).toContain(`Copied ${image}`);
+    }
+    const again = cli('image', 'copy', '--agent', agent);
+    expect(again.stdout).toContain(`${TEST_AGENT_IMAGE} (`);
+    expect(again.stdout).toContain('already on engine');
+    expect(cli('doctor').stdout).toContain(`[OK] ${second!.host}: ${TEST_AGENT_IMAGE} present`);
+  }, TIMEOUT);
+
+  it('a dispatch runs on the remote engine only and holds the selftest in-container checks there', async () => {
+    const localEvents = await watchEvents(local, agentLabel);
+    const remoteEvents = await watchEvents(remote, agentLabel);
+    const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'serve'], env: fx.env as Record<string, string>, cwd: fx.root, stderr: 'pipe' });
+    let stderr = '';
+    transport.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const client = new Client({ name: 'e2e-remote-engine', version: '0.0.0' });
+    await client.connect(transport);
+    let result: DispatchResult;
+    let runningRemote = 0;
+    let runningLocal = 0;
+    try {
+      const probe = `${probeScript({ repo, canary, hostPaths: [fx.configPath, join(fx.root, 'repos', 'outside.txt'), join(fx.root, '.config')] })}\n${networkProbeScript({ allowed, hostService, secret: fx.apiKey })}`;
+      const call = client.callTool({ name: 'dispatch', arguments: { agent, task: DIRECTIVE.bash(probe) } }, CallToolResultSchema, { timeout: TIMEOUT });
+      // While it runs: its containers are on the second engine (docker ps there), none on the first.
+      for (let i = 0; i < 100 && runningRemote === 0; i++) {
+        runningRemote = (await remote.listContainers({ filters: JSON.stringify({ label: [agentLabel] }) })).length;
+        runningLocal = Math.max(runningLocal, (await local.listContainers({ all: true, filters: JSON.stringify({ label: [agentLabel] }) })).length);
+        if (runningRemote === 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      const answer = (await call) as CallToolResult;
+      const first = answer.content[0];
+      if (first?.type !== 'text') throw new Error(`unexpected content: ${JSON.stringify(answer)}`);
+      result = JSON.parse(first.text) as DispatchResult;
+    } finally {
+      await client.close().catch(() => undefined);
+    }
+    // The server's shutdown removed its gateway there.
+    for (let i = 0; i < 50 && (await remote.listContainers({ all: true, filters: JSON.stringify({ label: [agentLabel] }) })).length > 0; i++) await new Promise((r) => setTimeout(r, 200));
+    const gatewaysLeft = (await remote.listContainers({ all: true, filters: JSON.stringify({ label: [agentLabel] }) })).length;
+    localEvents.stop();
+    remoteEvents.stop();
+
+    expect(result.success, `${result.error ?? ''} ${result.hint ?? ''}\n${stderr.slice(-2000)}`).toBe(true);
+    expect(runningRemote).toBeGreaterThan(0);
+    expect(runningLocal).toBe(0);
+    const created = remoteEvents.seen.filter((e) => e.Type === 'container' && e.Action === 'create').length;
+    expect(created).toBeGreaterThanOrEqual(2); // the gateway and the dispatch container
+    expect(localEvents.seen).toEqual([]);
+
+    const facts = parseProbe(result.result ?? '');
+    const keyArrived = fx.model.requests.some((r) => r.apiKey === fx.apiKey);
+    const otherCredentials = fx.model.requests.filter((r) => (r.apiKey !== undefined && r.apiKey !== fx.apiKey) || r.authorization !== undefined).length;
+    const checks = [...judge(result, facts, { keyArrived, otherCredentials, leftover: 0 }), ...judgeNetwork(result, facts, { allowed, hostService, gatewaysLeft })];
+    const failed = checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+    expect(failed).toEqual([]);
+    expect(checks.length).toBeGreaterThanOrEqual(20);
+  }, TIMEOUT);
+
+  it('leaves nothing of the run on either engine', async () => {
+    await cleanupTestResources(local, runId);
+    await cleanupTestResources(remote, runId);
+    const filters = JSON.stringify({ label: [`${TEST_LABEL}=${runId}`] });
+    for (const docker of [local, remote]) {
+      expect(await docker.listContainers({ all: true, filters })).toEqual([]);
+      expect((await docker.listVolumes({ filters })).Volumes ?? []).toEqual([]);
+      expect(await docker.listNetworks({ filters })).toEqual([]);
+    }
+    // The second engine held nothing else: no container, no volume, only its built-in networks.
+    expect(await remote.listContainers({ all: true })).toEqual([]);
+    expect((await remote.listVolumes()).Volumes ?? []).toEqual([]);
+    expect((await remote.listNetworks()).map((n) => n.Name).sort()).toEqual(['bridge', 'host', 'none']);
+  }, TIMEOUT);
+
+  it('stopping the second engine removes its directory, bridge and iptables rules', () => {
+    const { dir, bridge, subnet } = second!;
+    const stop = spawnSync('bash', [SCRIPT, 'stop', dir], { encoding: 'utf8', timeout: 60_000 });
+    expect(stop.status, stop.stderr).toBe(0);
+    second = undefined;
+    expect(existsSync(dir)).toBe(false);
+    expect(spawnSync('ip', ['link', 'show', bridge]).status).not.toBe(0);
+    const rules = execFileSync('iptables-save', { encoding: 'utf8' });
+    expect(rules).not.toContain(bridge);
+    expect(rules).not.toContain(subnet);
+    expect(rulesBefore).not.toContain(bridge);
+  }, TIMEOUT);
+});
