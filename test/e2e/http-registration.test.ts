@@ -7,22 +7,13 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLAUDE_BINARY as CLAUDE } from '../helpers/claude-binary.js';
 import { waitFor } from '../helpers/process.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
-const CLAUDE = (() => {
-  const require = createRequire(import.meta.url);
-  try {
-    return join(dirname(require.resolve(`@anthropic-ai/claude-code-${process.platform}-${process.arch}/package.json`)), 'claude');
-  } catch {
-    const pkg = require.resolve('@anthropic-ai/claude-code/package.json');
-    return join(dirname(pkg), (JSON.parse(readFileSync(pkg, 'utf8')) as { bin: { claude: string } }).bin.claude);
-  }
-})();
 const STEP_MS = 90_000;
 
 let root: string;

@@ -6,23 +6,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLAUDE_BINARY as CLAUDE } from '../helpers/claude-binary.js';
 import { parseMcpGet } from '../../src/cli/mcp-output.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
-/** The devDependency's native binary (what its postinstall puts behind node_modules/.bin/claude). */
-const CLAUDE = (() => {
-  const require = createRequire(import.meta.url);
-  try {
-    return join(dirname(require.resolve(`@anthropic-ai/claude-code-${process.platform}-${process.arch}/package.json`)), 'claude');
-  } catch {
-    const pkg = require.resolve('@anthropic-ai/claude-code/package.json');
-    return join(dirname(pkg), (JSON.parse(readFileSync(pkg, 'utf8')) as { bin: { claude: string } }).bin.claude);
-  }
-})();
 /** Health checks spawn every registered server; Claude Code waits up to 30 s for one. */
 const STEP_MS = 90_000;
 
