@@ -11,7 +11,7 @@ const createSpec: CommandSpec = {
   summary: 'Make a bearer token for a user of serve --http (shown once) and print the claude mcp add line',
   args: [{ name: 'USER', description: 'who the token is for (letters, digits, - and _)' }],
   options: { url: { type: 'string', value: 'URL', description: `the service URL users connect to (default: ${DEFAULT_URL})` } },
-  notes: [`Only the token's SHA-256 is stored (${'$AGENT_DISPATCH_TOKENS_FILE'} or auth/tokens.json beside agents.yaml, mode 0600).`],
+  notes: ["Only the token's SHA-256 is stored ($AGENT_DISPATCH_TOKENS_FILE, else auth/tokens.json beside agents.yaml; mode 0600)."],
 };
 const listSpec: CommandSpec = { name: 'token list', summary: 'List the tokens (id, user, created; never the token)', args: [], options: {} };
 const revokeSpec: CommandSpec = {

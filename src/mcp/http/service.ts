@@ -99,12 +99,18 @@ export async function startHttpService(options: HttpServiceOptions): Promise<Htt
 async function listen(server: Server, target: ListenTarget): Promise<ListenTarget> {
   if (target.kind === 'socket') {
     await clearSocketPath(target.path);
-    // Created 0660 from the start (umask), then made so explicitly: same-host users reach it through its group.
-    const umask = process.umask(0o117);
+    // Created 0660 from the start (umask; not settable in a worker thread), then made so explicitly: same-host
+    // users reach it through its group, and nobody else ever could.
+    let umask: number | undefined;
+    try {
+      umask = process.umask(0o117);
+    } catch {
+      umask = undefined;
+    }
     try {
       await listening(server, () => server.listen(target.path));
     } finally {
-      process.umask(umask);
+      if (umask !== undefined) process.umask(umask);
     }
     chmodSync(target.path, 0o660);
     return target;
