@@ -52,3 +52,11 @@ export function requireEngine(spec: EngineSpec): { engine: ParsedEngine; key: st
   if (!parsed.ok) throw new AppError('CONFIG_INVALID', parsed.message, { hint: 'Fix the engine in agents.yaml (agent-dispatch doctor checks it).' });
   return parsed;
 }
+
+/**
+ * Does the engine see this machine's files (bind mounts of server-written files work)? The environment's engine
+ * and a unix:// socket: yes (a socket is on this machine); tcp:// and ssh:// engines: no, even on loopback.
+ */
+export function engineSharesFiles(spec: EngineSpec | undefined): boolean {
+  return spec === undefined || requireEngine(spec).engine.kind === 'unix';
+}

@@ -11,7 +11,8 @@ import { bridgeAddress } from './bridge.js';
 import { initCommand } from './agent-init.js';
 import { AttachedContainer, type IoOutcome } from './container-io.js';
 import { bounded, removeQuietly } from './engine-calls.js';
-import { engineDockerOptions } from './engine-options.js';
+import { engineDockerOptions, engineSharesFiles } from './engine-options.js';
+import { SettingsVolumes } from './engine-settings.js';
 import type { EngineSpec } from '../config/engine-spec.js';
 import { DEFAULT_GATEWAY_IMAGE } from './gateway-image.js';
 import { GatewayPool, type EgressLease } from './gateway-pool.js';
@@ -81,6 +82,11 @@ export interface RunnerOptions {
   gatewayImage?: string;
   /** The session volume's quota (default SESSION_MAX_MB): a dispatch that passes it is stopped. */
   sessionQuotaMb?: number;
+  /**
+   * false: the engine does not see this machine's files (tcp://, ssh://), so the managed settings reach the
+   * container as a volume on it (src/sandbox/engine-settings.ts), not as a bind mount of the file in runDir.
+   */
+  sharesFiles?: boolean;
 }
 
 const log = logger('sandbox');
@@ -130,6 +136,7 @@ export class SandboxRunner {
   readonly warmPool = new WarmPool();
   /** `repo: overlay` (src/sandbox/overlay-volume.ts); overlay runs are always cold. */
   readonly overlay: OverlayVolumes;
+  private readonly settingsVolumes: SettingsVolumes | undefined;
 
   constructor(
     private readonly docker: Docker,
@@ -139,6 +146,7 @@ export class SandboxRunner {
     this.gateways = new GatewayPool(docker, { image: this.gatewayImage, extraLabels: options.extraLabels ?? {}, env });
     this.quota = new SessionQuota(docker);
     this.overlay = new OverlayVolumes(docker, options.extraLabels ?? {});
+    this.settingsVolumes = options.sharesFiles === false ? new SettingsVolumes(docker, options.extraLabels ?? {}) : undefined;
   }
 
   /**
@@ -470,6 +478,9 @@ export class SandboxRunner {
 
   private async create(source: ContainerSpec, cmd: string[], labels: Record<string, string>, settingsDir: string, ms: number): Promise<Docker.Container> {
     const spec = structuredClone(source);
+    const settings = this.settingsVolumes
+      ? await this.settingsVolumes.mount(settingsDir, spec.Image, ms)
+      : { Type: 'bind', Source: join(settingsDir, 'managed-settings.json'), Target: layout.MANAGED_SETTINGS_PATH, ReadOnly: true };
     const body = {
       ...spec,
       Cmd: cmd,
@@ -485,7 +496,7 @@ export class SandboxRunner {
           ...spec.HostConfig.Mounts.map((m) =>
             m.Type === 'volume' ? { ...m, VolumeOptions: { ...m.VolumeOptions, Labels: { ...m.VolumeOptions?.Labels, ...this.options.extraLabels } } } : m,
           ),
-          { Type: 'bind', Source: join(settingsDir, 'managed-settings.json'), Target: layout.MANAGED_SETTINGS_PATH, ReadOnly: true },
+          settings,
         ],
       },
     };
@@ -503,7 +514,7 @@ export class SandboxRunner {
 
 /** A runner on the engine an agent names (src/config/engine-spec.ts); absent: DOCKER_HOST, else the local socket. */
 export function createSandboxRunner(options: RunnerOptions, env: NodeJS.ProcessEnv = process.env, engine?: EngineSpec): SandboxRunner {
-  return new SandboxRunner(new Docker(engineDockerOptions(engine, env)), options, env);
+  return new SandboxRunner(new Docker(engineDockerOptions(engine, env)), { ...options, sharesFiles: engineSharesFiles(engine) }, env);
 }
 
 function parseUser(user: string): { uid: number; gid: number } {

@@ -20,6 +20,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { engineDockerOptions } from '../../src/sandbox/engine-options.js';
+import { LABEL_PREFIX, MANAGED_SETTINGS_PATH } from '../../src/policy/layout.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
 import { networkProbeScript, parseProbe, probeScript } from '../../src/selftest/probe.js';
@@ -156,14 +157,15 @@ describe.skipIf(skip)('an agent on a remote Docker engine (a second dockerd with
   it('image copy --agent copies the agent and gateway images there (a copy: the same ids, no pull)', async () => {
     const started = Date.now();
     const copy = cli('image', 'copy', '--agent', agent);
+    expect(copy.status, copy.stderr).toBe(0);
     expect(copy.stderr).toBe('');
-    expect(copy.status).toBe(0);
     console.log(`[remote-engine] image copy: ${Date.now() - started} ms\n${copy.stdout}`);
     for (const image of [TEST_AGENT_IMAGE, TEST_GATEWAY_IMAGE]) {
       expect((await remote.getImage(image).inspect()).Id).toBe((await local.getImage(image).inspect()).Id);
       expect(copy.stdout).toContain(`Copied ${image}`);
     }
     const again = cli('image', 'copy', '--agent', agent);
+    expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toContain(`${TEST_AGENT_IMAGE} (`);
     expect(again.stdout).toContain('already on engine');
     expect(cli('doctor').stdout).toContain(`[OK] ${second!.host}: ${TEST_AGENT_IMAGE} present`);
@@ -181,7 +183,13 @@ describe.skipIf(skip)('an agent on a remote Docker engine (a second dockerd with
     let runningRemote = 0;
     let runningLocal = 0;
     try {
-      const probe = `${probeScript({ repo, canary, hostPaths: [fx.configPath, join(fx.root, 'repos', 'outside.txt'), join(fx.root, '.config')] })}\n${networkProbeScript({ allowed, hostService, secret: fx.apiKey })}`;
+      const probe = [
+        probeScript({ repo, canary, hostPaths: [fx.configPath, join(fx.root, 'repos', 'outside.txt'), join(fx.root, '.config')] }),
+        // The tool rules reach a tcp:// engine as a volume (it does not see this machine's files): there, read-only.
+        `echo "managed_rules=$(grep -c allowManagedPermissionRulesOnly ${MANAGED_SETTINGS_PATH} 2>/dev/null)"`,
+        `if touch ${MANAGED_SETTINGS_PATH} 2>/dev/null; then echo managed_write=allowed; else echo managed_write=refused; fi`,
+        networkProbeScript({ allowed, hostService, secret: fx.apiKey }),
+      ].join('\n');
       const call = client.callTool({ name: 'dispatch', arguments: { agent, task: DIRECTIVE.bash(probe) } }, CallToolResultSchema, { timeout: TIMEOUT });
       // While it runs: its containers are on the second engine (docker ps there), none on the first.
       for (let i = 0; i < 100 && runningRemote === 0; i++) {
@@ -216,6 +224,9 @@ describe.skipIf(skip)('an agent on a remote Docker engine (a second dockerd with
     const failed = checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
     expect(failed).toEqual([]);
     expect(checks.length).toBeGreaterThanOrEqual(20);
+    expect({ rules: facts['managed_rules'], write: facts['managed_write'] }).toEqual({ rules: '1', write: 'refused' });
+    const settingsVolumes = (await remote.listVolumes({ filters: JSON.stringify({ label: [`${TEST_LABEL}=${runId}`, `${LABEL_PREFIX}.role=settings`] }) })).Volumes ?? [];
+    expect(settingsVolumes).toHaveLength(1);
   }, TIMEOUT);
 
   it('leaves nothing of the run on either engine', async () => {
