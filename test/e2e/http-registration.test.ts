@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLAUDE_BINARY as CLAUDE } from '../helpers/claude-binary.js';
+import { CLAUDE_BINARY as CLAUDE, isolatedClaudeEnv } from '../helpers/claude-binary.js';
 import { waitFor } from '../helpers/process.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
@@ -28,16 +28,7 @@ beforeAll(async () => {
   const bin = join(root, 'bin');
   for (const dir of [bin, join(root, 'home'), join(root, 'project')]) mkdirSync(dir);
   symlinkSync(CLAUDE, join(bin, 'claude'));
-  // Built from nothing: neither claude nor the service can touch the real ~/.claude.json, config or engine.
-  env = {
-    HOME: join(root, 'home'),
-    PATH: `${bin}:/usr/bin:/bin`,
-    AGENT_DISPATCH_CONFIG: join(root, 'config', 'agents.yaml'),
-    DOCKER_HOST: `unix://${join(root, 'no-docker.sock')}`,
-    NO_COLOR: '1',
-    DISABLE_AUTOUPDATER: '1',
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-  };
+  env = isolatedClaudeEnv(root, bin);
   serve = spawn(process.execPath, [CLI, 'serve', '--http', '--listen', '127.0.0.1:0'], { cwd: join(root, 'project'), env, stdio: ['ignore', 'ignore', 'pipe'] });
   serve.stderr!.on('data', (chunk: Buffer) => (serveLog += chunk.toString()));
   await waitFor('serve --http to listen', async () => /at (http:\/\/127\.0\.0\.1:\d+\/mcp)/.test(serveLog), 30_000);

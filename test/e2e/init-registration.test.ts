@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLAUDE_BINARY as CLAUDE } from '../helpers/claude-binary.js';
+import { CLAUDE_BINARY as CLAUDE, isolatedClaudeEnv } from '../helpers/claude-binary.js';
 import { parseMcpGet } from '../../src/cli/mcp-output.js';
 
 const CLI = join(import.meta.dirname, '..', '..', 'dist', 'cli.js');
@@ -32,17 +32,7 @@ beforeAll(() => {
   original = join(bin, 'agent-dispatch');
   writeFileSync(original, '#!/bin/sh\n# Stand-in for the Python original (pip console script: from agent_dispatch.cli import cli).\nexit 1\n');
   chmodSync(original, 0o755);
-  // Built from nothing, not from this process's environment: no CLAUDE_CONFIG_DIR, ANTHROPIC_*, XDG_* or the
-  // real HOME, so neither claude nor the server can touch the real ~/.claude.json or a real Docker engine.
-  env = {
-    HOME: join(root, 'home'),
-    PATH: `${bin}:/usr/bin:/bin`,
-    AGENT_DISPATCH_CONFIG: join(root, 'config', 'agents.yaml'),
-    DOCKER_HOST: `unix://${join(root, 'no-docker.sock')}`,
-    NO_COLOR: '1',
-    DISABLE_AUTOUPDATER: '1',
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-  };
+  env = isolatedClaudeEnv(root, bin);
 });
 
 afterAll(() => {

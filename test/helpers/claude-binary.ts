@@ -12,3 +12,20 @@ export const CLAUDE_BINARY = (() => {
     return join(dirname(pkg), (JSON.parse(readFileSync(pkg, 'utf8')) as { bin: { claude: string } }).bin.claude);
   }
 })();
+
+/**
+ * The environment for running the real claude and the built CLI under `root`, built from nothing, not from
+ * this process's: no CLAUDE_CONFIG_DIR, ANTHROPIC_*, XDG_* or the real HOME, so neither claude nor the server can
+ * touch the real ~/.claude.json, config or Docker engine. `bin` comes first on PATH.
+ */
+export function isolatedClaudeEnv(root: string, bin: string): NodeJS.ProcessEnv {
+  return {
+    HOME: join(root, 'home'),
+    PATH: `${bin}:/usr/bin:/bin`,
+    AGENT_DISPATCH_CONFIG: join(root, 'config', 'agents.yaml'),
+    DOCKER_HOST: `unix://${join(root, 'no-docker.sock')}`,
+    NO_COLOR: '1',
+    DISABLE_AUTOUPDATER: '1',
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+  };
+}
