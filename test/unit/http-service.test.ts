@@ -40,7 +40,7 @@ beforeEach(() => {
     join(configDir, 'policies', 'open.yaml'),
     stringify({ version: 1, description: 'unit', repo: 'ro', credentials: 'env', network: { mode: 'open' }, env: { pass: [], set: {} }, tools: { permission_mode: 'default', allow: null, deny: [] }, resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 600 }, image: 'agent-dispatch/agent:unit' }),
   );
-  writeFileSync(join(configDir, 'agents.yaml'), stringify({ agents: { api: { directory: project, policy: 'open', description: 'the API', users: ['alice', 'bob'] } }, groups: {}, settings: { max_concurrency: 1 } }));
+  writeFileSync(join(configDir, 'agents.yaml'), stringify({ agents: { api: { directory: project, policy: 'open', description: 'the API', users: ['alice', 'bob'] }, solo: { directory: project, policy: 'open', description: 'alice only', users: ['alice'] } }, groups: {}, settings: { max_concurrency: 1 } }));
   env = { AGENT_DISPATCH_CONFIG: join(configDir, 'agents.yaml'), AGENT_DISPATCH_TOKENS_FILE: join(root, 'tokens.json'), ANTHROPIC_API_KEY: 'sk-unit' };
   // Anything reading process.env instead of the injected env would find no config here.
   vi.stubEnv('AGENT_DISPATCH_CONFIG', join(root, 'nowhere', 'agents.yaml'));
@@ -211,6 +211,25 @@ describe('sessions and users', () => {
     const unknown = await raw({ url }, { headers: { ...MCP_HEADERS, Authorization: `Bearer ${bob}`, 'Mcp-Session-Id': '00000000-0000-4000-8000-000000000000', 'Mcp-Protocol-Version': '2025-06-18' }, body: list });
     expect(asBob.json).toEqual(unknown.json);
     expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+  });
+
+  it("the token's user is the session's caller: own agents, own jobs, no config changes", async () => {
+    const { url } = await start();
+    const alice = (await connect(url, (await tokens.create('alice')).token)).client;
+    const bob = (await connect(url, (await tokens.create('bob')).token)).client;
+    const call = async (client: Client, name: string, args: Record<string, unknown> = {}) => {
+      const result = (await client.callTool({ name, arguments: args })) as CallToolResult;
+      return { isError: result.isError === true, json: JSON.parse((result.content[0] as { text: string }).text) };
+    };
+    expect((await call(alice, 'list_agents')).json.map((a: { name: string }) => a.name)).toEqual(['api', 'solo']);
+    expect((await call(bob, 'list_agents')).json.map((a: { name: string }) => a.name)).toEqual(['api']);
+    const { job_id } = (await call(alice, 'dispatch_async', { agent: 'api', task: 'mine' })).json;
+    expect((await call(alice, 'dispatch_wait', { job_id, timeout_seconds: 30 })).json).toMatchObject({ id: job_id, status: 'done' });
+    const theirs = await call(bob, 'dispatch_status', { job_id });
+    expect(theirs.isError).toBe(true);
+    expect(theirs.json.error).toContain(job_id);
+    const update = await call(bob, 'update_agent', { name: 'api', description: 'changed' });
+    expect(update.json.error).toBe("update_agent is for admins of this dispatch service; user 'bob' is not one.");
   });
 
   it('revoking a user’s token ends their open session at the next request (no restart)', async () => {
