@@ -4,11 +4,15 @@
 #   second-dockerd.sh start DIR   start it; DIR (new or empty, short path: socket paths are limited to 107
 #                                 bytes) receives everything. Prints KEY=VALUE lines: SOCKET, HOST (tcp with
 #                                 TLS on 127.0.0.1), CERTS (client ca.pem, cert.pem, key.pem), BRIDGE, SUBNET, PID.
-#   second-dockerd.sh stop DIR    stop it (by its pidfile), remove its bridge, its iptables rules and DIR.
+#   second-dockerd.sh stop DIR    stop it (by its pidfile), remove its bridge and DIR.
 #
 # It has its own --data-root, --exec-root (its own containerd), --pidfile, Unix socket and bridge: a daemon with
 # `--bridge none` would delete the first engine's docker0 (see /work/shared/reference/docker-on-the-node-machine.md
-# §0), so it gets a bridge of its own on a subnet the machine does not route yet. Its TCP endpoint takes only
+# §0), so it gets a bridge of its own on a subnet the machine does not route yet. It runs with --iptables=false:
+# a second dockerd that manages iptables flushes the shared DOCKER and DOCKER-ISOLATION-STAGE-* chains at start,
+# which drops the first engine's rules for docker0 and its networks (seen on Debian's 20.10). Its containers still
+# reach this machine's own addresses (the scripted model, the first engine's bridge address): that traffic is
+# delivered locally (INPUT), not forwarded; nothing else is needed by the tests. Its TCP endpoint takes only
 # clients with a certificate from its own CA (made here with openssl; server certificate for IP 127.0.0.1).
 # Root only. Nothing is pulled.
 set -euo pipefail
@@ -17,21 +21,9 @@ cmd=${1:-}; dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 
 bridge_of() { cat "$1/bridge" 2>/dev/null || true; }
-subnet_of() { cat "$1/subnet" 2>/dev/null || true; }
-
-# Delete every iptables rule that names this engine's bridge or subnet (dockerd leaves them at exit).
-drop_rules() {
-  local br=$1 net=$2 table rule
-  for table in filter nat; do
-    iptables -t "$table" -S 2>/dev/null | grep -E -- "(-i|-o) $br( |$)|${net//./\\.}" | sed 's/^-A /-D /' | while read -r rule; do
-      # shellcheck disable=SC2086  # the rule is iptables-save words without quoting
-      iptables -t "$table" $rule 2>/dev/null || true
-    done || true
-  done
-}
 
 stop() {
-  local pid br net
+  local pid br
   pid=$(cat "$dir/dockerd.pid" 2>/dev/null || true)
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid"
@@ -45,9 +37,8 @@ stop() {
     kill -TERM "$cpid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
   fi
-  br=$(bridge_of "$dir"); net=$(subnet_of "$dir")
+  br=$(bridge_of "$dir")
   [ -n "$br" ] && ip link del "$br" 2>/dev/null || true
-  [ -n "$br" ] && [ -n "$net" ] && drop_rules "$br" "$net"
   # Mounts left under its roots (overlay layers, netns files of a killed daemon) would keep rm from working.
   { grep -o " $dir/[^ ]*" /proc/self/mounts 2>/dev/null || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$dir"
@@ -93,7 +84,7 @@ start() {
     --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
     -H "unix://$dir/docker.sock" -H "tcp://127.0.0.1:$port" \
     --tlsverify --tlscacert "$t/ca.pem" --tlscert "$t/cert.pem" --tlskey "$t/key.pem" \
-    --bridge "$br" --fixed-cidr "$net" \
+    --bridge "$br" --fixed-cidr "$net" --iptables=false \
     >"$dir/dockerd.log" 2>&1 </dev/null &
   local ok=""
   for _ in $(seq 1 300); do

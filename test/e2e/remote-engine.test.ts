@@ -6,7 +6,7 @@
  * binary, against the scripted fake model, with the selftest's probe: the dispatch runs on the second engine
  * (its events show the container), the first engine never sees a container of that agent, and the selftest's
  * in-container checks hold there. Both engines end with nothing of the run; the second dockerd, its
- * directories, bridge and iptables rules are removed even when the test fails.
+ * directories and bridge are removed even when the test fails, and the first engine's iptables rules stay as they were.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -74,6 +74,14 @@ async function watchEvents(docker: Docker, label: string): Promise<{ seen: Array
   return { seen, stop: () => stream.destroy() };
 }
 
+/** The first engine's rules for its default bridge (a second dockerd managing iptables would flush some). */
+function docker0Rules(): string[] {
+  return execFileSync('iptables-save', { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.startsWith('-A') && /docker0|172\.17\./.test(l))
+    .sort();
+}
+
 function serve(services: Server[], host: string, body: string): Promise<number> {
   const server = createServer((_req, res) => res.end(body));
   services.push(server);
@@ -97,11 +105,13 @@ describe.skipIf(skip)('an agent on a remote Docker engine (a second dockerd with
   let engineSpec: { host: string; tls_cert_dir: string };
   let allowed: { host: string; port: number; body: string };
   let hostService: { host: string; port: number };
-  let rulesBefore: string;
+  let docker0Before: string[];
+  let docker0During: string[];
 
   beforeAll(async () => {
-    rulesBefore = execFileSync('iptables-save', { encoding: 'utf8' });
+    docker0Before = docker0Rules();
     second = startSecondEngine();
+    docker0During = docker0Rules();
     engineSpec = { host: second.host, tls_cert_dir: second.certs };
     remote = new Docker(engineDockerOptions(engineSpec, {}));
     fx = await createBuiltFixture(local, runId);
@@ -244,7 +254,7 @@ describe.skipIf(skip)('an agent on a remote Docker engine (a second dockerd with
     expect((await remote.listNetworks()).map((n) => n.Name).sort()).toEqual(['bridge', 'host', 'none']);
   }, TIMEOUT);
 
-  it('stopping the second engine removes its directory, bridge and iptables rules', () => {
+  it("the second engine leaves the first engine's iptables rules alone; stopping it removes its directory and bridge", () => {
     const { dir, bridge, subnet } = second!;
     const stop = spawnSync('bash', [SCRIPT, 'stop', dir], { encoding: 'utf8', timeout: 60_000 });
     expect(stop.status, stop.stderr).toBe(0);
@@ -254,6 +264,8 @@ describe.skipIf(skip)('an agent on a remote Docker engine (a second dockerd with
     const rules = execFileSync('iptables-save', { encoding: 'utf8' });
     expect(rules).not.toContain(bridge);
     expect(rules).not.toContain(subnet);
-    expect(rulesBefore).not.toContain(bridge);
+    expect(docker0Before.length).toBeGreaterThan(0);
+    expect(docker0During).toEqual(docker0Before);
+    expect(docker0Rules()).toEqual(docker0Before);
   }, TIMEOUT);
 });
