@@ -3,6 +3,8 @@ import { dirname } from 'node:path';
 import { AppError, describeError } from '../errors.js';
 import { configPath as defaultConfigPath, expandDirectory } from '../config/paths.js';
 import { mutateConfig } from '../config/store.js';
+import { loadConfig } from '../config/load.js';
+import { effectiveEngineSpec } from '../config/engine-spec.js';
 import { formatIssues } from '../config/issues.js';
 import { agentSchema, permissionModeWarning, type AgentConfig, type AgentInput, type DispatchConfig } from '../config/schema.js';
 import { LIMITS } from '../limits.js';
@@ -265,7 +267,9 @@ export async function removeAgent(name: string, configPath?: string): Promise<Ag
  */
 export async function forgetAgentSessions(name: string, agent: AgentConfig, configPath: string = defaultConfigPath(), env: NodeJS.ProcessEnv = process.env): Promise<{ message: string; warning?: string }> {
   const scope = volumeScope(dirname(configPath), agent.directory);
-  const outcome = await removeAgentVolumes(name, scope, env);
+  // Its volumes are on its engine: its own, else settings.engine (the config still holds the settings).
+  const load = loadConfig(configPath);
+  const outcome = await removeAgentVolumes(name, scope, env, effectiveEngineSpec(agent, load.kind === 'ok' ? load.config.settings : {}));
   const manual = `docker volume rm $(docker volume ls -q ${agentVolumeFilter(name, scope).map((l) => `--filter label=${l}`).join(' ')})`;
   if (outcome.unreachable) return { message: '', warning: `its session volumes were not removed (Docker: ${outcome.unreachable}); later: ${manual}` };
   if (outcome.kept.length > 0) {

@@ -1,7 +1,9 @@
 import Docker from 'dockerode';
 import { describeError } from '../errors.js';
 import { LABEL_PREFIX } from '../policy/layout.js';
-import { bounded, dockerOptions } from './engine-calls.js';
+import type { EngineSpec } from '../config/engine-spec.js';
+import { bounded } from './engine-calls.js';
+import { engineDockerOptions } from './engine-options.js';
 import { LABELS } from './owner.js';
 
 export interface VolumeRemoval {
@@ -20,13 +22,15 @@ export function agentVolumeFilter(agent: string, scope: string): string[] {
 }
 
 /**
- * Remove an agent's session and gateway volumes in one scope; never throws. The agent's egress gateways (any
- * server's) go first: a removed agent has no more dispatches, and a gateway would keep its socket volume in use.
+ * Remove an agent's session and gateway volumes in one scope, on the agent's engine (absent: the environment's);
+ * never throws. The agent's egress gateways (any server's) go first: a removed agent has no more dispatches, and
+ * a gateway would keep its socket volume in use.
  */
-export async function removeAgentVolumes(agent: string, scope: string, env: NodeJS.ProcessEnv = process.env): Promise<VolumeRemoval> {
-  const docker = new Docker(dockerOptions(env));
+export async function removeAgentVolumes(agent: string, scope: string, env: NodeJS.ProcessEnv = process.env, engine?: EngineSpec): Promise<VolumeRemoval> {
   let names: string[];
+  let docker: Docker;
   try {
+    docker = new Docker(engineDockerOptions(engine, env));
     const { Volumes } = await bounded(docker.listVolumes({ filters: JSON.stringify({ label: agentVolumeFilter(agent, scope) }) }), CALL_MS, 'list volumes');
     names = (Volumes ?? []).map((v) => v.Name);
   } catch (error) {

@@ -239,6 +239,15 @@ describe.skipIf(skip)('an agent on a remote Docker engine (a second dockerd with
     expect(settingsVolumes).toHaveLength(1);
   }, TIMEOUT);
 
+  it("removing the agent removes its session and gateway volumes on its engine", async () => {
+    const agentVolumes = async () => ((await remote.listVolumes({ filters: JSON.stringify({ label: [agentLabel] }) })).Volumes ?? []).length;
+    expect(await agentVolumes()).toBeGreaterThan(0);
+    const removed = cli('remove', agent);
+    expect(removed.status, removed.stderr).toBe(0);
+    expect(removed.stdout).toMatch(/Removed its \d+ volume/);
+    expect(await agentVolumes()).toBe(0);
+  }, TIMEOUT);
+
   it('leaves nothing of the run on either engine', async () => {
     await cleanupTestResources(local, runId);
     await cleanupTestResources(remote, runId);
