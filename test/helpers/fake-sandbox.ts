@@ -94,6 +94,35 @@ export function succeeds(lines: string[] = [INIT_LINE, resultLine()], extra: Par
   };
 }
 
+/** A run that prints an assistant line, then waits until released (answering 'gated answer') or aborted. */
+export function gate(): { script: Script; release: () => void; started: Promise<SandboxRun> } {
+  let release!: () => void;
+  let started!: (run: SandboxRun) => void;
+  const released = new Promise<void>((r) => (release = r));
+  const startedP = new Promise<SandboxRun>((r) => (started = r));
+  const script: Script = async (run) => {
+    run.onStdoutLine?.(ASSISTANT_LINE);
+    started(run);
+    const aborted = new Promise<'aborted'>((r) => run.signal?.addEventListener('abort', () => r('aborted'), { once: true }));
+    if ((await Promise.race([released.then(() => 'released' as const), aborted])) === 'aborted') return outcome({ exitCode: 137, cancelled: true });
+    run.onStdoutLine?.(resultLine({ result: 'gated answer' }));
+    return outcome({ stdoutLines: [resultLine({ result: 'gated answer' })] });
+  };
+  return { script, release, started: startedP };
+}
+
+/** A policy for tool-layer tests over the fake sandbox: open network, read-only repo, the unit image (never pulled). */
+export const UNIT_OPEN_POLICY = {
+  version: 1,
+  repo: 'ro',
+  credentials: 'env',
+  network: { mode: 'open' },
+  env: { pass: [], set: {} },
+  tools: { permission_mode: 'default', allow: null, deny: [] },
+  resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 600 },
+  image: 'agent-dispatch/agent:unit',
+};
+
 /**
  * A fake overlay engine: the real mount spec; the merged view of a directory is its lower and upper names
  * together (no opaque directory), unless `merged` says otherwise; `refuse` makes the engine check fail.

@@ -14,8 +14,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { LOCAL_CALLER, userCaller, type Caller } from '../../src/core/caller.js';
 import { DispatchCore } from '../../src/dispatch/core.js';
 import { createServer } from '../../src/mcp/server.js';
-import type { SandboxRun } from '../../src/sandbox/runner.js';
-import { FakeSandbox, outcome, resultLine, succeeds, type Script } from '../helpers/fake-sandbox.js';
+import { FakeSandbox, gate, resultLine, succeeds, UNIT_OPEN_POLICY } from '../helpers/fake-sandbox.js';
 
 const DECOY = 'agents: [this decoy must never be read\n';
 const MISSING = 'e'.repeat(32);
@@ -83,39 +82,12 @@ async function connect(caller: Caller): Promise<Session> {
   };
 }
 
-/** A run that waits until released (or aborted). */
-function gate(): { script: Script; release: () => void; started: Promise<SandboxRun> } {
-  let release!: () => void;
-  let started!: (run: SandboxRun) => void;
-  const released = new Promise<void>((r) => (release = r));
-  const startedP = new Promise<SandboxRun>((r) => (started = r));
-  const script: Script = async (run) => {
-    started(run);
-    const aborted = new Promise<'aborted'>((r) => run.signal?.addEventListener('abort', () => r('aborted'), { once: true }));
-    if ((await Promise.race([released.then(() => 'released' as const), aborted])) === 'aborted') return outcome({ exitCode: 137, cancelled: true });
-    return outcome({ stdoutLines: [resultLine({ result: 'gated answer' })] });
-  };
-  return { script, release, started: startedP };
-}
-
 beforeEach(async () => {
   root = mkdtempSync(join(tmpdir(), 'ad-access-mcp-'));
   configDir = join(root, 'config');
   mkdirSync(join(configDir, 'policies'), { recursive: true });
   configPath = join(configDir, 'agents.yaml');
-  writeFileSync(
-    join(configDir, 'policies', 'open.yaml'),
-    stringify({
-      version: 1,
-      repo: 'ro',
-      credentials: 'env',
-      network: { mode: 'open' },
-      env: { pass: [], set: {} },
-      tools: { permission_mode: 'default', allow: null, deny: [] },
-      resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 600 },
-      image: 'agent-dispatch/agent:unit',
-    }),
-  );
+  writeFileSync(join(configDir, 'policies', 'open.yaml'), stringify(UNIT_OPEN_POLICY));
   writeConfig();
   mkdirSync(join(root, 'decoy'));
   writeFileSync(join(root, 'decoy', 'agents.yaml'), DECOY);

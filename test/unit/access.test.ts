@@ -14,7 +14,7 @@ import { requireGroup } from '../../src/core/groups.js';
 import { loadConfig } from '../../src/config/load.js';
 import { renderConfig } from '../../src/config/save.js';
 import { configSchema, type DispatchConfig } from '../../src/config/schema.js';
-import { AppError } from '../../src/errors.js';
+import { appErrorOf } from '../helpers/app-error.js';
 
 let dir: string;
 
@@ -50,16 +50,6 @@ function config(): DispatchConfig {
     },
     settings: { admins: ['carol'] },
   });
-}
-
-function thrown(fn: () => unknown): AppError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(AppError);
-    return error as AppError;
-  }
-  throw new Error('expected a throw');
 }
 
 describe('visibleAgents', () => {
@@ -127,9 +117,9 @@ describe('visibleConfig', () => {
     expect('constructor' in view.groups).toBe(false);
   });
 
-  it('a hidden group answers like a missing group', () => {
-    const hidden = thrown(() => requireGroup(visibleConfig(config(), alice), 'front'));
-    const missing = thrown(() => requireGroup(visibleConfig(config(), alice), 'nosuch'));
+  it('a hidden group answers like a missing group', async () => {
+    const hidden = await appErrorOf(() => requireGroup(visibleConfig(config(), alice), 'front'));
+    const missing = await appErrorOf(() => requireGroup(visibleConfig(config(), alice), 'nosuch'));
     expect(hidden.code).toBe('GROUP_NOT_FOUND');
     expect(hidden.message).toBe("Unknown group: 'front'. Available: data");
     expect(missing.message).toBe("Unknown group: 'nosuch'. Available: data");
@@ -145,26 +135,26 @@ describe('requireVisibleAgent', () => {
     expect(requireVisibleAgent(config(), 'ops', carol).directory).toBe(dir);
   });
 
-  it("a hidden agent answers exactly like a missing one, listing only the caller's agents", () => {
-    const hidden = thrown(() => requireVisibleAgent(config(), 'web', alice));
-    const missing = thrown(() => requireVisibleAgent(config(), 'nosuch', alice));
+  it("a hidden agent answers exactly like a missing one, listing only the caller's agents", async () => {
+    const hidden = await appErrorOf(() => requireVisibleAgent(config(), 'web', alice));
+    const missing = await appErrorOf(() => requireVisibleAgent(config(), 'nosuch', alice));
     expect(hidden.code).toBe('AGENT_NOT_FOUND');
     expect(hidden.message).toBe("Unknown agent: 'web'. Available: api");
     expect(missing.message).toBe("Unknown agent: 'nosuch'. Available: api");
     expect(hidden.hint).toBe(missing.hint);
   });
 
-  it('the local caller gets requireAgent unchanged', () => {
-    const local = thrown(() => requireVisibleAgent(config(), 'nosuch', LOCAL_CALLER));
-    const plain = thrown(() => requireAgent(config(), 'nosuch'));
+  it('the local caller gets requireAgent unchanged', async () => {
+    const local = await appErrorOf(() => requireVisibleAgent(config(), 'nosuch', LOCAL_CALLER));
+    const plain = await appErrorOf(() => requireAgent(config(), 'nosuch'));
     expect(local.message).toBe(plain.message);
     expect(local.message).toBe("Unknown agent: 'nosuch'. Available: api, web, db, ops");
     expect(local.hint).toBe(plain.hint);
   });
 
-  it('a user granted nothing: the same answer for every name, saying none are granted and whom to ask', () => {
-    const existing = thrown(() => requireVisibleAgent(config(), 'api', dave));
-    const missing = thrown(() => requireVisibleAgent(config(), 'nosuch', dave));
+  it('a user granted nothing: the same answer for every name, saying none are granted and whom to ask', async () => {
+    const existing = await appErrorOf(() => requireVisibleAgent(config(), 'api', dave));
+    const missing = await appErrorOf(() => requireVisibleAgent(config(), 'nosuch', dave));
     expect(existing.code).toBe('AGENT_NOT_FOUND');
     expect(existing.message).toBe("Unknown agent: 'api'. Available: (none granted to you)");
     expect(missing.message).toBe("Unknown agent: 'nosuch'. Available: (none granted to you)");
@@ -185,8 +175,8 @@ describe('requireAdmin', () => {
     expect(() => requireAdmin(config(), carol, 'update_agent')).not.toThrow();
   });
 
-  it('refuses every other user with FORBIDDEN and a hint that an admin must do it', () => {
-    const error = thrown(() => requireAdmin(config(), bob, 'remove_agent'));
+  it('refuses every other user with FORBIDDEN and a hint that an admin must do it', async () => {
+    const error = await appErrorOf(() => requireAdmin(config(), bob, 'remove_agent'));
     expect(error.code).toBe('FORBIDDEN');
     expect(error.message).toBe("remove_agent is for admins of this dispatch service; user 'bob' is not one.");
     expect(error.hint).toContain('An admin must do this');

@@ -12,7 +12,7 @@ import { LOCAL_CALLER, userCaller } from '../../src/core/caller.js';
 import { jobVisibleTo, ownerVisibleTo } from '../../src/dispatch/job-state.js';
 import { JobStore } from '../../src/dispatch/job-store.js';
 import { JobService } from '../../src/dispatch/jobs.js';
-import { AppError } from '../../src/errors.js';
+import { appErrorOf } from '../helpers/app-error.js';
 import { capture } from './cli-harness.js';
 
 const SERVER = { server: '1:1:1', host: 'elsewhere' };
@@ -40,16 +40,6 @@ beforeEach(() => {
   });
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
-
-async function errorOf(promise: Promise<unknown> | (() => unknown)): Promise<AppError> {
-  try {
-    await (typeof promise === 'function' ? promise() : promise);
-  } catch (error) {
-    expect(error).toBeInstanceOf(AppError);
-    return error as AppError;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('the owner rule', () => {
   it('local sees every owner (and none); a user only their own', () => {
@@ -88,12 +78,12 @@ describe('JobService with a scope', () => {
     const theirs = await store.create({ agent: 'api', task: 't', owner: 'bob' }, SERVER);
     const missing = 'f'.repeat(32);
     for (const call of [
-      (id: string) => () => jobs.status(id, alice),
+      (id: string) => jobs.status(id, alice),
       (id: string) => jobs.wait(id, 1, alice),
       (id: string) => jobs.cancel(id, alice),
     ]) {
-      const hidden = await errorOf(call(theirs.id));
-      const absent = await errorOf(call(missing));
+      const hidden = await appErrorOf(() => call(theirs.id));
+      const absent = await appErrorOf(() => call(missing));
       expect(hidden.code).toBe('JOB_NOT_FOUND');
       expect(hidden.message.replace(theirs.id, missing)).toBe(absent.message);
       expect(hidden.hint).toBe(absent.hint);

@@ -7,8 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { stringify } from 'yaml';
 import type { Progress } from '@modelcontextprotocol/sdk/types.js';
-import type { SandboxRun } from '../../src/sandbox/runner.js';
-import { ASSISTANT_LINE, FakeSandbox, outcome, resultLine, succeeds, type Script } from '../helpers/fake-sandbox.js';
+import { FakeSandbox, gate, resultLine, succeeds, UNIT_OPEN_POLICY, type Script } from '../helpers/fake-sandbox.js';
 import { startHarness, type Harness } from './mcp-harness.js';
 
 const BAD_IDS = ['../x', '../../etc/passwd', 'ABCDEF0123456789ABCDEF0123456789', 'a'.repeat(31), 'a'.repeat(33), '', `${'a'.repeat(31)}/`];
@@ -16,38 +15,9 @@ const BAD_IDS = ['../x', '../../etc/passwd', 'ABCDEF0123456789ABCDEF0123456789',
 let h: Harness;
 let sandbox: FakeSandbox;
 
-/** A run that waits until released (or aborted), printing an assistant line first. */
-function gate(): { script: Script; release: () => void; started: Promise<SandboxRun> } {
-  let release!: () => void;
-  let started!: (run: SandboxRun) => void;
-  const released = new Promise<void>((r) => (release = r));
-  const startedP = new Promise<SandboxRun>((r) => (started = r));
-  const script: Script = async (run) => {
-    run.onStdoutLine?.(ASSISTANT_LINE);
-    started(run);
-    const aborted = new Promise<'aborted'>((r) => run.signal?.addEventListener('abort', () => r('aborted'), { once: true }));
-    if ((await Promise.race([released.then(() => 'released' as const), aborted])) === 'aborted') return outcome({ exitCode: 137, cancelled: true });
-    run.onStdoutLine?.(resultLine({ result: 'gated answer' }));
-    return outcome({ stdoutLines: [resultLine({ result: 'gated answer' })] });
-  };
-  return { script, release, started: startedP };
-}
-
 function config(settings: Record<string, unknown> = {}, agents: string[] = ['api', 'web', 'db']): void {
   mkdirSync(join(h.configDir, 'policies'), { recursive: true });
-  writeFileSync(
-    join(h.configDir, 'policies', 'open.yaml'),
-    stringify({
-      version: 1,
-      repo: 'ro',
-      credentials: 'env',
-      network: { mode: 'open' },
-      env: { pass: [], set: {} },
-      tools: { permission_mode: 'default', allow: null, deny: [] },
-      resources: { memory: '1g', cpus: 1, pids: 256, nofile: 1024, tmp_size: '64m', timeout: 600 },
-      image: 'agent-dispatch/agent:unit',
-    }),
-  );
+  writeFileSync(join(h.configDir, 'policies', 'open.yaml'), stringify(UNIT_OPEN_POLICY));
   const entries = Object.fromEntries(agents.map((a) => [a, { directory: h.project(a), policy: 'open', description: a }]));
   h.writeConfig(stringify({ agents: entries, groups: { team: { description: 't', shared_context: 'We ship on Fridays.', members: [{ agent: 'api' }] } }, settings }));
 }
