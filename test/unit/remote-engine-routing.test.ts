@@ -9,7 +9,7 @@ import type { Engine } from '../../src/sandbox/engine.js';
 import { GATEWAY_PROTOCOL_LABEL } from '../../src/sandbox/gateway-image.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import type { SandboxRun, SandboxRunner } from '../../src/sandbox/runner.js';
-import { capture, setupEnv, type Env } from './cli-harness.js';
+import { capture, run, setupEnv, type Env } from './cli-harness.js';
 
 const TLS = { host: 'tcp://192.0.2.7:2376', tls_cert_dir: '/etc/certs' };
 
@@ -201,5 +201,34 @@ describe('doctor checks each engine the config names', () => {
       throw new Error('no engine should be made');
     }));
     expect(r.stdout).not.toContain('Remote engines');
+  });
+});
+
+describe('image copy: what it refuses before talking to any engine', () => {
+  let env: Env;
+  beforeEach(() => {
+    env = setupEnv();
+  });
+  afterEach(() => env.cleanup());
+
+  it('needs exactly one of --agent and --engine; --tls-cert-dir only with --engine', async () => {
+    for (const argv of [[], ['--agent', 'a', '--engine', 'unix:///x.sock'], ['--agent', 'a', '--tls-cert-dir', '/c']]) {
+      const r = await run('image', 'copy', ...argv);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('image copy needs --agent NAME or --engine SPEC');
+    }
+  });
+
+  it('refuses plain tcp to another host, and an agent that runs on this machine', async () => {
+    const plain = await run('image', 'copy', '--engine', 'tcp://192.0.2.1:2375');
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toContain('plain TCP without TLS');
+    env.writeConfig({ agents: { near: { directory: env.project('api') } } });
+    const near = await run('image', 'copy', '--agent', 'near');
+    expect(near.code).toBe(2);
+    expect(near.stderr).toContain("runs on this machine's engine");
+    const unknown = await run('image', 'copy', '--agent', 'ghost');
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain("'ghost'");
   });
 });
