@@ -141,7 +141,7 @@ export async function runSelftest(options: SelftestOptions = {}): Promise<Selfte
 }
 
 /** A one-line HTTP service on host:0; resolves to its port. */
-function serve(services: Server[], host: string, body: string): Promise<number> {
+export function serve(services: Server[], host: string, body: string): Promise<number> {
   const server = createServer((_req, res) => res.end(body));
   services.push(server);
   return new Promise((resolve, reject) => {

@@ -11,8 +11,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +23,7 @@ import { LABEL_PREFIX, MANAGED_SETTINGS_PATH } from '../../src/policy/layout.js'
 import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
 import { networkProbeScript, parseProbe, probeScript } from '../../src/selftest/probe.js';
-import { judge, judgeNetwork } from '../../src/selftest/selftest.js';
+import { judge, judgeNetwork, serve } from '../../src/selftest/selftest.js';
 import type { DispatchResult } from '../../src/dispatch/types.js';
 import { CLI, createBuiltFixture, gatewayTestPolicy, TEST_AGENT_IMAGE, TEST_GATEWAY_IMAGE, type Fixture } from '../helpers/dispatch-fixture.js';
 import { cleanupTestResources, dockerClient, isCI, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
@@ -80,15 +79,6 @@ function docker0Rules(): string[] {
     .split('\n')
     .filter((l) => l.startsWith('-A') && /docker0|172\.17\./.test(l))
     .sort();
-}
-
-function serve(services: Server[], host: string, body: string): Promise<number> {
-  const server = createServer((_req, res) => res.end(body));
-  services.push(server);
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, () => resolve((server.address() as AddressInfo).port));
-  });
 }
 
 describe.skipIf(skip)('an agent on a remote Docker engine (a second dockerd with TLS)', () => {

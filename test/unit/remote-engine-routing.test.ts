@@ -105,7 +105,7 @@ describe('EngineRouter', () => {
   it('a missing image on a remote engine says to copy it there, naming the agent and the engine', async () => {
     const missing = new AppError('IMAGE_NOT_FOUND', 'The sandbox image agent-dispatch/agent:latest is not on this machine (agent-dispatch never pulls images).', { hint: 'build it' });
     const { r } = router(missing);
-    const error = await r.bind(config({ far: TLS })).run(request('far')).catch((e: unknown) => e as AppError);
+    const error = (await r.bind(config({ far: TLS })).run(request('far')).catch((e: unknown) => e)) as AppError;
     expect(error).toBeInstanceOf(AppError);
     expect(error.code).toBe('IMAGE_NOT_FOUND');
     expect(error.message).toContain("is not on engine tcp://192.0.2.7:2376 of agent 'far'");
