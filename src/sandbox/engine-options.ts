@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { engineLabel, parseEngineSpec, type EngineSpec, type ParsedEngine } from '../config/engine-spec.js';
@@ -23,7 +25,10 @@ export function parsedEngineOptions(engine: ParsedEngine, env: NodeJS.ProcessEnv
   if (engine.kind === 'unix') return { ...BLANK, socketPath: engine.socketPath };
   if (engine.kind === 'ssh') {
     const agent = env['SSH_AUTH_SOCK'];
-    return { ...BLANK, protocol: 'ssh', host: engine.host, port: engine.port, username: engine.username, sshOptions: agent ? { agent } : {} } as Docker.DockerOptions;
+    const known = knownHostKeys(engine.host, engine.port, env);
+    // ssh2 accepts any host key unless told otherwise: only a key known_hosts records for this host is trusted.
+    const hostVerifier = (key: Buffer) => known.includes(key.toString('base64'));
+    return { ...BLANK, protocol: 'ssh', host: engine.host, port: engine.port, username: engine.username, sshOptions: { ...(agent ? { agent } : {}), hostVerifier } } as Docker.DockerOptions;
   }
   if (!engine.tlsCertDir) return { ...BLANK, protocol: 'http', host: engine.host, port: engine.port };
   const dir = engine.tlsCertDir;
@@ -39,6 +44,34 @@ export function parsedEngineOptions(engine: ParsedEngine, env: NodeJS.ProcessEnv
   };
   const [ca, cert, key] = TLS_FILES.map(read);
   return { ...BLANK, protocol: 'https', host: engine.host, port: engine.port, ca: ca!, cert: cert!, key: key! };
+}
+
+/**
+ * The host keys (base64 key blobs) recorded for host[:port] in the user's ~/.ssh/known_hosts and the system's
+ * /etc/ssh/ssh_known_hosts, looked up by ssh-keygen -F (which also matches hashed entries). None is a
+ * CONFIG_INVALID error: agent-dispatch never trusts an ssh engine on first use.
+ */
+export function knownHostKeys(host: string, port: number, env: NodeJS.ProcessEnv): string[] {
+  const pattern = port === 22 ? host : `[${host}]:${port}`;
+  const files = [join(env['HOME'] ?? homedir(), '.ssh', 'known_hosts'), '/etc/ssh/ssh_known_hosts'].filter((f) => existsSync(f));
+  const keys: string[] = [];
+  for (const file of files) {
+    const found = spawnSync('ssh-keygen', ['-F', pattern, '-f', file], { encoding: 'utf8', timeout: 10_000 });
+    if (found.error) {
+      throw new AppError('CONFIG_INVALID', `Could not check the host key of ssh engine ${pattern}: ssh-keygen did not run (${describeError(found.error)}).`, { hint: 'Install the OpenSSH client (ssh-keygen), which ssh:// engines need.' });
+    }
+    for (const line of found.stdout.split('\n')) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 3 || fields[0]!.startsWith('#') || fields[0]!.startsWith('@')) continue;
+      keys.push(fields[2]!);
+    }
+  }
+  if (keys.length === 0) {
+    throw new AppError('CONFIG_INVALID', `The host key of ssh engine ${pattern} is not in known_hosts (${files.join(', ') || '~/.ssh/known_hosts: missing'}); agent-dispatch does not trust a host on first use.`, {
+      hint: `Connect once with ssh${port === 22 ? '' : ` -p ${port}`} ${host} as the user the server runs as, check the fingerprint, and let ssh record it; then retry.`,
+    });
+  }
+  return keys;
 }
 
 /** dockerode options of a spec from agents.yaml; undefined = the environment's engine (DOCKER_HOST, else the local socket). */

@@ -2,6 +2,7 @@ import type { DispatchConfig } from '../config/schema.js';
 import { effectiveEngineSpec, engineLabel, parseEngineSpec, type EngineSpec } from '../config/engine-spec.js';
 import { AppError, describeError, isAppError } from '../errors.js';
 import { logger } from '../log.js';
+import { bounded } from './engine-calls.js';
 import { requireEngine } from './engine-options.js';
 import { LABELS } from './owner.js';
 import type { OverlayVolumes } from './overlay-volume.js';
@@ -9,6 +10,9 @@ import type { SandboxOutcome, SandboxRun, SandboxRunner } from './runner.js';
 import type { AgentPoolStatus } from './warm-pool.js';
 
 const log = logger('sandbox');
+
+/** A server-wide duty on one engine (reaping, cancel) must not wait on an engine that does not answer. */
+const ENGINE_DUTY_MS = 20_000;
 
 /** The key of the environment's engine (DOCKER_HOST, else the local socket): agents without an engine. */
 const ENVIRONMENT = 'environment';
@@ -81,7 +85,7 @@ export class EngineRouter {
 
   /** A job's containers live on its agent's engine, which the job id does not say: ask every engine. */
   async removeJobContainers(job: string): Promise<number> {
-    const results = await Promise.allSettled(this.everyEngine().map((r) => r.removeJobContainers(job)));
+    const results = await Promise.allSettled(this.everyEngine().map((r) => bounded(r.removeJobContainers(job), ENGINE_DUTY_MS, `remove the containers of job ${job}`)));
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length === results.length && failed[0]) throw failed[0].reason;
     for (const f of failed) log.debug(`could not remove the containers of job ${job} on an engine: ${describeError(f.reason)}`);
@@ -98,7 +102,7 @@ export class EngineRouter {
     this.local.sweepRunDir();
     const reaped = await Promise.all(
       this.everyEngine().map((runner) =>
-        runner.reapOrphans().catch((error: unknown) => {
+        bounded(runner.reapOrphans(), ENGINE_DUTY_MS, 'reap orphaned containers').catch((error: unknown) => {
           log.debug(`orphan reaping skipped on an engine: ${describeError(error)}`);
           return 0;
         }),

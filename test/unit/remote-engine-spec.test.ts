@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -123,10 +124,40 @@ describe('engine dockerode options', () => {
     expect(options).toMatchObject({ socketPath: '/s.sock', host: undefined, protocol: undefined, ca: undefined });
   });
 
-  it('ssh: docker-modem ssh protocol with the user and the ssh-agent of the environment', () => {
-    const options = parsedEngineOptions({ kind: 'ssh', host: 'h', port: 2222, username: 'u' }, { SSH_AUTH_SOCK: '/run/agent.sock' });
-    expect(options).toMatchObject({ protocol: 'ssh', host: 'h', port: 2222, username: 'u', sshOptions: { agent: '/run/agent.sock' }, socketPath: undefined });
-    expect(parsedEngineOptions({ kind: 'ssh', host: 'h', port: 22, username: 'u' }, {})).toMatchObject({ sshOptions: {} });
+  it('ssh: docker-modem ssh protocol with the user, the ssh-agent, and only the host keys known_hosts records', () => {
+    const home = join(dir, 'home');
+    mkdirSync(join(home, '.ssh'), { recursive: true });
+    const keygen = (name: string) => {
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', join(dir, name)]);
+      return readFileSync(join(dir, `${name}.pub`), 'utf8').trim().split(' ');
+    };
+    const [type, known] = keygen('known');
+    const [, other] = keygen('other');
+    const [, onPort] = keygen('port');
+    writeFileSync(join(home, '.ssh', 'known_hosts'), `build-host ${type} ${known}\n[build-host]:2222 ${type} ${onPort}\n`);
+    const verifierOf = (options: Docker.DockerOptions) => (options as { sshOptions: { hostVerifier: (key: Buffer) => boolean } }).sshOptions.hostVerifier;
+
+    const options = parsedEngineOptions({ kind: 'ssh', host: 'build-host', port: 22, username: 'u' }, { HOME: home, SSH_AUTH_SOCK: '/run/agent.sock' });
+    expect(options).toMatchObject({ protocol: 'ssh', host: 'build-host', port: 22, username: 'u', sshOptions: { agent: '/run/agent.sock' }, socketPath: undefined });
+    expect(verifierOf(options)(Buffer.from(known!, 'base64'))).toBe(true);
+    expect(verifierOf(options)(Buffer.from(other!, 'base64'))).toBe(false);
+    expect(verifierOf(options)(Buffer.from(onPort!, 'base64'))).toBe(false);
+    const port = parsedEngineOptions({ kind: 'ssh', host: 'build-host', port: 2222, username: 'u' }, { HOME: home });
+    expect(verifierOf(port)(Buffer.from(onPort!, 'base64'))).toBe(true);
+    expect(verifierOf(port)(Buffer.from(known!, 'base64'))).toBe(false);
+
+    // Hashed known_hosts entries are found too.
+    execFileSync('ssh-keygen', ['-q', '-H', '-f', join(home, '.ssh', 'known_hosts')]);
+    expect(readFileSync(join(home, '.ssh', 'known_hosts'), 'utf8')).not.toContain('build-host');
+    expect(verifierOf(parsedEngineOptions({ kind: 'ssh', host: 'build-host', port: 22, username: 'u' }, { HOME: home }))(Buffer.from(known!, 'base64'))).toBe(true);
+
+    let unknown: unknown;
+    try {
+      parsedEngineOptions({ kind: 'ssh', host: 'new-host', port: 22, username: 'u' }, { HOME: home });
+    } catch (error) {
+      unknown = error;
+    }
+    expect(unknown).toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/host key of ssh engine new-host is not in known_hosts/), hint: expect.stringContaining('ssh new-host') });
   });
 
   it('tcp with TLS reads ca.pem, cert.pem and key.pem; a missing one is named', () => {
