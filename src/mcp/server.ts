@@ -42,6 +42,11 @@ MANAGING AGENTS: add_agent(name, directory, description?, model?, policy?, ...),
 
 Every failure is {"error", "hint"}: the hint says what to do next.`;
 
+/** What an HTTP user of the shared service is told on top: whose agents and jobs they see, and who manages agents. */
+export const SHARED_SERVICE_INSTRUCTIONS = `
+
+SHARED SERVICE: you are connected to a dispatch service shared by several users, as the user your token names. list_agents shows only the agents granted to you; jobs and refs are yours alone (another user's id answers "not found"). Agents and policies are managed by the service's admins (settings.admins): add_agent, update_agent, remove_agent and cache_clear answer FORBIDDEN to anyone else — ask an admin to grant an agent or change it.`;
+
 export interface CreatedServer {
   server: McpServer;
   context: ServerContext;
@@ -53,7 +58,8 @@ export interface CreatedServer {
  * `options.core` shares one core between sessions (HTTP); `options.caller` says who this session serves.
  */
 export function createServer(env: NodeJS.ProcessEnv = process.env, sandbox?: Sandbox, options: ContextOptions = {}): CreatedServer {
-  const server = new McpServer({ name: 'agent-dispatch', version: VERSION }, { instructions: INSTRUCTIONS, capabilities: { logging: {} } });
+  const instructions = options.caller?.kind === 'user' ? INSTRUCTIONS + SHARED_SERVICE_INSTRUCTIONS : INSTRUCTIONS;
+  const server = new McpServer({ name: 'agent-dispatch', version: VERSION }, { instructions, capabilities: { logging: {} } });
   // The SDK answers arguments that fail the input schema (and unknown tools) through a private
   // createToolError; route that through the documented envelope so every failure has one shape.
   (server as unknown as { createToolError: (message: string) => CallToolResult }).createToolError = (message: string) =>

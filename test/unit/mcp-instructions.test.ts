@@ -1,4 +1,8 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { userCaller } from '../../src/core/caller.js';
+import { createServer } from '../../src/mcp/server.js';
 import { startHarness, type Harness } from './mcp-harness.js';
 
 /** The original's 21 tools (reference §1.4): the instructions teach each one. */
@@ -53,5 +57,22 @@ describe('server instructions', () => {
     expect(instructions).toMatch(/repo: overlay[^.]*git patch/);
     expect(instructions).toMatch(/egress/);
     expect(instructions).toContain('settings.mcp_policy_changes');
+  });
+});
+
+describe('server instructions for an HTTP user of the shared service', () => {
+  it('tell the user what they see and that admins manage agents; the local caller is not told', async () => {
+    const { server } = createServer({ AGENT_DISPATCH_CONFIG: '/nonexistent/agents.yaml' }, undefined, { caller: userCaller('alice') });
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const client = new Client({ name: 'instructions-test', version: '0' });
+    await client.connect(clientSide);
+    const instructions = client.getInstructions() ?? '';
+    await client.close();
+    await server.close();
+    expect(instructions).toContain('SHARED SERVICE:');
+    expect(instructions).toMatch(/only the agents granted to you/);
+    expect(instructions).toMatch(/FORBIDDEN/);
+    expect(h.client.getInstructions() ?? '').not.toContain('SHARED SERVICE:');
   });
 });
