@@ -10,6 +10,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,7 +106,8 @@ describe.skipIf(skipDocker)('an ssh:// engine (ssh2 server on loopback, dial-std
       const stream = await container.attach({ stream: true, stdout: true, stderr: true });
       let output = '';
       const ended = new Promise<void>((resolve) => stream.on('end', resolve));
-      container.modem.demuxStream(stream, { write: (c: Buffer) => (output += c.toString()) } as NodeJS.WritableStream, process.stderr);
+      const sink = new PassThrough().on('data', (c: Buffer) => (output += c.toString()));
+      container.modem.demuxStream(stream, sink, process.stderr);
       await container.start();
       const { StatusCode } = (await container.wait()) as { StatusCode: number };
       await Promise.race([ended, new Promise((r) => setTimeout(r, 5000))]);
