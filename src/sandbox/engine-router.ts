@@ -28,7 +28,7 @@ export type RunnerFactory = (spec: EngineSpec | undefined) => SandboxRunner;
  * config names.
  */
 export class EngineRouter {
-  private readonly runners = new Map<string, { runner: SandboxRunner; spec: EngineSpec | undefined }>();
+  private readonly runners = new Map<string, SandboxRunner>();
   private config: DispatchConfig | undefined;
   private warm = false;
 
@@ -73,13 +73,8 @@ export class EngineRouter {
     };
   }
 
-  /** The runner of an agent's engine in the latest config (the environment's engine for an agent it does not know). */
-  forAgent(agent: string): SandboxRunner {
-    return this.runnerOf(this.config ? effectiveEngineSpec(this.config.agents[agent], this.config.settings) : undefined);
-  }
-
   /** The environment's engine. */
-  get local(): SandboxRunner {
+  private get local(): SandboxRunner {
     return this.runnerOf(undefined);
   }
 
@@ -94,7 +89,7 @@ export class EngineRouter {
 
   enableWarmPool(): void {
     this.warm = true;
-    for (const { runner } of this.runners.values()) runner.enableWarmPool();
+    for (const runner of this.runners.values()) runner.enableWarmPool();
   }
 
   /** Server start: sweep stale run files and reap orphans on every engine; an unreachable one is skipped. */
@@ -112,15 +107,15 @@ export class EngineRouter {
   }
 
   async forgetAgent(name: string): Promise<void> {
-    await Promise.all([...this.runners.values()].map(({ runner }) => runner.warmPool.forget(name)));
+    await Promise.all([...this.runners.values()].map((runner) => runner.warmPool.forget(name)));
   }
 
   warmPoolStatus(): AgentPoolStatus[] {
-    return [...this.runners.values()].flatMap(({ runner }) => runner.warmPool.status());
+    return [...this.runners.values()].flatMap((runner) => runner.warmPool.status());
   }
 
   async shutdown(): Promise<void> {
-    await Promise.all([...this.runners.values()].map(({ runner }) => runner.shutdown()));
+    await Promise.all([...this.runners.values()].map((runner) => runner.shutdown()));
   }
 
   /** The runners of every engine the config names, and of every engine used since. */
@@ -131,18 +126,18 @@ export class EngineRouter {
       for (const agent of Object.values(this.config.agents)) specs.push(agent.engine);
     }
     for (const spec of specs) if (spec !== undefined) this.runnerOf(spec);
-    return [...this.runners.values()].map((r) => r.runner);
+    return [...this.runners.values()];
   }
 
   private runnerOf(spec: EngineSpec | undefined): SandboxRunner {
     const key = engineKeyOf(spec);
-    let entry = this.runners.get(key);
-    if (!entry) {
-      entry = { runner: this.make(spec), spec };
-      if (this.warm) entry.runner.enableWarmPool();
-      this.runners.set(key, entry);
+    let runner = this.runners.get(key);
+    if (!runner) {
+      runner = this.make(spec);
+      if (this.warm) runner.enableWarmPool();
+      this.runners.set(key, runner);
     }
-    return entry.runner;
+    return runner;
   }
 }
 
