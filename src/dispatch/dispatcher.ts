@@ -17,6 +17,7 @@ import { appendAudit, resultFacts, summariseEgress, type AuditRecord } from './a
 import { claudeCommand, isSessionFlagRejection } from './command.js';
 import { OVERLAY_ENGINE_HINT, OverlayLayer, skippedNote, type OverlayChanges, type OverlayEngine } from './overlay.js';
 import { buildPrompt } from './prompt.js';
+import { withUserSessions } from './user-sessions.js';
 import { currentDepth, errorResult, hasResultEvent, recursionResult, resultFromRun, type PolicyBounds, type ResultContext } from './result.js';
 import { progressFromLine, type ProgressEvent } from './stream-events.js';
 import { makeResult, type DispatchResult } from './types.js';
@@ -172,7 +173,8 @@ function preflight(deps: DispatchDeps, request: DispatchRequest): Checked | Disp
   }
   const compiled = compileFor(deps, name, agent);
   if ('error' in compiled) return compiled.error;
-  return { agent, sandbox: compiled.sandbox, overlay: compiled.sandbox.mounts.some((m) => m.mode === 'overlay'), policy: compiled.policy };
+  const sandbox = withUserSessions(compiled.sandbox, request.user);
+  return { agent, sandbox, overlay: sandbox.mounts.some((m) => m.mode === 'overlay'), policy: compiled.policy };
 }
 
 interface Plan {

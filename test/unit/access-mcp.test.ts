@@ -344,3 +344,28 @@ describe('audit and cache', () => {
     expect(sandbox.runs).toHaveLength(3);
   });
 });
+
+describe('a shared agent keeps its users apart', () => {
+  const sessionVolume = (index: number) => sandbox.runs[index]!.spec.HostConfig.Mounts.find((m) => m.Target.endsWith('/.claude/projects'))?.Source;
+
+  it("each user's dispatches get their own Claude session volume: bob's transcripts are not in alice's container, so she cannot read or resume them", async () => {
+    await bob.call('dispatch', { agent: 'shared', task: 'bob secret' });
+    const bobSession = (await bob.call('dispatch_session', { agent: 'shared', task: 'go on' })).json.session_id;
+    await alice.call('dispatch_session', { agent: 'shared', task: 'resume his', session_id: bobSession });
+    await carol.call('dispatch', { agent: 'shared', task: 'admin' });
+    await local.call('dispatch', { agent: 'shared', task: 'local' });
+    const [bobVolume, bobAgain, aliceVolume, carolVolume, localVolume] = [0, 1, 2, 3, 4].map(sessionVolume);
+    expect(localVolume).toMatch(/^agent-dispatch-claude\.shared\.[0-9a-f]{12}$/);
+    expect(bobVolume).toBe(`${localVolume}.user.bob`);
+    expect(bobAgain).toBe(bobVolume);
+    expect(aliceVolume).toBe(`${localVolume}.user.alice`);
+    expect(carolVolume).toBe(`${localVolume}.user.carol`);
+    // The volume keeps the agent's labels, so removing the agent removes every user's volume too.
+    const labels = (index: number) => sandbox.runs[index]!.spec.HostConfig.Mounts.find((m) => m.Source === sessionVolume(index))?.VolumeOptions?.Labels;
+    expect(labels(2)).toEqual(labels(4));
+    expect(labels(4)).toMatchObject({ 'agent-dispatch.agent': 'shared' });
+    // The audit record shows the volume the dispatch really had.
+    const aliceRecord = auditLines().find((r) => r.user === 'alice')!;
+    expect(aliceRecord.mounts.map((m: { source: string }) => m.source)).toContain(aliceVolume);
+  });
+});
