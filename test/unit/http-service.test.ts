@@ -277,6 +277,18 @@ describe('sessions and users', () => {
     expect((await raw({ url }, { headers, body: list })).status).toBe(404);
   });
 
+  it("one user opening sessions in a loop hits their own cap (429), not everyone's: another user still gets in", async () => {
+    const { url } = await start({ maxSessions: 10, maxSessionsPerUser: 2 });
+    const alice = (await tokens.create('alice')).token;
+    expect((await initialize({ url }, alice)).status).toBe(200);
+    expect((await initialize({ url }, alice)).status).toBe(200);
+    const over = await initialize({ url }, alice);
+    expect(over.status).toBe(429);
+    expect(over.json).toEqual({ error: "Too many open sessions for user 'alice' (limit 2).", hint: expect.stringContaining('Close MCP clients you do not use') });
+    expect((await initialize({ url }, (await tokens.create('bob')).token)).status).toBe(200);
+    expect(service!.sessionCount()).toBe(3);
+  });
+
   it('close ends every session and stops listening', async () => {
     const { url } = await start();
     await connect(url, (await tokens.create('alice')).token);

@@ -18,6 +18,8 @@ const log = logger('http');
 export const MCP_PATH = '/mcp';
 const DEFAULT_IDLE_MS = 12 * 3600_000;
 const DEFAULT_MAX_SESSIONS = 1000;
+/** One user's share of the sessions: whoever opens sessions in a loop cannot lock every other user out. */
+const DEFAULT_MAX_SESSIONS_PER_USER = 100;
 const NO_SESSION_HINT = 'Start a new MCP session: send initialize without an Mcp-Session-Id header (Claude Code does this on reconnect).';
 
 export interface HttpServiceOptions {
@@ -38,6 +40,8 @@ export interface HttpServiceOptions {
   idleSessionMs?: number;
   /** More sessions than this at once are refused with 503 (default 1000). */
   maxSessions?: number;
+  /** More sessions of one user than this at once are refused with 429 (default 100). */
+  maxSessionsPerUser?: number;
 }
 
 export interface HttpService {
@@ -70,7 +74,7 @@ export async function startHttpService(options: HttpServiceOptions): Promise<Htt
   const registry = new SessionRegistry(env, core, options.idleSessionMs ?? DEFAULT_IDLE_MS);
   const server = options.tls ? httpsServer(options.tls) : createHttpServer();
   const bound = await listen(server, options.listen);
-  const deps: HandlerDeps = { tokens, registry, allowed: allowedHosts(bound, options.allowedHosts), maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS, tls: options.tls !== undefined };
+  const deps: HandlerDeps = { tokens, registry, allowed: allowedHosts(bound, options.allowedHosts), maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS, maxSessionsPerUser: options.maxSessionsPerUser ?? DEFAULT_MAX_SESSIONS_PER_USER, tls: options.tls !== undefined };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res, deps).catch((error: unknown) => {
       log.error('request failed', { error: describeError(error) });
@@ -147,6 +151,7 @@ interface HandlerDeps {
   registry: SessionRegistry;
   allowed: AllowedHosts;
   maxSessions: number;
+  maxSessionsPerUser: number;
   tls: boolean;
 }
 
@@ -182,6 +187,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: HandlerDe
   }
   if (deps.registry.size >= deps.maxSessions) {
     return sendError(res, 503, 'Too many open sessions.', 'Retry later; idle sessions are closed automatically, and closing clients you do not use frees theirs.');
+  }
+  if (deps.registry.countOf(user) >= deps.maxSessionsPerUser) {
+    return sendError(res, 429, `Too many open sessions for user '${user}' (limit ${deps.maxSessionsPerUser}).`, 'Close MCP clients you do not use (their sessions end), or wait: idle sessions are closed automatically.');
   }
   const transport = await deps.registry.open(user);
   await transport.handleRequest(req, res, body);

@@ -39,6 +39,13 @@ export class SessionRegistry {
     return this.sessions.size;
   }
 
+  /** How many sessions `user` has open. */
+  countOf(user: string): number {
+    let count = 0;
+    for (const session of this.sessions.values()) if (session.user === user) count++;
+    return count;
+  }
+
   /** The session with this id if `user` opened it; another user's session is as unknown as a missing one. */
   find(id: string, user: string): Session | undefined {
     const session = this.sessions.get(id);
