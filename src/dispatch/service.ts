@@ -43,7 +43,7 @@ export class DispatchService {
         if (onSlot && !(await onSlot())) return cancelledResult(request.agent, false);
         const sandbox = this.sandboxOverride ?? this.realRouter().bind(config);
         return runDispatch({ config, configDir: stateDir(this.env), env: this.env, sandbox, job }, request);
-      }, request.signal);
+      }, request.signal, request.user ?? '');
     } catch (error) {
       if (error instanceof SlotCancelled) return cancelledResult(request.agent, false);
       throw error;

@@ -3,10 +3,15 @@
  * gone), not until the caller stops waiting: a cancelled MCP call must not free a slot while a container
  * still runs (the original's 0.13.0 lesson). The limit is read on every acquire, so a config change applies
  * to the next dispatch without losing count of the ones in flight.
+ *
+ * Waiters queue per owner (the HTTP user; '' for the local user) and a freed slot goes to the owners in turn,
+ * each in its own arrival order: one user's backlog (a thousand dispatch_async calls) delays another user's
+ * dispatch by at most one turn, instead of putting it behind the whole backlog.
  */
 export class Slots {
   private running = 0;
-  private readonly waiting: (() => void)[] = [];
+  /** Map order is the turn order: an owner served and still waiting moves to the back. */
+  private readonly waiting = new Map<string, (() => void)[]>();
 
   constructor(private readonly limit: () => number) {}
 
@@ -15,8 +20,8 @@ export class Slots {
   }
 
   /** Run `work` in a slot; a caller that cancels while still queued leaves the queue (SlotCancelled). */
-  async with<T>(work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    await this.acquire(signal);
+  async with<T>(work: () => Promise<T>, signal?: AbortSignal, owner = ''): Promise<T> {
+    await this.acquire(signal, owner);
     try {
       return await work();
     } finally {
@@ -24,7 +29,7 @@ export class Slots {
     }
   }
 
-  private acquire(signal: AbortSignal | undefined): Promise<void> {
+  private acquire(signal: AbortSignal | undefined, owner: string): Promise<void> {
     if (signal?.aborted) return Promise.reject(new SlotCancelled());
     if (this.running < Math.max(1, this.limit())) {
       this.running += 1;
@@ -37,18 +42,28 @@ export class Slots {
         resolve();
       };
       const leave = (): void => {
-        const at = this.waiting.indexOf(grant);
-        if (at !== -1) this.waiting.splice(at, 1);
+        const queue = this.waiting.get(owner) ?? [];
+        const at = queue.indexOf(grant);
+        if (at !== -1) queue.splice(at, 1);
+        if (queue.length === 0) this.waiting.delete(owner);
         reject(new SlotCancelled());
       };
       signal?.addEventListener('abort', leave, { once: true });
-      this.waiting.push(grant);
+      const queue = this.waiting.get(owner);
+      if (queue) queue.push(grant);
+      else this.waiting.set(owner, [grant]);
     });
   }
 
   private release(): void {
     this.running -= 1;
-    while (this.waiting.length > 0 && this.running < Math.max(1, this.limit())) this.waiting.shift()!();
+    while (this.waiting.size > 0 && this.running < Math.max(1, this.limit())) {
+      const [owner, queue] = this.waiting.entries().next().value as [string, (() => void)[]];
+      const grant = queue.shift()!;
+      this.waiting.delete(owner);
+      if (queue.length > 0) this.waiting.set(owner, queue);
+      grant();
+    }
   }
 }
 

@@ -369,3 +369,19 @@ describe('a shared agent keeps its users apart', () => {
     expect(aliceRecord.mounts.map((m: { source: string }) => m.source)).toContain(aliceVolume);
   });
 });
+
+describe('one budget, taken in turns', () => {
+  it("alice's backlog of async jobs does not put bob's dispatch behind all of it: freed slots go to the users in turn", async () => {
+    const config = parseYaml(readFileSync(configPath, 'utf8'));
+    writeFileSync(configPath, stringify({ ...config, settings: { ...config.settings, max_concurrency: 1 } }));
+    const g = gate();
+    sandbox.scripts = [g.script, succeeds([resultLine()])];
+    const ids = [];
+    for (const task of ['a1', 'a2', 'a3']) ids.push((await alice.call('dispatch_async', { agent: 'api', task })).json.job_id);
+    await g.started;
+    ids.push((await bob.call('dispatch_async', { agent: 'web', task: 'b1' })).json.job_id);
+    g.release();
+    for (const job_id of ids) await local.call('dispatch_wait', { job_id, timeout_seconds: 10 });
+    expect(sandbox.runs.map((run) => run.stdin.match(/\b[ab]\d\b/)?.[0])).toEqual(['a1', 'a2', 'b1', 'a3']);
+  });
+});
