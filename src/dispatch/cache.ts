@@ -40,17 +40,26 @@ export interface CacheStats {
 interface Entry {
   storedAt: number;
   agent: string;
+  user: string;
   result: CacheableResult;
 }
+
+interface Counters {
+  hits: number;
+  misses: number;
+  evictions: number;
+}
+
+const zero = (): Counters => ({ hits: 0, misses: 0, evictions: 0 });
 
 /** In-memory TTL cache of clean dispatch results; FIFO eviction at capacity; hands out copies. */
 export class DispatchCache {
   readonly ttl: number;
   readonly maxSize: number;
   private readonly entries = new Map<string, Entry>();
-  private hits = 0;
-  private misses = 0;
-  private evictions = 0;
+  private total = zero();
+  /** The same counts per HTTP user (the local user's under ''): a user's cache_stats shows only their own. */
+  private perUser = new Map<string, Counters>();
   private readonly now: () => number;
 
   constructor(ttl: number, maxSize: number, now: () => number = () => performance.now() / 1000) {
@@ -78,10 +87,10 @@ export class DispatchCache {
     const entry = this.entries.get(key);
     if (!entry || this.expired(entry)) {
       if (entry) this.entries.delete(key);
-      this.misses++;
+      this.count(parts.user ?? '', 'misses');
       return undefined;
     }
-    this.hits++;
+    this.count(parts.user ?? '', 'hits');
     return structuredClone(entry.result);
   }
 
@@ -96,20 +105,20 @@ export class DispatchCache {
     const key = DispatchCache.key(parts);
     if (!this.entries.has(key) && this.entries.size >= this.maxSize) {
       let oldestKey: string | undefined;
-      let oldest = Infinity;
+      let oldest: Entry | undefined;
       for (const [k, e] of this.entries) {
-        if (e.storedAt < oldest) {
-          oldest = e.storedAt;
+        if (e.storedAt < (oldest?.storedAt ?? Infinity)) {
+          oldest = e;
           oldestKey = k;
         }
       }
       if (oldestKey !== undefined) {
         this.entries.delete(oldestKey);
-        this.evictions++;
+        this.count(oldest!.user, 'evictions');
       }
     }
     this.entries.delete(key);
-    this.entries.set(key, { storedAt: this.now(), agent: parts.agent, result: structuredClone(result) });
+    this.entries.set(key, { storedAt: this.now(), agent: parts.agent, user: parts.user ?? '', result: structuredClone(result) });
     return true;
   }
 
@@ -138,23 +147,33 @@ export class DispatchCache {
   clear(): number {
     const count = this.entries.size;
     this.entries.clear();
-    this.hits = 0;
-    this.misses = 0;
-    this.evictions = 0;
+    this.total = zero();
+    this.perUser.clear();
     return count;
   }
 
-  stats(): CacheStats {
-    const lookups = this.hits + this.misses;
+  /**
+   * The whole cache's counts, or with `user` only that user's entries and lookups: one user must not learn from
+   * the counters when, or how much, other users dispatch.
+   */
+  stats(user?: string): CacheStats {
+    const counters = user === undefined ? this.total : (this.perUser.get(user) ?? zero());
+    const size = user === undefined ? this.entries.size : [...this.entries.values()].filter((e) => e.user === user).length;
+    const lookups = counters.hits + counters.misses;
     return {
-      size: this.entries.size,
+      size,
       max_size: this.maxSize,
-      hits: this.hits,
-      misses: this.misses,
-      evictions: this.evictions,
-      hit_rate: lookups === 0 ? 0 : Math.round((this.hits / lookups) * 1000) / 1000,
+      ...counters,
+      hit_rate: lookups === 0 ? 0 : Math.round((counters.hits / lookups) * 1000) / 1000,
       ttl: this.ttl,
     };
+  }
+
+  private count(user: string, counter: keyof Counters): void {
+    this.total[counter]++;
+    let own = this.perUser.get(user);
+    if (!own) this.perUser.set(user, (own = zero()));
+    own[counter]++;
   }
 
   private expired(entry: Entry): boolean {

@@ -312,8 +312,15 @@ describe('changing agents is for admins', () => {
     ]);
   });
 
-  it('cache_stats stays open to users', async () => {
+  it("cache_stats stays open to users, counting only their own entries and lookups: alice learns nothing of bob's dispatches", async () => {
     expect((await alice.call('cache_stats')).json).toMatchObject({ size: 0 });
+    await bob.call('dispatch', { agent: 'web', task: 'b' });
+    await bob.call('dispatch', { agent: 'web', task: 'b' });
+    await alice.call('dispatch', { agent: 'api', task: 'a' });
+    expect((await alice.call('cache_stats')).json).toMatchObject({ size: 1, hits: 0, misses: 1, hit_rate: 0 });
+    expect((await bob.call('cache_stats')).json).toMatchObject({ size: 1, hits: 1, misses: 1, hit_rate: 0.5 });
+    expect((await dave.call('cache_stats')).json).toMatchObject({ size: 0, hits: 0, misses: 0 });
+    for (const whole of [carol, local]) expect((await whole.call('cache_stats')).json).toMatchObject({ size: 2, hits: 1, misses: 2 });
   });
 });
 
