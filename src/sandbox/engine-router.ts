@@ -125,7 +125,8 @@ export class EngineRouter {
       specs.push(this.config.settings.engine);
       for (const agent of Object.values(this.config.agents)) specs.push(agent.engine);
     }
-    for (const spec of specs) if (spec !== undefined) this.runnerOf(spec);
+    // The environment's engine is always asked, even before this process ran anything on it (a CLI cancel).
+    for (const spec of specs) this.runnerOf(spec);
     return [...this.runners.values()];
   }
 
