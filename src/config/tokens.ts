@@ -69,14 +69,19 @@ export class TokenStore {
    * (no early exit); the file is re-read when it changed, so a revoke applies to the next request.
    */
   verify(presented: string): string | undefined {
+    return this.identify(presented)?.user;
+  }
+
+  /** Like verify, with the token's id too (the HTTP service ends a session whose token is revoked). */
+  identify(presented: string): TokenInfo | undefined {
     const entries = this.entries();
     if (!TOKEN_PATTERN.test(presented)) return undefined;
     const digest = Buffer.from(sha256(presented), 'hex');
-    let user: string | undefined;
+    let found: TokenInfo | undefined;
     for (const entry of entries) {
-      if (timingSafeEqual(digest, Buffer.from(entry.sha256, 'hex')) && user === undefined) user = entry.user;
+      if (timingSafeEqual(digest, Buffer.from(entry.sha256, 'hex')) && found === undefined) found = { id: entry.id, user: entry.user, created_at: entry.created_at };
     }
-    return user;
+    return found;
   }
 
   private entries(): TokenEntry[] {

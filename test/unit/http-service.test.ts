@@ -240,6 +240,18 @@ describe('sessions and users', () => {
     await expect(client.listTools()).rejects.toMatchObject({ code: 401 });
   });
 
+  it("revoking a token also ends the sessions it opened, open streams included, within a sweep; the user's other token keeps its session", async () => {
+    const { url } = await start({ sweepMs: 50 });
+    const first = await tokens.create('alice');
+    const second = await tokens.create('alice');
+    await connect(url, first.token);
+    const { client: kept } = await connect(url, second.token);
+    expect(service!.sessionCount()).toBe(2);
+    await new TokenStore(env['AGENT_DISPATCH_TOKENS_FILE']!).revoke('id', first.info.id);
+    await vi.waitFor(() => expect(service!.sessionCount()).toBe(1), { timeout: 2000, interval: 50 });
+    expect((await kept.listTools()).tools.length).toBeGreaterThan(0);
+  });
+
   it('two users dispatch at once through one core: settings.max_concurrency 1 holds across sessions', async () => {
     let running = 0;
     let most = 0;

@@ -3,7 +3,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import { TokenStore, tokensPath } from '../../config/tokens.js';
+import { TokenStore, tokensPath, type TokenInfo } from '../../config/tokens.js';
 import { DispatchCore } from '../../dispatch/core.js';
 import type { Sandbox } from '../../dispatch/dispatcher.js';
 import { AppError, describeError } from '../../errors.js';
@@ -38,6 +38,8 @@ export interface HttpServiceOptions {
   tokens?: TokenStore;
   /** A session with no open request for this long is closed (default 12 h). */
   idleSessionMs?: number;
+  /** How often idle sessions and those of revoked tokens are closed (default: a quarter of idleSessionMs, 1 s..1 min). */
+  sweepMs?: number;
   /** More sessions than this at once are refused with 503 (default 1000). */
   maxSessions?: number;
   /** More sessions of one user than this at once are refused with 429 (default 100). */
@@ -71,7 +73,7 @@ export async function startHttpService(options: HttpServiceOptions): Promise<Htt
   allowedHosts(options.listen, options.allowedHosts); // refuses a bad --allowed-host before anything listens
   const core = options.core ?? new DispatchCore(env, options.sandbox);
   const tokens = options.tokens ?? new TokenStore(tokensPath(env));
-  const registry = new SessionRegistry(env, core, options.idleSessionMs ?? DEFAULT_IDLE_MS);
+  const registry = new SessionRegistry(env, core, options.idleSessionMs ?? DEFAULT_IDLE_MS, () => new Set(tokens.list().map((t) => t.id)), options.sweepMs);
   const server = options.tls ? httpsServer(options.tls) : createHttpServer();
   const bound = await listen(server, options.listen);
   const deps: HandlerDeps = { tokens, registry, allowed: allowedHosts(bound, options.allowedHosts), maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS, maxSessionsPerUser: options.maxSessionsPerUser ?? DEFAULT_MAX_SESSIONS_PER_USER, tls: options.tls !== undefined };
@@ -165,8 +167,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: HandlerDe
   if (new URL(req.url ?? '/', 'http://localhost').pathname !== MCP_PATH) {
     return sendError(res, 404, 'Not found.', `The MCP endpoint is ${MCP_PATH}.`);
   }
-  const user = authenticate(req, res, deps.tokens);
-  if (user === undefined) return;
+  const token = authenticate(req, res, deps.tokens);
+  if (token === undefined) return;
+  const { user } = token;
   const sessionId = req.headers['mcp-session-id'];
   let body: unknown;
   if (req.method === 'POST') {
@@ -191,16 +194,16 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: HandlerDe
   if (deps.registry.countOf(user) >= deps.maxSessionsPerUser) {
     return sendError(res, 429, `Too many open sessions for user '${user}' (limit ${deps.maxSessionsPerUser}).`, 'Close MCP clients you do not use (their sessions end), or wait: idle sessions are closed automatically.');
   }
-  const transport = await deps.registry.open(user);
+  const transport = await deps.registry.open(user, token.id);
   await transport.handleRequest(req, res, body);
 }
 
-/** The token's user, or undefined after answering 401 (500 when the token file itself is refused: fail closed). */
-function authenticate(req: IncomingMessage, res: ServerResponse, tokens: TokenStore): string | undefined {
+/** The token's user and id, or undefined after answering 401 (500 when the token file itself is refused: fail closed). */
+function authenticate(req: IncomingMessage, res: ServerResponse, tokens: TokenStore): TokenInfo | undefined {
   const token = bearerToken(req.headers);
-  let user: string | undefined;
+  let user: TokenInfo | undefined;
   try {
-    user = token === undefined ? undefined : tokens.verify(token);
+    user = token === undefined ? undefined : tokens.identify(token);
   } catch (error) {
     log.error(describeError(error));
     sendError(res, 500, 'The service cannot check tokens right now.', 'Ask the operator: the service log says why (its token file is refused).');

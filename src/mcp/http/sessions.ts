@@ -3,6 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { userCaller } from '../../core/caller.js';
 import type { DispatchCore } from '../../dispatch/core.js';
+import { describeError } from '../../errors.js';
 import { logger } from '../../log.js';
 import { createServer } from '../server.js';
 
@@ -12,6 +13,8 @@ const log = logger('http');
 export interface Session {
   readonly id: string;
   readonly user: string;
+  /** The id of the token that opened it: revoking that token ends the session. */
+  readonly tokenId: string;
   readonly transport: StreamableHTTPServerTransport;
   /** Requests (and SSE streams) still open: a session with one is never idle. */
   active: number;
@@ -26,12 +29,15 @@ export class SessionRegistry {
   private readonly sessions = new Map<string, Session>();
   private readonly sweeper: NodeJS.Timeout;
 
+  /** `tokenIds` says which tokens are still valid; the sweep (at least once a minute) ends sessions of any other. */
   constructor(
     private readonly env: NodeJS.ProcessEnv,
     private readonly core: DispatchCore,
     private readonly idleMs: number,
+    private readonly tokenIds: () => ReadonlySet<string>,
+    sweepMs = Math.min(60_000, Math.max(1000, idleMs / 4)),
   ) {
-    this.sweeper = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, idleMs / 4)));
+    this.sweeper = setInterval(() => this.sweep(), sweepMs);
     this.sweeper.unref();
   }
 
@@ -53,12 +59,12 @@ export class SessionRegistry {
   }
 
   /** The transport of a new session of `user`; it joins the registry when the SDK gives it its id (initialize). */
-  async open(user: string): Promise<StreamableHTTPServerTransport> {
+  async open(user: string, tokenId: string): Promise<StreamableHTTPServerTransport> {
     const { server } = createServer(this.env, undefined, { core: this.core, caller: userCaller(user) });
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
-        this.sessions.set(id, { id, user, transport, active: 0, lastSeen: Date.now() });
+        this.sessions.set(id, { id, user, tokenId, transport, active: 0, lastSeen: Date.now() });
         log.info('session opened', { user, session: id });
       },
     });
@@ -86,11 +92,22 @@ export class SessionRegistry {
     this.sessions.clear();
   }
 
+  /**
+   * Close idle sessions, and every session whose token was revoked: a revoked user's next request is refused
+   * anyway, but an open stream (the GET event stream, a long dispatch_wait) would go on delivering to them.
+   */
   private sweep(): void {
     const now = Date.now();
+    let valid: ReadonlySet<string> | undefined;
+    try {
+      valid = this.tokenIds();
+    } catch (error) {
+      log.warn(`cannot read the tokens to end revoked sessions: ${describeError(error)}`);
+    }
     for (const session of this.sessions.values()) {
-      if (session.active === 0 && now - session.lastSeen > this.idleMs) {
-        log.info('closing idle session', { user: session.user, session: session.id });
+      const revoked = valid !== undefined && !valid.has(session.tokenId);
+      if (revoked || (session.active === 0 && now - session.lastSeen > this.idleMs)) {
+        log.info(revoked ? 'closing the session of a revoked token' : 'closing idle session', { user: session.user, session: session.id });
         void session.transport.close();
       }
     }
