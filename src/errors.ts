@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'JOB_IO'
   | 'JOB_NOT_FOUND'
   | 'FORBIDDEN'
+  | 'LIMIT_REACHED'
   | 'INTERNAL';
 
 export class AppError extends Error {

@@ -28,6 +28,12 @@ export const MIN_WAIT_SECONDS = 1;
 export const MAX_WAIT_SECONDS = 3600;
 export const MAX_JOBS_LIMIT = 1000;
 const WAIT_POLL_MS = 250;
+/**
+ * Unfinished (pending or running) async jobs one HTTP user may have on this server. Past it dispatch_async is
+ * refused: each job is a file and a queued run, and a loop of calls would otherwise fill the disk and memory
+ * every user shares. The local user is not limited.
+ */
+export const MAX_UNFINISHED_JOBS_PER_USER = 100;
 
 /** What the job layer needs from the dispatch service: a bounded dispatch and a way to kill a job's containers. */
 export interface JobRunnerPort {
@@ -66,7 +72,7 @@ export interface JobSummary {
  * an HTTP user sees only the jobs they own, and another user's job answers exactly like a missing one.
  */
 export class JobService {
-  private readonly live = new Map<string, { abort: AbortController; settled: Promise<void> }>();
+  private readonly live = new Map<string, { abort: AbortController; settled: Promise<void>; owner: string | undefined }>();
 
   constructor(
     readonly store: JobStore,
@@ -75,11 +81,21 @@ export class JobService {
 
   /** Create a pending job and start it in the background; returns at once. */
   async start(config: DispatchConfig, job: NewJob, request: DispatchRequest): Promise<JobRecord> {
+    if (job.owner !== undefined) this.refuseOverLimit(job.owner);
     const record = await this.store.create(job, { server: serverIdentity(), host: hostname() });
     const abort = new AbortController();
     const settled = this.run(config, record.id, request, abort).finally(() => this.live.delete(record.id));
-    this.live.set(record.id, { abort, settled });
+    this.live.set(record.id, { abort, settled, owner: job.owner });
     return record;
+  }
+
+  private refuseOverLimit(owner: string): void {
+    let unfinished = 0;
+    for (const run of this.live.values()) if (run.owner === owner) unfinished += 1;
+    if (unfinished < MAX_UNFINISHED_JOBS_PER_USER) return;
+    throw new AppError('LIMIT_REACHED', `You have ${unfinished} unfinished async jobs on this service (limit ${MAX_UNFINISHED_JOBS_PER_USER}); this one was not started.`, {
+      hint: 'Wait for some to finish (dispatch_wait) or cancel those you no longer need (dispatch_cancel), then start it again; dispatch_jobs(status="pending") lists the queued ones.',
+    });
   }
 
   status(id: string, scope: Caller): JobRecord {

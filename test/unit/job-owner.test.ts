@@ -11,7 +11,7 @@ import { jobCommand, jobsCommand } from '../../src/cli/commands/jobs.js';
 import { LOCAL_CALLER, userCaller } from '../../src/core/caller.js';
 import { jobVisibleTo, ownerVisibleTo } from '../../src/dispatch/job-state.js';
 import { JobStore } from '../../src/dispatch/job-store.js';
-import { JobService } from '../../src/dispatch/jobs.js';
+import { JobService, MAX_UNFINISHED_JOBS_PER_USER } from '../../src/dispatch/jobs.js';
 import { appErrorOf } from '../helpers/app-error.js';
 import { capture } from './cli-harness.js';
 
@@ -120,5 +120,32 @@ describe('the CLI is the local user: it sees every job and shows its owner', () 
     const shown = await capture(() => jobCommand([b.id], jobs));
     expect(shown.stdout).toContain('  owner:      bob\n');
     vi.unstubAllEnvs();
+  });
+});
+
+describe('a limit on one user\'s unfinished async jobs', () => {
+  it(`past ${MAX_UNFINISHED_JOBS_PER_USER} unfinished jobs a user's next is refused with LIMIT_REACHED; other users, the local user and a finished slot go on`, async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const held = new JobService(store, {
+      dispatch: async (_config, request) => {
+        await released;
+        return { agent: request.agent, success: true, result: 'ok' } as never;
+      },
+      removeJobContainers: async () => 0,
+    });
+    const start = (owner?: string) => held.start({} as never, { agent: 'api', task: 't', ...(owner ? { owner } : {}) }, { agent: 'api', task: 't', user: owner });
+    for (let i = 0; i < MAX_UNFINISHED_JOBS_PER_USER; i++) await start('alice');
+    const refused = await appErrorOf(() => start('alice'));
+    expect(refused.code).toBe('LIMIT_REACHED');
+    expect(refused.message).toBe(`You have ${MAX_UNFINISHED_JOBS_PER_USER} unfinished async jobs on this service (limit ${MAX_UNFINISHED_JOBS_PER_USER}); this one was not started.`);
+    expect(refused.hint).toContain('dispatch_cancel');
+    expect(store.list().filter((j) => j.owner === 'alice')).toHaveLength(MAX_UNFINISHED_JOBS_PER_USER);
+    await start('bob');
+    await start();
+    release();
+    await held.shutdown();
+    await start('alice');
+    await held.shutdown();
   });
 });
