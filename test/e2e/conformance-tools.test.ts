@@ -126,22 +126,31 @@ describe('auth-proxy.mjs: the bearer token added, the rest passed through', () =
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     upstreamPort = (upstream.address() as AddressInfo).port;
-    proxy = spawn(process.execPath, [PROXY, String(upstreamPort)], { env: { ...process.env, CONFORMANCE_BEARER_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'inherit'] });
-    proxyPort = await new Promise<number>((resolve, reject) => {
-      proxy.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
-      proxy.once('exit', (code) => reject(new Error(`auth-proxy exited ${code}`)));
-    });
+    ({ child: proxy, port: proxyPort } = await startProxy(upstreamPort));
   });
 
   afterAll(async () => {
-    if (proxy.exitCode === null) {
-      const exited = new Promise((resolve) => proxy.once('exit', resolve));
-      proxy.kill('SIGTERM');
-      await exited;
-    }
+    await stop(proxy);
     upstream.closeAllConnections();
     await new Promise((resolve) => upstream.close(resolve));
   });
+
+  /** A proxy in front of the port `target`, once it says which port it listens on. */
+  async function startProxy(target: number): Promise<{ child: ChildProcess; port: number }> {
+    const child = spawn(process.execPath, [PROXY, String(target)], { env: { ...process.env, CONFORMANCE_BEARER_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+      child.once('exit', (code) => reject(new Error(`auth-proxy exited ${code}`)));
+    });
+    return { child, port };
+  }
+
+  async function stop(child: ChildProcess): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
 
   function send(port: number, path: string, method: string, headers: Record<string, string>, body?: string) {
     return new Promise<{ status: number; headers: IncomingHttpHeaders; body: string }>((resolve, reject) => {
@@ -185,14 +194,13 @@ describe('auth-proxy.mjs: the bearer token added, the rest passed through', () =
   });
 
   it('answers 502 when the service does not answer', async () => {
-    const orphan = spawn(process.execPath, [PROXY, '1'], { env: { ...process.env, CONFORMANCE_BEARER_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const orphan = await startProxy(1);
     try {
-      const port = await new Promise<number>((resolve) => orphan.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
-      const answer = await send(port, '/mcp', 'POST', {}, '{}');
+      const answer = await send(orphan.port, '/mcp', 'POST', {}, '{}');
       expect(answer.status).toBe(502);
       expect(answer.body).toContain('auth-proxy: upstream 127.0.0.1:1');
     } finally {
-      orphan.kill('SIGTERM');
+      await stop(orphan.child);
     }
   });
 
