@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, type Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { readAtMost } from '../read-at-most.js';
 import { z } from 'zod';
 import { AppError, describeError } from '../errors.js';
 import { ensurePrivateDir, writeFileAtomic } from './atomic-write.js';
@@ -114,14 +115,7 @@ export class TokenStore {
       if (st.size > MAX_TOKEN_FILE_BYTES) throw this.unreadable(`it is larger than ${MAX_TOKEN_FILE_BYTES} bytes`);
       if (typeof process.getuid === 'function' && st.uid !== process.getuid()) throw this.unreadable('it belongs to another user');
       if ((st.mode & 0o022) !== 0) throw this.unreadable('other users can write it');
-      const buffer = Buffer.alloc(st.size);
-      let filled = 0;
-      while (filled < st.size) {
-        const n = readSync(fd, buffer, filled, st.size - filled, filled);
-        if (n === 0) break;
-        filled += n;
-      }
-      const parsed = fileSchema.safeParse(JSON.parse(buffer.toString('utf8', 0, filled)));
+      const parsed = fileSchema.safeParse(JSON.parse(readAtMost(fd, st.size).toString('utf8')));
       if (!parsed.success) throw this.unreadable('it is not a token file of this version');
       return parsed.data.tokens;
     } catch (error) {

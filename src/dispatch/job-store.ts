@@ -1,5 +1,6 @@
-import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, unlinkSync, utimesSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, unlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
+import { readAtMost } from '../read-at-most.js';
 import { ensurePrivateDir, writeFileAtomic } from '../config/atomic-write.js';
 import { withFileLock } from '../config/lock.js';
 import { AppError, describeError } from '../errors.js';
@@ -165,14 +166,7 @@ export class JobStore {
     try {
       const st = fstatSync(fd);
       if (!st.isFile() || st.size > MAX_JOB_FILE_BYTES) return undefined;
-      const buffer = Buffer.alloc(st.size);
-      let read = 0;
-      while (read < st.size) {
-        const n = readSync(fd, buffer, read, st.size - read, read);
-        if (n === 0) break;
-        read += n;
-      }
-      return buffer.toString('utf8', 0, read);
+      return readAtMost(fd, st.size).toString('utf8');
     } catch (error) {
       throw this.ioError('read', join(this.dir, name), error);
     } finally {

@@ -1,5 +1,6 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { join, sep } from 'node:path';
+import { readAtMost } from '../read-at-most.js';
 
 /**
  * Reading an agent's repository from the host. The repo is written by the agent (and by whoever wrote the
@@ -104,17 +105,6 @@ export function repoEntryKind(root: string, name: string): RepoEntryKind | undef
   } catch {
     return undefined;
   }
-}
-
-function readAtMost(fd: number, size: number): Buffer {
-  const buffer = Buffer.alloc(size);
-  let filled = 0;
-  while (filled < size) {
-    const n = readSync(fd, buffer, filled, size - filled, filled);
-    if (n === 0) break; // the file shrank since fstat
-    filled += n;
-  }
-  return buffer.subarray(0, filled);
 }
 
 /**
