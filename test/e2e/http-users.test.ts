@@ -13,6 +13,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { TokenStore, tokensPath } from '../../src/config/tokens.js';
+import { CLAUDE_SESSIONS_DIR } from '../../src/policy/layout.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
 import { CLI, createBuiltFixture, openTestPolicy, type Fixture } from '../helpers/dispatch-fixture.js';
@@ -33,6 +34,7 @@ describe.skipIf(skipDocker)('two users over HTTP: their own agents and jobs only
   const runId = testRunId();
   const aliceAgent = `alice-svc-${runId}`;
   const bobAgent = `bob-svc-${runId}`;
+  const sharedAgent = `shared-svc-${runId}`;
   let fx: Fixture;
   let serve: ChildProcess;
   let log = '';
@@ -49,6 +51,7 @@ describe.skipIf(skipDocker)('two users over HTTP: their own agents and jobs only
       {
         [aliceAgent]: { directory: repo, policy: 'open-test', users: ['alice'] },
         [bobAgent]: { directory: repo, policy: 'open-test', users: ['bob'] },
+        [sharedAgent]: { directory: repo, policy: 'open-test', users: ['alice', 'bob'] },
       },
       { admins: ['carol'], cache: { enabled: false }, warm_pool: 0 },
     );
@@ -95,11 +98,11 @@ describe.skipIf(skipDocker)('two users over HTTP: their own agents and jobs only
   const asked = (answer: Answer) => ({ isError: answer.isError, text: answer.text });
 
   it("each user lists only their agent; the other's agent answers like a missing one, and nothing starts", async () => {
-    expect((await alice('list_agents')).json.map((a: { name: string }) => a.name)).toEqual([aliceAgent]);
-    expect((await bob('list_agents')).json.map((a: { name: string }) => a.name)).toEqual([bobAgent]);
+    expect((await alice('list_agents')).json.map((a: { name: string }) => a.name)).toEqual([aliceAgent, sharedAgent]);
+    expect((await bob('list_agents')).json.map((a: { name: string }) => a.name)).toEqual([bobAgent, sharedAgent]);
     const hidden = await alice('dispatch', { agent: bobAgent, task: 'hello' });
     const missing = await alice('dispatch', { agent: `nobody-${runId}`, task: 'hello' });
-    expect(hidden.json.error).toBe(`Unknown agent: '${bobAgent}'. Available: ${aliceAgent}`);
+    expect(hidden.json.error).toBe(`Unknown agent: '${bobAgent}'. Available: ${aliceAgent}, ${sharedAgent}`);
     expect(renamed(hidden, bobAgent, `nobody-${runId}`)).toEqual(asked(missing));
     expect(renamed(await alice('inspect_agent', { name: bobAgent }), bobAgent, 'x')).toEqual(asked(await alice('inspect_agent', { name: 'x' })));
     expect(await containers()).toBe(0);
@@ -138,6 +141,28 @@ describe.skipIf(skipDocker)('two users over HTTP: their own agents and jobs only
     const audit = readFileSync(join(fx.configDir, 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(audit.find((r) => r.job === job)).toMatchObject({ user: 'bob', agent: bobAgent, success: true });
     await waitFor('bob\'s container to go', async () => (await containers(job)) === 0, 30_000);
+  }, TIMEOUT);
+
+  it("on an agent both may use, alice's container holds none of bob's transcripts, and resuming his session does not reach his conversation", async () => {
+    const secret = `bob-secret-${runId}`;
+    const his = await bob('dispatch', { agent: sharedAgent, task: DIRECTIVE.reply(secret) });
+    expect(his.json, log).toMatchObject({ success: true, result: expect.stringContaining(secret) });
+    const hisSession = his.json.session_id as string;
+    expect(hisSession).toMatch(/^[0-9a-f-]{36}$/);
+
+    const hers = await alice('dispatch', { agent: sharedAgent, task: DIRECTIVE.reply(`alice-${runId}`) });
+    expect(hers.json, log).toMatchObject({ success: true });
+    const listing = await alice('dispatch', { agent: sharedAgent, task: DIRECTIVE.bash(`find ${CLAUDE_SESSIONS_DIR} -name '*.jsonl'`) });
+    expect(listing.json, log).toMatchObject({ success: true });
+    // Her earlier transcript is there (the listing works); his is not.
+    expect(listing.json.result, listing.text).toContain(`${hers.json.session_id}.jsonl`);
+    expect(listing.json.result, listing.text).not.toContain(hisSession);
+
+    const resumed = await alice('dispatch_session', { agent: sharedAgent, task: DIRECTIVE.recall(), session_id: hisSession });
+    expect(resumed.text).not.toContain(secret);
+    // His own session still resumes for him, with his first prompt in it.
+    const again = await bob('dispatch_session', { agent: sharedAgent, task: DIRECTIVE.recall(), session_id: hisSession });
+    expect(again.json, log).toMatchObject({ success: true, result: expect.stringContaining(secret) });
   }, TIMEOUT);
 
   it('neither user can add, update or remove an agent: FORBIDDEN, agents.yaml untouched', async () => {
