@@ -3,40 +3,14 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { doctorCommand } from '../../src/cli/commands/doctor.js';
-import { AppError } from '../../src/errors.js';
 import { GATEWAY_PROTOCOL } from '../../src/gateway/protocol.js';
-import { GATEWAY_PROTOCOL_LABEL } from '../../src/sandbox/gateway-image.js';
 import { createEngine, type Engine } from '../../src/sandbox/engine.js';
 import { dockerAvailable } from '../helpers/docker.js';
+import { fakeEngine } from '../helpers/fake-engine.js';
 import { capture, cp1251Config, fakeAgentDispatch, fakeClaude, originalServer, oursServer, run, setupEnv, SOURCE_CLI, STACK_LINE, type Env, type FakeClaudeOptions } from './cli-harness.js';
 
 /** Claude Code with this program registered (user scope). */
 const REGISTERED: FakeClaudeOptions = { servers: [oursServer('user')] };
-
-/**
- * Test double for Docker availability only: `info()` answers or throws as a down engine does, and
- * `imageExists()` says which images are present.
- */
-function fakeEngine(options: { down?: boolean; images?: string[] } = {}): Engine & { asked: string[] } {
-  const asked: string[] = [];
-  return {
-    asked,
-    async info() {
-      if (options.down) {
-        throw new AppError('DOCKER_UNAVAILABLE', 'Docker engine not reachable: connect ENOENT /var/run/docker.sock');
-      }
-      return { version: '27.0.0', apiVersion: '1.46' };
-    },
-    async imageExists(image) {
-      asked.push(image);
-      return (options.images ?? ['agent-dispatch/agent:latest', 'agent-dispatch/gateway:latest']).includes(image);
-    },
-    async imageLabels(image) {
-      const labels: Record<string, string> = image.includes('gateway') ? { [GATEWAY_PROTOCOL_LABEL]: String(GATEWAY_PROTOCOL) } : {};
-      return (await this.imageExists(image)) ? labels : undefined;
-    },
-  };
-}
 
 let env: Env;
 

@@ -3,12 +3,11 @@ import { doctorCommand } from '../../src/cli/commands/doctor.js';
 import type { EngineSpec } from '../../src/config/engine-spec.js';
 import { configSchema, type DispatchConfig } from '../../src/config/schema.js';
 import { AppError } from '../../src/errors.js';
-import { GATEWAY_PROTOCOL } from '../../src/gateway/protocol.js';
 import { EngineRouter, engineKeyOf } from '../../src/sandbox/engine-router.js';
 import type { Engine } from '../../src/sandbox/engine.js';
-import { GATEWAY_PROTOCOL_LABEL } from '../../src/sandbox/gateway-image.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import type { SandboxRun, SandboxRunner } from '../../src/sandbox/runner.js';
+import { fakeEngine } from '../helpers/fake-engine.js';
 import { capture, run, setupEnv, type Env } from './cli-harness.js';
 
 const TLS = { host: 'tcp://192.0.2.7:2376', tls_cert_dir: '/etc/certs' };
@@ -156,20 +155,8 @@ describe('doctor checks each engine the config names', () => {
     vi.unstubAllEnvs();
   });
 
-  function engine(images: string[], down = false): Engine {
-    return {
-      async info() {
-        if (down) throw new AppError('DOCKER_UNAVAILABLE', 'Docker engine not reachable (connect ECONNREFUSED 192.0.2.7:2376).');
-        return { version: '20.10.24', apiVersion: '1.41' };
-      },
-      async imageExists(image) {
-        return images.includes(image);
-      },
-      async imageLabels(image) {
-        return images.includes(image) ? { [GATEWAY_PROTOCOL_LABEL]: String(GATEWAY_PROTOCOL) } : undefined;
-      },
-    };
-  }
+  const engine = (images: string[], down = false): Engine =>
+    fakeEngine({ images, down, version: '20.10.24', apiVersion: '1.41', downMessage: 'Docker engine not reachable (connect ECONNREFUSED 192.0.2.7:2376).' });
 
   it('reachable with its version, images present or a copy hint; an unreachable engine fails', async () => {
     const dir = env.project('api');
