@@ -201,15 +201,15 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: HandlerDe
 /** The token's user and id, or undefined after answering 401 (500 when the token file itself is refused: fail closed). */
 function authenticate(req: IncomingMessage, res: ServerResponse, tokens: TokenStore): TokenInfo | undefined {
   const token = bearerToken(req.headers);
-  let user: TokenInfo | undefined;
+  let found: TokenInfo | undefined;
   try {
-    user = token === undefined ? undefined : tokens.identify(token);
+    found = token === undefined ? undefined : tokens.identify(token);
   } catch (error) {
     log.error(describeError(error));
     sendError(res, 500, 'The service cannot check tokens right now.', 'Ask the operator: the service log says why (its token file is refused).');
     return undefined;
   }
-  if (user !== undefined) return user;
+  if (found !== undefined) return found;
   const challenge = token === undefined ? 'Bearer realm="agent-dispatch"' : 'Bearer realm="agent-dispatch", error="invalid_token"';
   sendError(res, 401, token === undefined ? 'Missing bearer token.' : 'Invalid or revoked token.', "Ask the operator for a token ('agent-dispatch token create YOUR_NAME' on the service host) and send it as 'Authorization: Bearer <token>'; token create prints the claude mcp add line that does this.", {
     headers: { 'WWW-Authenticate': challenge },
