@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -17,7 +18,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { TokenStore } from '../../src/config/tokens.js';
-import { startHttpService, type HttpService, type HttpServiceOptions } from '../../src/mcp/http/service.js';
+import { MAX_UPLOADS_PER_USER, startHttpService, type HttpService, type HttpServiceOptions } from '../../src/mcp/http/service.js';
 import { FakeSandbox, outcome, resultLine } from '../helpers/fake-sandbox.js';
 
 const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } };
@@ -179,6 +180,26 @@ describe('routing and limits', () => {
       expect(r.status, path).toBe(404);
       expect(r.json).toEqual({ error: 'Not found.', hint: 'The MCP endpoint is /mcp.' });
     }
+  });
+
+  it(`one user trickling request bodies holds at most ${MAX_UPLOADS_PER_USER} at once (429 beyond); another user is unaffected, and closed ones free their place`, async () => {
+    const { url } = await start();
+    const alice = (await tokens.create('alice')).token;
+    const { port } = new URL(url);
+    const trickles = Array.from({ length: MAX_UPLOADS_PER_USER }, () => {
+      const socket = netConnect(Number(port), '127.0.0.1');
+      socket.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${alice}\r\nContent-Type: application/json\r\nContent-Length: 4000000\r\n\r\n{"jsonrpc":`);
+      return socket;
+    });
+    try {
+      await vi.waitFor(async () => expect((await initialize({ url }, alice)).status).toBe(429), { timeout: 5000, interval: 50 });
+      const refused = await initialize({ url }, alice);
+      expect(refused.json).toEqual({ error: `Too many requests of user 'alice' are still sending their bodies (limit ${MAX_UPLOADS_PER_USER}).`, hint: expect.stringContaining('Send each request body at once') });
+      expect((await initialize({ url }, (await tokens.create('bob')).token)).status).toBe(200);
+    } finally {
+      for (const socket of trickles) socket.destroy();
+    }
+    await vi.waitFor(async () => expect((await initialize({ url }, alice)).status).toBe(200), { timeout: 5000, interval: 50 });
   });
 
   it('a body over 4 MiB: 413; invalid JSON: 400 parse error; no session id on a non-initialize: 400', async () => {

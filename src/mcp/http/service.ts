@@ -10,7 +10,7 @@ import { AppError, describeError } from '../../errors.js';
 import { logger } from '../../log.js';
 import { allowedHosts, bearerToken, hostAllowed, originAllowed, type AllowedHosts } from './guard.js';
 import { clearSocketPath, hostPort, requireTlsBeyondLoopback, type ListenTarget } from './listen.js';
-import { readJsonBody, sendError } from './respond.js';
+import { readJsonBody, sendError, type BodyRead } from './respond.js';
 import { SessionRegistry } from './sessions.js';
 
 const log = logger('http');
@@ -20,6 +20,12 @@ const DEFAULT_IDLE_MS = 12 * 3600_000;
 const DEFAULT_MAX_SESSIONS = 1000;
 /** One user's share of the sessions: whoever opens sessions in a loop cannot lock every other user out. */
 const DEFAULT_MAX_SESSIONS_PER_USER = 100;
+/**
+ * Request bodies one user may be sending at once. Each is held in memory (up to 4 MiB) until it is complete, so
+ * without a bound one user trickling bodies over many connections could make the service run out of memory;
+ * a client's real bodies are small and arrive at once.
+ */
+export const MAX_UPLOADS_PER_USER = 8;
 const NO_SESSION_HINT = 'Start a new MCP session: send initialize without an Mcp-Session-Id header (Claude Code does this on reconnect).';
 
 export interface HttpServiceOptions {
@@ -76,7 +82,7 @@ export async function startHttpService(options: HttpServiceOptions): Promise<Htt
   const registry = new SessionRegistry(env, core, options.idleSessionMs ?? DEFAULT_IDLE_MS, () => new Set(tokens.list().map((t) => t.id)), options.sweepMs);
   const server = options.tls ? httpsServer(options.tls) : createHttpServer();
   const bound = await listen(server, options.listen);
-  const deps: HandlerDeps = { tokens, registry, allowed: allowedHosts(bound, options.allowedHosts), maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS, maxSessionsPerUser: options.maxSessionsPerUser ?? DEFAULT_MAX_SESSIONS_PER_USER, tls: options.tls !== undefined };
+  const deps: HandlerDeps = { tokens, registry, uploads: new Map(), allowed: allowedHosts(bound, options.allowedHosts), maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS, maxSessionsPerUser: options.maxSessionsPerUser ?? DEFAULT_MAX_SESSIONS_PER_USER, tls: options.tls !== undefined };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res, deps).catch((error: unknown) => {
       log.error('request failed', { error: describeError(error) });
@@ -151,6 +157,8 @@ function listening(server: Server, start: () => void): Promise<void> {
 interface HandlerDeps {
   tokens: TokenStore;
   registry: SessionRegistry;
+  /** Bodies being received, per user. */
+  uploads: Map<string, number>;
   allowed: AllowedHosts;
   maxSessions: number;
   maxSessionsPerUser: number;
@@ -173,7 +181,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: HandlerDe
   const sessionId = req.headers['mcp-session-id'];
   let body: unknown;
   if (req.method === 'POST') {
-    const read = await readJsonBody(req);
+    const read = await readBodyOf(user, req, deps.uploads);
+    if (read.kind === 'busy') {
+      return sendError(res, 429, `Too many requests of user '${user}' are still sending their bodies (limit ${MAX_UPLOADS_PER_USER}).`, 'Send each request body at once; wait for the ones in flight before sending more.', { headers: { Connection: 'close' } });
+    }
     if (read.kind === 'too-large') return sendError(res, 413, 'Request body too large (limit 4 MiB).', 'Send less per call: large inputs belong in the agent’s repository, not in the task text.', { headers: { Connection: 'close' } });
     if (read.kind === 'invalid') return sendError(res, 400, 'Parse error: the body is not JSON.', 'Send one JSON-RPC message (or a batch) as application/json.', { rpcCode: -32700 });
     body = read.value;
@@ -196,6 +207,20 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: HandlerDe
   }
   const transport = await deps.registry.open(user, token.id);
   await transport.handleRequest(req, res, body);
+}
+
+/** The body, read only while the user has fewer than MAX_UPLOADS_PER_USER bodies arriving. */
+async function readBodyOf(user: string, req: IncomingMessage, uploads: Map<string, number>): Promise<BodyRead | { kind: 'busy' }> {
+  const current = uploads.get(user) ?? 0;
+  if (current >= MAX_UPLOADS_PER_USER) return { kind: 'busy' };
+  uploads.set(user, current + 1);
+  try {
+    return await readJsonBody(req);
+  } finally {
+    const left = (uploads.get(user) ?? 1) - 1;
+    if (left > 0) uploads.set(user, left);
+    else uploads.delete(user);
+  }
 }
 
 /** The token's user and id, or undefined after answering 401 (500 when the token file itself is refused: fail closed). */
