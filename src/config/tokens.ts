@@ -7,7 +7,7 @@ import { AppError, describeError } from '../errors.js';
 import { ensurePrivateDir, writeFileAtomic } from './atomic-write.js';
 import { withFileLock } from './lock.js';
 import { expandHome, stateDir } from './paths.js';
-import { NAME_PATTERN } from './schema.js';
+import { NAME_PATTERN, userNameSchema } from './schema.js';
 
 /**
  * The HTTP service's bearer tokens. A token is shown once, when it is made; the file keeps only its SHA-256,
@@ -42,8 +42,12 @@ export class TokenStore {
 
   /** A new token for `user`; the only time the token itself exists outside the caller's hands. */
   async create(user: string, now = new Date()): Promise<{ token: string; info: TokenInfo }> {
-    if (!NAME_PATTERN.test(user)) {
-      throw new AppError('INVALID_INPUT', `Invalid user name '${user}'.`, { hint: 'User names are letters, digits, - and _, starting with a letter or digit (like agent names).' });
+    const checked = userNameSchema.safeParse(user);
+    if (!checked.success) {
+      // The same rule agents.<name>.users applies: a token for a name the config cannot grant would be useless.
+      throw new AppError('INVALID_INPUT', checked.error.issues[0]?.message ?? `Invalid user name '${user}'.`, {
+        hint: 'User names are letters, digits, - and _, starting with a letter or digit (like agent names), within the name length limit.',
+      });
     }
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
     const info: TokenInfo = { id: randomBytes(6).toString('hex'), user, created_at: now.toISOString() };

@@ -78,6 +78,11 @@ describe('token store', () => {
     await expect(store.create('')).rejects.toMatchObject({ code: 'INVALID_INPUT' });
   });
 
+  it('refuses a name longer than agents.<name>.users accepts (it could never be granted), naming the limit', async () => {
+    await expect(store.create('a'.repeat(65))).rejects.toMatchObject({ code: 'INVALID_INPUT', message: expect.stringContaining('64') });
+    await expect(store.create('a'.repeat(64))).resolves.toMatchObject({ info: { user: 'a'.repeat(64) } });
+  });
+
   it('no file: no tokens (every request is refused), nothing created by reading', () => {
     expect(store.list()).toEqual([]);
     expect(store.verify(`${TOKEN_PREFIX}${'A'.repeat(43)}`)).toBeUndefined();
