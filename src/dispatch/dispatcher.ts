@@ -124,7 +124,7 @@ async function runChecked(deps: DispatchDeps, request: DispatchRequest, job: str
       stdin: plan.prompt,
       agent: request.agent,
       // A fresh session's argv is known before its prompt: a pre-started sandbox may serve it (not an overlay: its mount is the dispatch's own).
-      ...(sessionId && !checked.overlay ? { warm: { command: (id: string) => plan.command(id), pool: warmPoolConfig(deps.config.settings) } } : {}),
+      ...(sessionId && !checked.overlay ? { warm: { command: (id: string) => plan.command(id), pool: warmPoolConfig(deps.config.settings), ...(request.user !== undefined ? { lane: request.user } : {}) } } : {}),
       ...(request.onProgress ? { onProgress: request.onProgress } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
     });

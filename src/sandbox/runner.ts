@@ -19,7 +19,7 @@ import { GatewayPool, type EgressLease } from './gateway-pool.js';
 import { LABELS, ownerLabels } from './owner.js';
 import { imageMissing, sandboxError } from './sandbox-error.js';
 import { reapOrphans } from './reaper.js';
-import { WarmPool, type WarmPoolSettings, type WarmSandbox } from './warm-pool.js';
+import { poolName, WarmPool, type WarmPoolSettings, type WarmSandbox } from './warm-pool.js';
 import { removeJobContainers } from './job-containers.js';
 import { prepareStateVolume } from './state-volume.js';
 import { pruneSessionVolume, SESSION_MAX_DAYS, SESSION_MAX_MB, type PruneLimits, type SessionVolume } from './session-prune.js';
@@ -60,6 +60,8 @@ export interface WarmRun {
   /** The argv of a fresh session with this id (`cmd` is this with the dispatch's own id). */
   command(sessionId: string): string[];
   pool: WarmPoolSettings;
+  /** The HTTP user the dispatch is for: their sandboxes mount their own session volume, so they pool apart. */
+  lane?: string;
 }
 
 export interface SandboxOutcome extends IoOutcome {
@@ -161,7 +163,7 @@ export class SandboxRunner {
     const warm = this.warmEnabled && request.warm && request.warm.pool.size > 0 ? request.warm : undefined;
     if (!warm) return this.runCold(request, deadline, stepMs);
     const [image, gatewayImageId] = await Promise.all([this.requireImage(request.spec.Image, stepMs()), this.gatewayImageId(request, stepMs())]);
-    const agent = agentOf(request.spec);
+    const agent = poolName(agentOf(request.spec), warm.lane);
     this.warmPool.revive(agent);
     const key = poolKey(request, warm, image.Id, gatewayImageId);
     const refill = (): void => {

@@ -8,7 +8,10 @@
  * A different key for the agent (a policy or agents.yaml edit, a rebuilt image) makes every pooled sandbox of
  * that agent go at the next claim, before it could be used.
  *
- * Bounds: `size` per agent, kept only for agents dispatched within `idle_minutes` (a sandbox idle that long is
+ * Each HTTP user of an agent has a lane of their own (their sandboxes mount their own session volume), so
+ * users who take turns on one agent do not destroy each other's sandboxes as a changed key would.
+ *
+ * Bounds: `size` per agent and lane, kept only for agents dispatched within `idle_minutes` (a sandbox idle that long is
  * destroyed and not replaced), and a memory budget for all idle sandboxes together. The runner asks for a
  * refill when a dispatch ends, or a little after a claim when the dispatch runs longer (src/sandbox/runner.ts);
  * fills run one at a time per agent, off every dispatch's path.
@@ -63,8 +66,23 @@ interface Wanted {
   generation: number;
 }
 
+/** Separates an agent from a user's lane in a pool name; no agent or user name can contain it. */
+const LANE_SEPARATOR = '\u0000';
+
+/** The pool a sandbox belongs to: the agent's own, or an HTTP user's lane of it (`lane` = the user). */
+export function poolName(agent: string, lane?: string): string {
+  return lane === undefined ? agent : `${agent}${LANE_SEPARATOR}${lane}`;
+}
+
+function splitPool(pool: string): { agent: string; lane?: string } {
+  const at = pool.indexOf(LANE_SEPARATOR);
+  return at === -1 ? { agent: pool } : { agent: pool.slice(0, at), lane: pool.slice(at + 1) };
+}
+
 export interface AgentPoolStatus {
   agent: string;
+  /** The HTTP user whose lane this is; absent for the agent's own pool (the local user). */
+  lane?: string;
   idle: number;
   /** Idle and initialised. */
   ready: number;
@@ -86,6 +104,7 @@ export class WarmPool {
   claimed = 0;
 
   /**
+   * `agent` below is a pool name (poolName: the agent, or a user's lane of it).
    * Take an idle sandbox of `key` for `agent` out of the pool, synchronously, so two dispatches can never get
    * the same one. The agent's sandboxes of any other key are destroyed first: they were built from a policy,
    * config or image that no longer holds.
@@ -108,7 +127,7 @@ export class WarmPool {
 
   /** A dispatch of `agent` (sandbox `key`) has ended: keep `settings.size` sandboxes of its kind ready. */
   want(agent: string, key: string, settings: WarmPoolSettings, fill: () => Promise<WarmSandbox>): void {
-    if (this.closed || this.forgotten.has(agent)) return;
+    if (this.closed || this.forgotten.has(splitPool(agent).agent)) return;
     this.invalidate(agent, key);
     const previous = this.wanted.get(agent);
     if (previous?.key === key) Object.assign(previous, { settings, fill });
@@ -122,7 +141,7 @@ export class WarmPool {
     return [...this.wanted.entries()].map(([agent, wanted]) => {
       const idle = this.idle.get(agent) ?? [];
       const oldest = idle.reduce((min, e) => Math.min(min, e.since), now);
-      return { agent, idle: idle.length, ready: idle.filter((e) => e.sandbox.ready()).length, filling: wanted.filling, size: wanted.settings.size, ...(idle.length ? { oldestIdleSeconds: Math.round((now - oldest) / 1000) } : {}) };
+      return { ...splitPool(agent), idle: idle.length, ready: idle.filter((e) => e.sandbox.ready()).length, filling: wanted.filling, size: wanted.settings.size, ...(idle.length ? { oldestIdleSeconds: Math.round((now - oldest) / 1000) } : {}) };
     });
   }
 
@@ -150,15 +169,18 @@ export class WarmPool {
    */
   async forget(agent: string): Promise<void> {
     this.forgotten.add(agent);
-    this.wanted.delete(agent);
-    this.drop(agent, 'the agent was removed');
+    const pools = new Set([...this.wanted.keys(), ...this.idle.keys()].filter((pool) => splitPool(pool).agent === agent));
+    for (const pool of pools) {
+      this.wanted.delete(pool);
+      this.drop(pool, 'the agent was removed');
+    }
     await Promise.race([Promise.all([...this.fills]), new Promise((resolve) => setTimeout(resolve, SHUTDOWN_FILL_WAIT_MS).unref())]);
     await Promise.all([...this.destroying]);
   }
 
-  /** A dispatch of `agent` starts: a removed agent of that name was added again. */
+  /** A dispatch of `agent` (a pool name) starts: a removed agent of that name was added again. */
   revive(agent: string): void {
-    this.forgotten.delete(agent);
+    this.forgotten.delete(splitPool(agent).agent);
   }
 
   /** Destroy every idle sandbox, and each one still starting once it has started. */

@@ -374,6 +374,9 @@ describe('a shared agent keeps its users apart', () => {
     // The audit record shows the volume the dispatch really had.
     const aliceRecord = auditLines().find((r) => r.user === 'alice')!;
     expect(aliceRecord.mounts.map((m: { source: string }) => m.source)).toContain(aliceVolume);
+    // Pre-started sandboxes mount a session volume too: each user's fresh sessions pool in their own lane (alice's
+    // resume of a session id is never served by a pre-started sandbox; the local user has the agent's own pool).
+    expect(sandbox.runs.map((r) => r.warm?.lane)).toEqual(['bob', 'bob', undefined, 'carol', undefined]);
   });
 });
 

@@ -4,7 +4,7 @@
  * sandbox that dies while idle, fills that fail or finish after a change, and shutdown.
  */
 import { describe, expect, it } from 'vitest';
-import { IDLE_SANDBOX_BYTES, WarmPool, type WarmPoolSettings, type WarmSandbox } from '../../src/sandbox/warm-pool.js';
+import { IDLE_SANDBOX_BYTES, poolName, WarmPool, type WarmPoolSettings, type WarmSandbox } from '../../src/sandbox/warm-pool.js';
 
 const MIB = 1024 * 1024;
 const settings = (overrides: Partial<WarmPoolSettings> = {}): WarmPoolSettings => ({ size: 1, idle_minutes: 10, memory_mb: 1024, ...overrides });
@@ -67,6 +67,34 @@ describe('warm pool', () => {
     pool.want('a', 'k1', settings({ size: 1 }), f.fill);
     await pool.settled();
     expect(pool.claim('a', 'k1')).toBeDefined();
+  });
+
+  it("each HTTP user's lane of an agent pools apart: users taking turns do not destroy each other's sandboxes; forget covers every lane", async () => {
+    const pool = new WarmPool();
+    const f = filler();
+    const alice = poolName('a', 'alice');
+    const bob = poolName('a', 'bob');
+    pool.want(alice, 'k-alice', settings({ size: 1 }), f.fill);
+    pool.want(bob, 'k-bob', settings({ size: 1 }), f.fill);
+    pool.want('a', 'k-local', settings({ size: 1 }), f.fill);
+    await pool.settled();
+    expect(f.made).toHaveLength(3);
+    expect(pool.claim(alice, 'k-alice')).toBeDefined();
+    expect(pool.claim(bob, 'k-bob')).toBeDefined();
+    expect(f.made.filter((s) => s.destroyed > 0)).toEqual([]);
+    expect(pool.status().map((s) => [s.agent, s.lane]).sort()).toEqual([['a', undefined], ['a', 'alice'], ['a', 'bob']]);
+    pool.want(alice, 'k-alice', settings({ size: 1 }), f.fill);
+    await pool.settled();
+    await pool.forget('a');
+    expect(pool.idleCount).toBe(0);
+    expect(pool.status()).toEqual([]);
+    pool.want(bob, 'k-bob', settings({ size: 1 }), f.fill);
+    await pool.settled();
+    expect(pool.claim(bob, 'k-bob')).toBeUndefined();
+    pool.revive(bob);
+    pool.want(bob, 'k-bob', settings({ size: 1 }), f.fill);
+    await pool.settled();
+    expect(pool.claim(bob, 'k-bob')).toBeDefined();
   });
 
   it('fills one at a time up to the size, and hands each sandbox out once', async () => {

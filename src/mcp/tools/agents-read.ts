@@ -3,6 +3,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { AppError } from '../../errors.js';
 import { warmPoolConfig } from '../../config/schema.js';
 import { noAgentGranted, requireVisibleAgent, visibleConfig } from '../../core/access.js';
+import { callerUser } from '../../core/caller.js';
 import { inspectAgentView, listAgentsView } from '../../core/views.js';
 import { boundedString } from '../../limits.js';
 import { guarded, jsonResult } from '../envelope.js';
@@ -45,7 +46,8 @@ export function registerAgentReadTools(server: McpServer, ctx: ServerContext): v
         const config = ctx.config();
         const view = inspectAgentView(name, requireVisibleAgent(config, name, ctx.caller), preview_lines, ctx.configDir(), ctx.caller);
         // This server's pre-started sandboxes for the agent (settings.warm_pool).
-        const pool = ctx.dispatcher.service.warmPoolStatus().find((s) => s.agent === name);
+        const lane = callerUser(ctx.caller);
+        const pool = ctx.dispatcher.service.warmPoolStatus().find((s) => s.agent === name && s.lane === lane);
         return jsonResult({ ...view, warm_pool: { ...warmPoolConfig(config.settings), idle: pool?.idle ?? 0, ready: pool?.ready ?? 0, starting: pool?.filling ?? false } });
       }),
   );
