@@ -1,7 +1,9 @@
+import { afterEach, beforeEach, vi } from 'vitest';
 import { AppError } from '../../src/errors.js';
 import { GATEWAY_PROTOCOL } from '../../src/gateway/protocol.js';
 import type { Engine } from '../../src/sandbox/engine.js';
 import { GATEWAY_PROTOCOL_LABEL } from '../../src/sandbox/gateway-image.js';
+import { setupEnv, type Env } from '../unit/cli-harness.js';
 
 export interface FakeEngineOptions {
   /** The engine does not answer: info() throws as a down engine does. */
@@ -36,4 +38,21 @@ export function fakeEngine(options: FakeEngineOptions = {}): Engine & { asked: s
       return (await this.imageExists(image)) ? labels : undefined;
     },
   };
+}
+
+/**
+ * A fresh CLI environment for each doctor test (the returned function gives the current one), with the
+ * credential the gateway check looks for (a shell without one gets a warning).
+ */
+export function doctorEnvEach(): () => Env {
+  let env: Env;
+  beforeEach(() => {
+    env = setupEnv();
+    vi.stubEnv('ANTHROPIC_API_KEY', 'sk-doctor-test');
+  });
+  afterEach(() => {
+    env.cleanup();
+    vi.unstubAllEnvs();
+  });
+  return () => env;
 }

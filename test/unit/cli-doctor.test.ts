@@ -1,29 +1,18 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { doctorCommand } from '../../src/cli/commands/doctor.js';
 import { GATEWAY_PROTOCOL } from '../../src/gateway/protocol.js';
 import { createEngine, type Engine } from '../../src/sandbox/engine.js';
 import { dockerAvailable } from '../helpers/docker.js';
-import { fakeEngine } from '../helpers/fake-engine.js';
-import { capture, cp1251Config, fakeAgentDispatch, fakeClaude, originalServer, oursServer, run, setupEnv, SOURCE_CLI, STACK_LINE, type Env, type FakeClaudeOptions } from './cli-harness.js';
+import { doctorEnvEach, fakeEngine } from '../helpers/fake-engine.js';
+import { capture, cp1251Config, fakeAgentDispatch, fakeClaude, originalServer, oursServer, run, SOURCE_CLI, STACK_LINE, type FakeClaudeOptions } from './cli-harness.js';
 
 /** Claude Code with this program registered (user scope). */
 const REGISTERED: FakeClaudeOptions = { servers: [oursServer('user')] };
 
-let env: Env;
-
-beforeEach(() => {
-  env = setupEnv();
-  // The gateway check looks for the credential the gateway would add (a shell without one gets a warning).
-  vi.stubEnv('ANTHROPIC_API_KEY', 'sk-doctor-test');
-});
-
-afterEach(() => {
-  env.cleanup();
-  vi.unstubAllEnvs();
-});
+const envOf = doctorEnvEach();
 
 function doctor(engine: Engine = fakeEngine()) {
   return capture(() => doctorCommand([], engine));
@@ -31,10 +20,10 @@ function doctor(engine: Engine = fakeEngine()) {
 
 /** claude (registered) and agent-dispatch on PATH, one healthy agent: the all-green starting point. */
 function healthy(extra: Record<string, unknown> = {}): string {
-  fakeClaude(env.binDir, REGISTERED);
-  fakeAgentDispatch(env.binDir);
-  const dir = env.project('api', { 'CLAUDE.md': '# api\n', '.mcp.json': '{"mcpServers": {}}' });
-  env.writeConfig({ agents: { api: { directory: dir } }, ...extra });
+  fakeClaude(envOf().binDir, REGISTERED);
+  fakeAgentDispatch(envOf().binDir);
+  const dir = envOf().project('api', { 'CLAUDE.md': '# api\n', '.mcp.json': '{"mcpServers": {}}' });
+  envOf().writeConfig({ agents: { api: { directory: dir } }, ...extra });
   return dir;
 }
 
@@ -43,9 +32,9 @@ describe('doctor (TestDoctor)', () => {
     const dir = healthy();
     const r = await doctor();
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`[OK] claude CLI: ${env.binDir}/claude`);
+    expect(r.stdout).toContain(`[OK] claude CLI: ${envOf().binDir}/claude`);
     expect(r.stdout).toContain('[OK] Docker engine reachable: server 27.0.0 (API 1.46)');
-    expect(r.stdout).toContain(`[OK] Config: ${env.configPath} (1 agent)`);
+    expect(r.stdout).toContain(`[OK] Config: ${envOf().configPath} (1 agent)`);
     expect(r.stdout).toContain(`[OK] agent-dispatch is registered with Claude Code (user scope; this program: ${SOURCE_CLI})`);
     expect(r.stdout).toContain(`[OK] api: ${dir} [CLAUDE.md, .mcp.json]`);
     expect(r.stdout).toContain("[OK] api: policy 'default' valid");
@@ -58,7 +47,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('asks claude mcp get agent-dispatch and claude mcp list, by the path it found', async () => {
     healthy();
-    const claude = fakeClaude(env.binDir, REGISTERED);
+    const claude = fakeClaude(envOf().binDir, REGISTERED);
     await doctor();
     expect(claude.calls()).toEqual([
       ['mcp', 'get', 'agent-dispatch'],
@@ -67,8 +56,8 @@ describe('doctor (TestDoctor)', () => {
   });
 
   it('claude missing: FAIL and a non-zero exit', async () => {
-    fakeAgentDispatch(env.binDir);
-    env.writeConfig({ agents: { api: { directory: env.project('api') } } });
+    fakeAgentDispatch(envOf().binDir);
+    envOf().writeConfig({ agents: { api: { directory: envOf().project('api') } } });
     const r = await doctor();
     expect(r.code).not.toBe(0);
     expect(r.stdout).toContain('[FAIL] claude CLI not found on PATH');
@@ -77,7 +66,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('agent-dispatch not on PATH: WARN only', async () => {
     healthy();
-    rmSync(join(env.binDir, 'agent-dispatch'));
+    rmSync(join(envOf().binDir, 'agent-dispatch'));
     const r = await doctor();
     expect(r.stdout).toContain('[WARN] agent-dispatch not on PATH (MCP server still works via absolute path)');
     expect(r.stdout).toContain('0 issues, 1 warning');
@@ -89,7 +78,7 @@ describe('doctor (TestDoctor)', () => {
     ['a wrapper naming its package', '#!/bin/sh\nexec /opt/venv/bin/python -m agent_dispatch "$@"\n'],
   ])('agent-dispatch on PATH is the Python original (%s): FAIL naming it, the hazard and the fix', async (_, script) => {
     healthy();
-    const path = join(env.binDir, 'agent-dispatch');
+    const path = join(envOf().binDir, 'agent-dispatch');
     writeFileSync(path, script, { mode: 0o755 });
     const r = await doctor();
     expect(r.code).toBe(1);
@@ -100,7 +89,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('a FIFO named agent-dispatch on PATH: not a program, and doctor does not block on it', async () => {
     healthy();
-    const path = join(env.binDir, 'agent-dispatch');
+    const path = join(envOf().binDir, 'agent-dispatch');
     rmSync(path);
     spawnSync('mkfifo', ['-m', '0755', path]);
     const r = await doctor();
@@ -109,11 +98,11 @@ describe('doctor (TestDoctor)', () => {
   });
 
   it('config missing: WARN with the init hint, exit 0 when nothing else fails', async () => {
-    fakeClaude(env.binDir, REGISTERED);
-    fakeAgentDispatch(env.binDir);
+    fakeClaude(envOf().binDir, REGISTERED);
+    fakeAgentDispatch(envOf().binDir);
     const r = await doctor();
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`[WARN] Config not found: ${env.configPath}`);
+    expect(r.stdout).toContain(`[WARN] Config not found: ${envOf().configPath}`);
     // `agent-dispatch` on PATH is not this program here: the hint names one that is.
     expect(r.stdout).toMatch(/Run: \S*node\S* \S+cli\.js init\n/);
     expect(r.stdout).toContain('[WARN] Skipped (no usable config)');
@@ -125,27 +114,27 @@ describe('doctor (TestDoctor)', () => {
     ['a bad schema', () => 'agents:\n  api:\n    directory: 123\n', 'Config schema invalid'],
     ['cp1251 bytes', () => cp1251Config('/tmp'), 'Config is not valid UTF-8'],
   ])('%s: FAIL, diagnosed without a crash', async (_label, bytes, title) => {
-    fakeClaude(env.binDir, REGISTERED);
-    fakeAgentDispatch(env.binDir);
-    env.writeConfigText(bytes());
+    fakeClaude(envOf().binDir, REGISTERED);
+    fakeAgentDispatch(envOf().binDir);
+    envOf().writeConfigText(bytes());
     const r = await doctor();
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(`[FAIL] ${title}`);
-    expect(r.stdout).toContain(`Config at ${env.configPath}`);
+    expect(r.stdout).toContain(`Config at ${envOf().configPath}`);
     expect(r.all).not.toMatch(STACK_LINE);
   });
 
   it('a non-UTF-8 config says to re-save it as UTF-8', async () => {
-    fakeClaude(env.binDir, REGISTERED);
-    env.writeConfigText(cp1251Config('/tmp'));
+    fakeClaude(envOf().binDir, REGISTERED);
+    envOf().writeConfigText(cp1251Config('/tmp'));
     const r = await doctor();
     expect(r.stdout).toContain('not valid UTF-8');
     expect(r.stdout).toContain('Re-save the file as UTF-8.');
   });
 
   it('an unreadable config is diagnosed as such', async () => {
-    fakeClaude(env.binDir, REGISTERED);
-    mkdirSync(env.configPath, { recursive: true }); // a directory where the file should be: EISDIR
+    fakeClaude(envOf().binDir, REGISTERED);
+    mkdirSync(envOf().configPath, { recursive: true }); // a directory where the file should be: EISDIR
     const r = await doctor();
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('[FAIL] Config could not be read');
@@ -153,7 +142,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('not registered: WARN with the init hint (this program by node and script: agent-dispatch on PATH is another), exit 0', async () => {
     healthy();
-    fakeClaude(env.binDir, { servers: [{ name: 'github', scope: 'user', config: { type: 'stdio', command: 'npx', args: ['-y', '@modelcontextprotocol/server-github'] } }] });
+    fakeClaude(envOf().binDir, { servers: [{ name: 'github', scope: 'user', config: { type: 'stdio', command: 'npx', args: ['-y', '@modelcontextprotocol/server-github'] } }] });
     const r = await doctor();
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('[WARN] agent-dispatch is not registered with Claude Code');
@@ -163,7 +152,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('agent-dispatch inside another server’s path or name is not a false positive', async () => {
     healthy();
-    fakeClaude(env.binDir, {
+    fakeClaude(envOf().binDir, {
       servers: [
         { name: 'other', scope: 'user', config: { type: 'stdio', command: '/opt/agent-dispatch/bin/other', args: ['serve'] } },
         { name: 'my-agent-dispatch', scope: 'user', config: { type: 'stdio', command: 'x' } },
@@ -176,8 +165,8 @@ describe('doctor (TestDoctor)', () => {
 
   it('the Python original registered as agent-dispatch: FAIL naming what runs and the fix, not OK', async () => {
     healthy();
-    const python = join(env.binDir, 'agent-dispatch');
-    fakeClaude(env.binDir, { servers: [originalServer(python)] });
+    const python = join(envOf().binDir, 'agent-dispatch');
+    fakeClaude(envOf().binDir, { servers: [originalServer(python)] });
     const r = await doctor();
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(`[FAIL] agent-dispatch is registered with Claude Code as another program: agent-dispatch (user scope): ${python} serve`);
@@ -190,7 +179,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('any other program as agent-dispatch: FAIL', async () => {
     healthy();
-    fakeClaude(env.binDir, { servers: [{ name: 'agent-dispatch', scope: 'local', config: { type: 'stdio', command: 'node', args: ['/elsewhere/dist/cli.js', 'serve'] } }] });
+    fakeClaude(envOf().binDir, { servers: [{ name: 'agent-dispatch', scope: 'local', config: { type: 'stdio', command: 'node', args: ['/elsewhere/dist/cli.js', 'serve'] } }] });
     const r = await doctor();
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('[FAIL] agent-dispatch is registered with Claude Code as another program: agent-dispatch (local scope): node /elsewhere/dist/cli.js serve');
@@ -199,7 +188,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('this program, but the original hidden behind it in the user scope: OK for it and FAIL for the hidden one', async () => {
     healthy();
-    fakeClaude(env.binDir, { servers: [originalServer('/home/me/.local/bin/agent-dispatch', 'user'), oursServer('local')] });
+    fakeClaude(envOf().binDir, { servers: [originalServer('/home/me/.local/bin/agent-dispatch', 'user'), oursServer('local')] });
     const r = await doctor();
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('[OK] agent-dispatch is registered with Claude Code (local scope; this program:');
@@ -208,7 +197,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('the Python original under another name: FAIL, also when agent-dispatch is this program', async () => {
     healthy();
-    fakeClaude(env.binDir, { servers: [oursServer('user'), { name: 'dispatch-py', scope: 'user', config: { type: 'stdio', command: 'uvx', args: ['agent-dispatch', 'serve'] } }] });
+    fakeClaude(envOf().binDir, { servers: [oursServer('user'), { name: 'dispatch-py', scope: 'user', config: { type: 'stdio', command: 'uvx', args: ['agent-dispatch', 'serve'] } }] });
     const r = await doctor();
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('[OK] agent-dispatch is registered with Claude Code (user scope');
@@ -218,7 +207,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('a failing claude mcp get: WARN, could not check', async () => {
     healthy();
-    fakeClaude(env.binDir, { ...REGISTERED, getExit: 1, getStderr: 'Error: boom' });
+    fakeClaude(envOf().binDir, { ...REGISTERED, getExit: 1, getStderr: 'Error: boom' });
     const r = await doctor();
     expect(r.stdout).toContain('[WARN] Could not check MCP registration: claude mcp get exited with code 1: Error: boom');
     expect(r.code).toBe(0);
@@ -226,7 +215,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('a failing claude mcp list: agent-dispatch still checked, and a WARN that other names were not', async () => {
     healthy();
-    fakeClaude(env.binDir, { ...REGISTERED, mcpList: '', mcpListExit: 1 });
+    fakeClaude(envOf().binDir, { ...REGISTERED, mcpList: '', mcpListExit: 1 });
     const r = await doctor();
     expect(r.stdout).toContain('[OK] agent-dispatch is registered with Claude Code (user scope');
     expect(r.stdout).toContain('[WARN] Could not look for other registrations of the Python original: claude mcp list exited with code 1');
@@ -234,8 +223,8 @@ describe('doctor (TestDoctor)', () => {
 
   it('a missing agent directory: FAIL directory missing', async () => {
     healthy();
-    const gone = join(env.root, 'gone');
-    env.writeConfig({ agents: { api: { directory: gone } } });
+    const gone = join(envOf().root, 'gone');
+    envOf().writeConfig({ agents: { api: { directory: gone } } });
     const r = await doctor();
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(`[FAIL] api: directory missing - ${gone}`);
@@ -243,7 +232,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('an unstatable agent directory: FAIL directory unreadable', async () => {
     healthy();
-    env.writeConfig({ agents: { api: { directory: env.loopPath() } } });
+    envOf().writeConfig({ agents: { api: { directory: envOf().loopPath() } } });
     const r = await doctor();
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('[FAIL] api: directory unreadable');
@@ -251,7 +240,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('no agents: WARN, exit 0', async () => {
     healthy();
-    env.writeConfig({ agents: {} });
+    envOf().writeConfig({ agents: {} });
     const r = await doctor();
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('[WARN] No agents configured. Add one: agent-dispatch add <name> <directory>');
@@ -290,7 +279,7 @@ describe('doctor (TestDoctor)', () => {
     expect(one.stdout).toContain('1 issue, 0 warnings');
     expect(one.stdout).not.toContain('1 issues');
 
-    env.writeConfig({ agents: { api: { directory: join(env.root, 'gone') } }, groups: { product: { members: [{ agent: 'ghost' }] } } });
+    envOf().writeConfig({ agents: { api: { directory: join(envOf().root, 'gone') } }, groups: { product: { members: [{ agent: 'ghost' }] } } });
     const two = await doctor();
     expect(two.stdout).toContain('2 issues, 0 warnings');
   });
@@ -322,10 +311,10 @@ describe('doctor (TestDoctor)', () => {
   it('exit codes: 0 all OK, 1 any FAIL, 3 engine unreachable whatever else failed', async () => {
     healthy();
     expect((await doctor()).code).toBe(0);
-    env.writeConfig({ agents: { api: { directory: join(env.root, 'gone') } } });
+    envOf().writeConfig({ agents: { api: { directory: join(envOf().root, 'gone') } } });
     expect((await doctor()).code).toBe(1);
     expect((await doctor(fakeEngine({ down: true }))).code).toBe(3);
-    vi.stubEnv('DOCKER_HOST', `unix://${join(env.root, 'no-docker.sock')}`);
+    vi.stubEnv('DOCKER_HOST', `unix://${join(envOf().root, 'no-docker.sock')}`);
     const r = await run('doctor'); // through main, the real engine client pointed at nothing
     expect(r.stdout).toContain('[FAIL] Docker engine not reachable');
     expect(r.code).toBe(3);
@@ -341,11 +330,11 @@ describe('doctor (TestDoctor)', () => {
 
   it('each distinct image is checked once', async () => {
     healthy();
-    env.writeConfig({
+    envOf().writeConfig({
       agents: {
-        a: { directory: env.project('a') },
-        b: { directory: env.project('b'), policy: 'builder' },
-        c: { directory: env.project('c'), policy: 'readonly-inspector' },
+        a: { directory: envOf().project('a') },
+        b: { directory: envOf().project('b'), policy: 'builder' },
+        c: { directory: envOf().project('c'), policy: 'readonly-inspector' },
       },
     });
     const engine = fakeEngine();
@@ -357,7 +346,7 @@ describe('doctor (TestDoctor)', () => {
 
   it('an agent whose policy ref is not a usable policy: FAIL', async () => {
     healthy();
-    env.writeConfig({ agents: { api: { directory: env.project('api'), policy: 'no-such-policy' } } });
+    envOf().writeConfig({ agents: { api: { directory: envOf().project('api'), policy: 'no-such-policy' } } });
     const r = await doctor();
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("[FAIL] api: policy 'no-such-policy' unusable");
@@ -367,9 +356,9 @@ describe('doctor (TestDoctor)', () => {
 
   it('an agent whose policy has error findings: FAIL naming the codes', async () => {
     healthy();
-    mkdirSync(join(env.stateDir, 'policies'), { recursive: true });
-    writeFileSync(join(env.stateDir, 'policies', 'socket.yaml'), 'version: 1\nmounts:\n  - source: /var/run/docker.sock\n');
-    env.writeConfig({ agents: { api: { directory: env.project('api'), policy: 'socket' } } });
+    mkdirSync(join(envOf().stateDir, 'policies'), { recursive: true });
+    writeFileSync(join(envOf().stateDir, 'policies', 'socket.yaml'), 'version: 1\nmounts:\n  - source: /var/run/docker.sock\n');
+    envOf().writeConfig({ agents: { api: { directory: envOf().project('api'), policy: 'socket' } } });
     const r = await doctor();
     expect(r.code).toBe(1);
     expect(r.stdout).toContain("[FAIL] api: policy 'socket' has 1 error: mount-docker-socket");
@@ -385,12 +374,12 @@ describe('doctor (TestDoctor)', () => {
 
 describe.skipIf(!dockerAvailable() && !process.env['CI'])('doctor against the real Docker engine', () => {
   it('reports the engine reachable and checks images for real', async () => {
-    fakeClaude(env.binDir, REGISTERED);
-    fakeAgentDispatch(env.binDir);
-    mkdirSync(join(env.stateDir, 'policies'), { recursive: true });
+    fakeClaude(envOf().binDir, REGISTERED);
+    fakeAgentDispatch(envOf().binDir);
+    mkdirSync(join(envOf().stateDir, 'policies'), { recursive: true });
     const image = 'agent-dispatch-test/never-built:absent';
-    writeFileSync(join(env.stateDir, 'policies', 'absent.yaml'), `version: 1\nimage: ${image}\n`);
-    env.writeConfig({ agents: { api: { directory: env.project('api'), policy: 'absent' } } });
+    writeFileSync(join(envOf().stateDir, 'policies', 'absent.yaml'), `version: 1\nimage: ${image}\n`);
+    envOf().writeConfig({ agents: { api: { directory: envOf().project('api'), policy: 'absent' } } });
     const r = await capture(() => doctorCommand([], createEngine()));
     expect(r.stdout).toMatch(/\[OK\] Docker engine reachable: server \S+ \(API \S+\)/);
     expect(r.stdout).toContain(`[FAIL] ${image} is not present locally`);

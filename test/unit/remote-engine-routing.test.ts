@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { doctorCommand } from '../../src/cli/commands/doctor.js';
 import type { EngineSpec } from '../../src/config/engine-spec.js';
 import { configSchema, type DispatchConfig } from '../../src/config/schema.js';
@@ -7,7 +7,7 @@ import { EngineRouter, engineKeyOf } from '../../src/sandbox/engine-router.js';
 import type { Engine } from '../../src/sandbox/engine.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import type { SandboxRun, SandboxRunner } from '../../src/sandbox/runner.js';
-import { fakeEngine } from '../helpers/fake-engine.js';
+import { doctorEnvEach, fakeEngine } from '../helpers/fake-engine.js';
 import { capture, run, setupEnv, type Env } from './cli-harness.js';
 
 const TLS = { host: 'tcp://192.0.2.7:2376', tls_cert_dir: '/etc/certs' };
@@ -145,22 +145,14 @@ describe('EngineRouter', () => {
 });
 
 describe('doctor checks each engine the config names', () => {
-  let env: Env;
-  beforeEach(() => {
-    env = setupEnv();
-    vi.stubEnv('ANTHROPIC_API_KEY', 'sk-doctor-test');
-  });
-  afterEach(() => {
-    env.cleanup();
-    vi.unstubAllEnvs();
-  });
+  const envOf = doctorEnvEach();
 
   const engine = (images: string[], down = false): Engine =>
     fakeEngine({ images, down, version: '20.10.24', apiVersion: '1.41', downMessage: 'Docker engine not reachable (connect ECONNREFUSED 192.0.2.7:2376).' });
 
   it('reachable with its version, images present or a copy hint; an unreachable engine fails', async () => {
-    const dir = env.project('api');
-    env.writeConfig({ agents: { far: { directory: dir, engine: TLS }, down: { directory: dir, engine: 'ssh://ops@gone' }, near: { directory: dir } } });
+    const dir = envOf().project('api');
+    envOf().writeConfig({ agents: { far: { directory: dir, engine: TLS }, down: { directory: dir, engine: 'ssh://ops@gone' }, near: { directory: dir } } });
     const asked: string[] = [];
     const engines: Record<string, Engine> = {
       [TLS.host]: engine(['agent-dispatch/agent:latest']),
@@ -183,7 +175,7 @@ describe('doctor checks each engine the config names', () => {
   });
 
   it('a config without engines has no remote section', async () => {
-    env.writeConfig({ agents: { near: { directory: env.project('api') } } });
+    envOf().writeConfig({ agents: { near: { directory: envOf().project('api') } } });
     const r = await capture(() => doctorCommand([], engine(['agent-dispatch/agent:latest', 'agent-dispatch/gateway:latest']), () => {
       throw new Error('no engine should be made');
     }));
