@@ -5,6 +5,14 @@ import { logger } from '../log.js';
 const log = logger('sandbox');
 /** How often the engine is asked how much each watched session volume holds while dispatches run. */
 export const QUOTA_POLL_MS = 500;
+/** A measurement that must happen (the check after a dispatch) waits out another df this long at most. */
+const BUSY_RETRY_MS = 15_000;
+const BUSY_BACKOFF_MS = 200;
+
+/** Docker 20.10 refuses a df while another is running (any client's) instead of waiting for it. */
+function dfBusy(error: unknown): boolean {
+  return /disk usage operation is already running/i.test(describeError(error));
+}
 
 interface Watch {
   volume: string;
@@ -44,9 +52,21 @@ export class SessionQuota {
     };
   }
 
-  /** How many bytes `volume` holds, as the engine measures it; undefined when it cannot say. */
+  /**
+   * How many bytes `volume` holds, as the engine measures it; undefined when it cannot say. Unlike a poll (the
+   * next one comes 500 ms later), this one is the last look after a dispatch: another df running on the engine
+   * (another dispatch's poll, another server, `docker system df`) is waited out, not taken as an answer.
+   */
   async usage(volume: string): Promise<number | undefined> {
-    return (await this.sizes()).get(volume);
+    const until = Date.now() + BUSY_RETRY_MS;
+    for (;;) {
+      try {
+        return (await this.sizes()).get(volume);
+      } catch (error) {
+        if (!dfBusy(error) || Date.now() >= until) throw error;
+        await new Promise((resolve) => setTimeout(resolve, BUSY_BACKOFF_MS));
+      }
+    }
   }
 
   private async poll(): Promise<void> {
