@@ -27,7 +27,7 @@ import { DIRECTIVE } from '../../src/selftest/fake-model.js';
 import { networkProbeScript, parseProbe, probeScript, type ProbeFacts } from '../../src/selftest/probe.js';
 import { CLI, createBuiltFixture, createFixture, gatewayTestPolicy, TEST_AGENT_IMAGE, tearDown, type Fixture } from '../helpers/dispatch-fixture.js';
 import { waitFor } from '../helpers/process.js';
-import { dockerClient, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+import { dockerClient, engineVolumes, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
 import {
   agentContainers,
   containersLeftBy,
@@ -935,8 +935,7 @@ describe.skipIf(skipDocker)('hostile agent: every escape attempt is held (real c
 
   /** What the engine says an agent's session volume holds, in MB. */
   async function sessionVolumeMb(agent: string): Promise<number | undefined> {
-    const df = (await docker.df()) as { Volumes?: { Name: string; Labels?: Record<string, string> | null; UsageData?: { Size?: number } }[] | null };
-    const volume = (df.Volumes ?? []).find((v) => v.Name.startsWith('agent-dispatch-claude.') && v.Labels?.['agent-dispatch.agent'] === name(agent));
+    const volume = (await engineVolumes(docker)).find((v) => v.Name.startsWith('agent-dispatch-claude.') && v.Labels?.['agent-dispatch.agent'] === name(agent));
     return volume?.UsageData?.Size === undefined ? undefined : Math.round(volume.UsageData.Size / 1024 / 1024);
   }
 

@@ -206,3 +206,25 @@ export async function cleanupTestResources(docker: Docker, runId: string): Promi
   }
   return removed;
 }
+
+export interface EngineVolume {
+  Name: string;
+  Labels?: Record<string, string> | null;
+  UsageData?: { Size?: number };
+}
+
+/**
+ * The engine's volumes with their sizes (GET /system/df). Docker 20.10 refuses a df while any other runs (the
+ * servers under test poll it for session quotas), so a refusal is waited out rather than failing the test.
+ */
+export async function engineVolumes(docker: Docker, maxMs = 15_000): Promise<EngineVolume[]> {
+  const until = Date.now() + maxMs;
+  for (;;) {
+    try {
+      return ((await docker.df()) as { Volumes?: EngineVolume[] | null }).Volumes ?? [];
+    } catch (error) {
+      if (!/disk usage operation is already running/.test(String((error as Error).message)) || Date.now() >= until) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}

@@ -13,7 +13,7 @@ import { initCommand } from '../../src/sandbox/agent-init.js';
 import { AttachedContainer } from '../../src/sandbox/container-io.js';
 import { reapOrphans } from '../../src/sandbox/reaper.js';
 import { SandboxRunner, type SandboxRun } from '../../src/sandbox/runner.js';
-import { NODE_IMAGE, TEST_LABEL, cleanupTestResources, dockerClient, skipDocker, testLabels, testRunId } from '../helpers/docker.js';
+import { NODE_IMAGE, TEST_LABEL, cleanupTestResources, dockerClient, engineVolumes, skipDocker, testLabels, testRunId } from '../helpers/docker.js';
 
 const TIMEOUT = 60_000;
 
@@ -75,8 +75,7 @@ describe.skipIf(skipDocker)('sandbox runner on a real engine', () => {
     expect(outcome.sessionQuota).toMatchObject({ capBytes: 8 * 1024 * 1024 });
     expect(outcome.stdoutLines).not.toContain('wrote-all');
     const volume = run.spec.HostConfig.Mounts.find((m) => m.Target === layout.CLAUDE_SESSIONS_DIR)!.Source!;
-    const df = (await docker.df()) as { Volumes: { Name: string; UsageData: { Size: number } }[] };
-    expect(df.Volumes.find((v) => v.Name === volume)!.UsageData.Size).toBeLessThanOrEqual(8 * 1024 * 1024);
+    expect((await engineVolumes(docker)).find((v) => v.Name === volume)!.UsageData!.Size).toBeLessThanOrEqual(8 * 1024 * 1024);
     expect(await containersOf('job-quota')).toBe(0);
   }, TIMEOUT);
 
@@ -86,7 +85,7 @@ describe.skipIf(skipDocker)('sandbox runner on a real engine', () => {
     const outcome = await small.run(run);
     expect(outcome.stdoutLines).toContain('done');
     const volume = run.spec.HostConfig.Mounts.find((m) => m.Target === layout.CLAUDE_SESSIONS_DIR)!.Source!;
-    const size = async () => ((await docker.df()) as { Volumes: { Name: string; UsageData: { Size: number } }[] }).Volumes.find((v) => v.Name === volume)!.UsageData.Size;
+    const size = async () => (await engineVolumes(docker)).find((v) => v.Name === volume)!.UsageData!.Size!;
     await vi.waitFor(async () => expect(await size()).toBeLessThanOrEqual(8 * 1024 * 1024), { timeout: 10_000, interval: 250 });
     await small.shutdown();
   }, TIMEOUT);
