@@ -46,7 +46,7 @@ export class TokenStore {
     if (!checked.success) {
       // The same rule agents.<name>.users applies: a token for a name the config cannot grant would be useless.
       throw new AppError('INVALID_INPUT', checked.error.issues[0]?.message ?? `Invalid user name '${user}'.`, {
-        hint: 'User names are letters, digits, - and _, starting with a letter or digit (like agent names), within the name length limit.',
+        hint: 'The name must be one agents.<name>.users can grant: pick one that follows this rule (a login name usually does).',
       });
     }
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');

@@ -48,7 +48,7 @@ describe('token commands', () => {
     expect((await run('token', 'revoke', 'alice', '--id', bobId)).code).toBe(2);
     const badName = await run('token', 'create', 'no/slash');
     expect(badName.code).toBe(1);
-    expect(badName.stderr).toContain("Invalid user name 'no/slash'.");
+    expect(badName.stderr).toContain("Invalid user name: 'no/slash'. Use only letters, digits, hyphens, and underscores.");
   });
 });
 
