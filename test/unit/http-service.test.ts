@@ -202,6 +202,35 @@ describe('routing and limits', () => {
     await vi.waitFor(async () => expect((await initialize({ url }, alice)).status).toBe(200), { timeout: 5000, interval: 50 });
   });
 
+  it('one user may have maxRequestsPerUser messages in flight (429 beyond; a batch counts each message); another user is unaffected; finished calls free their place', async () => {
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    sandbox.scripts = [
+      async (run) => {
+        await blocked;
+        run.onStdoutLine?.(resultLine());
+        return outcome({ stdoutLines: [resultLine()] });
+      },
+    ];
+    const { url } = await start({ maxRequestsPerUser: 2 });
+    const aliceToken = (await tokens.create('alice')).token;
+    const alice = await connect(url, aliceToken);
+    const bob = await connect(url, (await tokens.create('bob')).token);
+    // The client's own event stream (GET, once it is open) holds one place; one long call takes the other.
+    const long = alice.client.callTool({ name: 'dispatch', arguments: { agent: 'api', task: 'held' } });
+    await vi.waitFor(() => expect(sandbox.runs).toHaveLength(1));
+    const headers = { ...MCP_HEADERS, Authorization: `Bearer ${aliceToken}`, 'Mcp-Session-Id': alice.transport.sessionId!, 'Mcp-Protocol-Version': '2025-06-18' };
+    const list = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/list' });
+    await vi.waitFor(async () => expect((await raw({ url }, { headers, body: JSON.stringify(list(6)) })).status).toBe(429));
+    const refused = await raw({ url }, { headers, body: JSON.stringify(list(7)) });
+    expect(refused.json).toEqual({ error: "Too many calls of user 'alice' in flight (limit 2).", hint: expect.stringContaining('Wait for calls in flight') });
+    expect((await bob.client.listTools()).tools.length).toBeGreaterThan(0);
+    release();
+    await long;
+    await vi.waitFor(async () => expect((await raw({ url }, { headers, body: JSON.stringify(list(8)) })).status).toBe(200));
+    expect((await raw({ url }, { headers, body: JSON.stringify([list(9), list(10), list(11)]) })).status).toBe(429);
+  });
+
   it('a body over 4 MiB: 413; invalid JSON: 400 parse error; no session id on a non-initialize: 400', async () => {
     const { url } = await start();
     const token = (await tokens.create('alice')).token;

@@ -26,6 +26,12 @@ const DEFAULT_MAX_SESSIONS_PER_USER = 100;
  * a client's real bodies are small and arrive at once.
  */
 export const MAX_UPLOADS_PER_USER = 8;
+/**
+ * Messages of one user in flight at once (a JSON-RPC batch counts each; an open event stream counts one). Each
+ * call holds a little of the service (a dispatch_wait re-reads its job file four times a second for up to an
+ * hour), so without a bound one user's thousands of parallel calls would slow every other user's.
+ */
+const DEFAULT_MAX_REQUESTS_PER_USER = 64;
 const NO_SESSION_HINT = 'Start a new MCP session: send initialize without an Mcp-Session-Id header (Claude Code does this on reconnect).';
 
 export interface HttpServiceOptions {
@@ -50,6 +56,8 @@ export interface HttpServiceOptions {
   maxSessions?: number;
   /** More sessions of one user than this at once are refused with 429 (default 100). */
   maxSessionsPerUser?: number;
+  /** More messages of one user in flight than this are refused with 429 (default 64; a batch counts each). */
+  maxRequestsPerUser?: number;
 }
 
 export interface HttpService {
@@ -82,7 +90,7 @@ export async function startHttpService(options: HttpServiceOptions): Promise<Htt
   const registry = new SessionRegistry(env, core, options.idleSessionMs ?? DEFAULT_IDLE_MS, () => new Set(tokens.list().map((t) => t.id)), options.sweepMs);
   const server = options.tls ? httpsServer(options.tls) : createHttpServer();
   const bound = await listen(server, options.listen);
-  const deps: HandlerDeps = { tokens, registry, uploads: new Map(), allowed: allowedHosts(bound, options.allowedHosts), maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS, maxSessionsPerUser: options.maxSessionsPerUser ?? DEFAULT_MAX_SESSIONS_PER_USER, tls: options.tls !== undefined };
+  const deps: HandlerDeps = { tokens, registry, uploads: new Map(), inFlight: new Map(), maxRequestsPerUser: options.maxRequestsPerUser ?? DEFAULT_MAX_REQUESTS_PER_USER, allowed: allowedHosts(bound, options.allowedHosts), maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS, maxSessionsPerUser: options.maxSessionsPerUser ?? DEFAULT_MAX_SESSIONS_PER_USER, tls: options.tls !== undefined };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res, deps).catch((error: unknown) => {
       log.error('request failed', { error: describeError(error) });
@@ -159,6 +167,9 @@ interface HandlerDeps {
   registry: SessionRegistry;
   /** Bodies being received, per user. */
   uploads: Map<string, number>;
+  /** Messages being answered (and open event streams), per user. */
+  inFlight: Map<string, number>;
+  maxRequestsPerUser: number;
   allowed: AllowedHosts;
   maxSessions: number;
   maxSessionsPerUser: number;
@@ -189,6 +200,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: HandlerDe
     if (read.kind === 'invalid') return sendError(res, 400, 'Parse error: the body is not JSON.', 'Send one JSON-RPC message (or a batch) as application/json.', { rpcCode: -32700 });
     body = read.value;
   }
+  const messages = Array.isArray(body) ? Math.max(1, body.length) : 1;
+  if (!holdInFlight(user, messages, res, deps)) {
+    return sendError(res, 429, `Too many calls of user '${user}' in flight (limit ${deps.maxRequestsPerUser}).`, 'Wait for calls in flight to finish before sending more (a batch counts each of its messages); dispatch_async with dispatch_status replaces many parallel waits.');
+  }
   if (typeof sessionId === 'string') {
     const session = deps.registry.find(sessionId, user);
     if (!session) return sendError(res, 404, 'Session not found.', NO_SESSION_HINT, { rpcCode: -32001 });
@@ -207,6 +222,19 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: HandlerDe
   }
   const transport = await deps.registry.open(user, token.id);
   await transport.handleRequest(req, res, body);
+}
+
+/** Count `n` messages against the user's in-flight cap until the response is closed; false (nothing held) past the cap. */
+function holdInFlight(user: string, n: number, res: ServerResponse, deps: HandlerDeps): boolean {
+  const current = deps.inFlight.get(user) ?? 0;
+  if (current + n > deps.maxRequestsPerUser) return false;
+  deps.inFlight.set(user, current + n);
+  res.once('close', () => {
+    const left = (deps.inFlight.get(user) ?? n) - n;
+    if (left > 0) deps.inFlight.set(user, left);
+    else deps.inFlight.delete(user);
+  });
+  return true;
 }
 
 /** The body, read only while the user has fewer than MAX_UPLOADS_PER_USER bodies arriving. */
