@@ -3,7 +3,7 @@
  * own StreamableHTTPClientTransport, real tokens. What must hold: no or a bad token → 401 with a hint; a forged
  * Origin or Host → 403; only /mcp answers; a session belongs to the user who opened it; revoke applies to the
  * next request; every user's dispatches share one concurrency budget; the Unix socket is 0660; beyond loopback
- * only with TLS, and TLS works.
+ * only with TLS, and TLS works; a dropped SSE stream resumes with Last-Event-ID, for its own session only.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
@@ -19,7 +19,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { TokenStore } from '../../src/config/tokens.js';
 import { MAX_UPLOADS_PER_USER, startHttpService, type HttpService, type HttpServiceOptions } from '../../src/mcp/http/service.js';
-import { FakeSandbox, outcome, resultLine } from '../helpers/fake-sandbox.js';
+import { SSE_RETRY_MS } from '../../src/mcp/http/sessions.js';
+import { FakeSandbox, gate, outcome, resultLine } from '../helpers/fake-sandbox.js';
 
 const INIT = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } };
 const MCP_HEADERS = { Accept: 'application/json, text/event-stream', 'Content-Type': 'application/json' };
@@ -412,5 +413,129 @@ describe('where it listens', () => {
     mkdirSync(a);
     for (const n of ['1', '2']) spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(a, `k${n}`), '-out', join(a, `c${n}`), '-days', '1', '-subj', '/CN=localhost']);
     await expect(start({ tls: { cert: readFileSync(join(a, 'c1')), key: readFileSync(join(a, 'k2')) } })).rejects.toThrow(/TLS certificate or key is unusable/);
+  });
+});
+
+interface SseEvent {
+  id?: string;
+  retry?: number;
+  data: string;
+}
+
+/** An SSE response read as it arrives: `until` waits for an event, `drop` cuts the connection (a flaky network). */
+interface SseReader {
+  status: number;
+  body: string;
+  until(match: (e: SseEvent) => boolean): Promise<SseEvent>;
+  drop(): void;
+}
+
+function sse(url: string, options: { method: 'GET' | 'POST'; headers: OutgoingHttpHeaders; body?: string }): Promise<SseReader> {
+  const target = new URL(url);
+  return new Promise((resolve, reject) => {
+    const events: SseEvent[] = [];
+    const waiters: Array<() => boolean> = [];
+    const req = httpRequest({ host: target.hostname, port: target.port, path: target.pathname, method: options.method, headers: options.headers }, (res) => {
+      let buffer = '';
+      const reader: SseReader = {
+        status: res.statusCode ?? 0,
+        body: '',
+        until: (match) =>
+          new Promise((found, fail) => {
+            const timer = setTimeout(() => fail(new Error(`no such event within 5 s; got ${JSON.stringify(events)} ${reader.body}`)), 5000);
+            const check = (): boolean => {
+              const event = events.find(match);
+              if (event === undefined) return false;
+              clearTimeout(timer);
+              found(event);
+              return true;
+            };
+            if (!check()) waiters.push(check);
+          }),
+        drop: () => req.destroy(),
+      };
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        reader.body += chunk;
+        buffer += chunk;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const event: SseEvent = { data: '' };
+          for (const line of buffer.slice(0, end).split('\n')) {
+            const [field, ...rest] = line.split(':');
+            const value = rest.join(':').replace(/^ /, '');
+            if (field === 'id') event.id = value;
+            else if (field === 'retry') event.retry = Number(value);
+            else if (field === 'data') event.data += value;
+          }
+          buffer = buffer.slice(end + 2);
+          events.push(event);
+          for (const waiter of waiters.splice(0)) if (!waiter()) waiters.push(waiter);
+        }
+      });
+      res.on('error', () => undefined);
+      resolve(reader);
+    });
+    req.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? undefined : reject(error)));
+    req.end(options.body);
+  });
+}
+
+describe('resuming a dropped event stream (Last-Event-ID)', () => {
+  const answerOf = (e: SseEvent) => e.data.includes('"result"') && e.data.includes('"id":42');
+
+  it('a dispatch whose POST stream drops mid-call is resumed by GET + Last-Event-ID and answers there; another user or session with that id gets nothing', async () => {
+    const running = gate();
+    const finished = gate();
+    sandbox.scripts = [running.script, finished.script];
+    const { url } = await start();
+    const aliceToken = (await tokens.create('alice')).token;
+    const bobToken = (await tokens.create('bob')).token;
+    const { transport } = await connect(url, aliceToken);
+    const session = transport.sessionId!;
+    const headers = (token: string, sessionId: string) => ({ Authorization: `Bearer ${token}`, 'Mcp-Session-Id': sessionId, 'Mcp-Protocol-Version': '2025-11-25' });
+    const call = (id: number, task: string) => sse(url, { method: 'POST', headers: { ...MCP_HEADERS, ...headers(aliceToken, session) }, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'dispatch', arguments: { agent: 'api', task } } }) });
+    const resume = (token: string, sessionId: string, lastEventId: string) => sse(url, { method: 'GET', headers: { Accept: 'text/event-stream', ...headers(token, sessionId), 'Last-Event-ID': lastEventId } });
+
+    // The stream opens with a priming event: an id to resume from, no data, and the retry interval.
+    const post = await call(42, 'long');
+    expect(post.status).toBe(200);
+    const priming = await post.until((e) => e.id !== undefined);
+    expect(priming).toEqual({ id: expect.any(String), retry: SSE_RETRY_MS, data: '' });
+    await running.started;
+    post.drop();
+
+    // Not another user (their token on alice's session is the unknown session it always was), not alice's other
+    // session, not bob's own session: the event id is a cursor only within the session that minted it.
+    const asBob = await resume(bobToken, session, priming.id!);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(asBob.status).toBe(404);
+    expect(asBob.body).not.toContain('gated answer');
+    const other = await connect(url, aliceToken);
+    const bobs = await connect(url, bobToken);
+    for (const [token, sessionId] of [[aliceToken, other.transport.sessionId!], [bobToken, bobs.transport.sessionId!]] as const) {
+      const r = await resume(token, sessionId, priming.id!);
+      expect(r.status).toBe(400);
+    }
+
+    // Resumed while the dispatch still runs: its answer comes on the GET stream, which then ends.
+    const resumed = await resume(aliceToken, session, priming.id!);
+    expect(resumed.status).toBe(200);
+    running.release();
+    const answer = await resumed.until(answerOf);
+    expect(JSON.parse(JSON.parse(answer.data).result.content[0].text)).toMatchObject({ success: true, result: 'gated answer' });
+
+    // Answered while nobody listened: the stored answer is replayed to the resume.
+    const again = await call(42, 'answered while away');
+    const primed = await again.until((e) => e.id !== undefined);
+    await finished.started;
+    again.drop();
+    finished.release();
+    // Time for the answer to be stored with no stream to take it (were it late, it would come live: same result).
+    await new Promise((r) => setTimeout(r, 200));
+    const replayed = await resume(aliceToken, session, primed.id!);
+    expect(JSON.parse(JSON.parse((await replayed.until(answerOf)).data).result.content[0].text)).toMatchObject({ success: true, result: 'gated answer' });
+    replayed.drop();
+    expect(asBob.body).not.toContain('gated answer');
   });
 });

@@ -6,8 +6,11 @@ import type { DispatchCore } from '../../dispatch/core.js';
 import { describeError } from '../../errors.js';
 import { logger } from '../../log.js';
 import { createServer } from '../server.js';
+import { SessionEventStore } from './event-store.js';
 
 const log = logger('http');
+/** What the priming event of each SSE stream tells the client to wait before it reconnects with Last-Event-ID. */
+export const SSE_RETRY_MS = 2000;
 
 /** One MCP session: its own McpServer and transport, bound to the user whose token opened it. */
 export interface Session {
@@ -61,14 +64,20 @@ export class SessionRegistry {
   /** The transport of a new session of `user`; it joins the registry when the SDK gives it its id (initialize). */
   async open(user: string, tokenId: string): Promise<StreamableHTTPServerTransport> {
     const { server } = createServer(this.env, undefined, { core: this.core, caller: userCaller(user) });
+    // Its own store per session: a dropped SSE stream resumes (GET + Last-Event-ID) only within the session that
+    // opened it, and find() gives a session only to its own user.
+    const events = new SessionEventStore();
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
+      eventStore: events,
+      retryInterval: SSE_RETRY_MS,
       onsessioninitialized: (id) => {
         this.sessions.set(id, { id, user, tokenId, transport, active: 0, lastSeen: Date.now() });
         log.info('session opened', { user, session: id });
       },
     });
     server.server.onclose = () => {
+      events.clear();
       const id = transport.sessionId;
       if (id !== undefined && this.sessions.delete(id)) log.info('session closed', { user, session: id });
     };
