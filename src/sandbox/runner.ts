@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } 
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { AppError, describeError } from '../errors.js';
-import type { ContainerSpec } from '../policy/container-spec.js';
+import type { ContainerSpec, MountSpec } from '../policy/container-spec.js';
 import * as layout from '../policy/layout.js';
 import { logger } from '../log.js';
 import { GATEWAY_SOCKET_DIR, type AllowRule, type EgressDecision } from '../gateway/protocol.js';
@@ -479,10 +479,19 @@ export class SandboxRunner {
   }
 
   private async create(source: ContainerSpec, cmd: string[], labels: Record<string, string>, settingsDir: string, ms: number): Promise<Docker.Container> {
+    const volumes = this.settingsVolumes;
+    if (!volumes) return this.createWith(source, cmd, labels, { Type: 'bind', Source: join(settingsDir, 'managed-settings.json'), Target: layout.MANAGED_SETTINGS_PATH, ReadOnly: true }, ms);
+    // A second round only when a gc removed the settings volume between its fill and this container (see held).
+    for (let round = 1; ; round++) {
+      const settings = await volumes.mount(settingsDir, source, ms);
+      const container = await this.createWith(source, cmd, labels, settings, ms);
+      if (await volumes.held(settings, container, ms)) return container;
+      if (round === 2) throw new AppError('SANDBOX_FAILED', `The managed-settings volume ${settings.Source} was removed twice while the container was made.`, { hint: "Retry; do not run 'agent-dispatch gc --volumes' in a loop while dispatching." });
+    }
+  }
+
+  private async createWith(source: ContainerSpec, cmd: string[], labels: Record<string, string>, settings: MountSpec, ms: number): Promise<Docker.Container> {
     const spec = structuredClone(source);
-    const settings = this.settingsVolumes
-      ? await this.settingsVolumes.mount(settingsDir, spec.Image, ms)
-      : { Type: 'bind', Source: join(settingsDir, 'managed-settings.json'), Target: layout.MANAGED_SETTINGS_PATH, ReadOnly: true };
     const body = {
       ...spec,
       Cmd: cmd,

@@ -4,9 +4,13 @@
  * talk to the engine.
  */
 import Docker from 'dockerode';
+import type { EngineSpec } from '../config/engine-spec.js';
+import { describeError } from '../errors.js';
 import { LABEL_PREFIX } from '../policy/layout.js';
-import { bounded, dockerOptions, engineUnreachable } from './engine-calls.js';
-import { removeScopeVolumes, type VolumeRemoval } from './volumes.js';
+import { bounded, engineUnreachable } from './engine-calls.js';
+import { engineDockerOptions } from './engine-options.js';
+import { SETTINGS_ROLE } from './engine-settings.js';
+import { removeNamedVolumes, removeScopeVolumes, type VolumeRemoval } from './volumes.js';
 
 /** Set by the policy compiler on every volume: the config directory that, with the agent directory, makes the scope. */
 export const CONFIG_DIR_LABEL = `${LABEL_PREFIX}.config-dir`;
@@ -64,17 +68,34 @@ export function judgeVolumes(volumes: AgentVolume[], scopesOf: (configDir: strin
   });
 }
 
-/** Every volume labelled with an agent and a scope, narrowed to those carrying `onlyLabels` (AGENT_DISPATCH_CONTAINER_LABELS). */
-export async function listAgentVolumes(onlyLabels: Record<string, string> = {}, env: NodeJS.ProcessEnv = process.env): Promise<AgentVolume[]> {
-  const docker = new Docker(dockerOptions(env));
-  const label = [AGENT_LABEL, SCOPE_LABEL, ...Object.entries(onlyLabels).map(([k, v]) => `${k}=${v}`)];
+/** What gc finds on one engine: agent volumes to judge, and managed-settings volumes no container uses. */
+export interface EngineVolumes {
+  agent: AgentVolume[];
+  /** Names of managed-settings volumes (src/sandbox/engine-settings.ts) that no container, in any state, mounts. */
+  unusedSettings: string[];
+}
+
+/**
+ * The volumes on one engine (undefined: the environment's), narrowed to those carrying `onlyLabels`
+ * (AGENT_DISPATCH_CONTAINER_LABELS): every volume labelled with an agent and a scope, and the unused
+ * managed-settings volumes. An unused settings volume is safe to remove at any time: the runner checks, once
+ * its container is created (which pins the volume), that the volume is still the filled one, and fills it again
+ * otherwise (SettingsVolumes.held).
+ */
+export async function listEngineVolumes(onlyLabels: Record<string, string> = {}, env: NodeJS.ProcessEnv = process.env, engine?: EngineSpec): Promise<EngineVolumes> {
+  const docker = new Docker(engineDockerOptions(engine, env));
+  const only = Object.entries(onlyLabels).map(([k, v]) => `${k}=${v}`);
   let listed: Docker.VolumeInspectInfo[];
+  let settings: Docker.VolumeInspectInfo[];
   try {
-    listed = (await bounded(docker.listVolumes({ filters: JSON.stringify({ label }) }), CALL_MS, 'list volumes')).Volumes ?? [];
+    [listed, settings] = await Promise.all([
+      bounded(docker.listVolumes({ filters: JSON.stringify({ label: [AGENT_LABEL, SCOPE_LABEL, ...only] }) }), CALL_MS, 'list volumes'),
+      bounded(docker.listVolumes({ filters: JSON.stringify({ label: [SETTINGS_ROLE, ...only], dangling: ['true'] }) }), CALL_MS, 'list the managed-settings volumes'),
+    ]).then((answers) => answers.map((a) => a.Volumes ?? []));
   } catch (error) {
     throw engineUnreachable(error);
   }
-  return listed
+  const agent = listed
     .map((v) => {
       const labels = v.Labels ?? {};
       const configDir = labels[CONFIG_DIR_LABEL];
@@ -82,23 +103,31 @@ export async function listAgentVolumes(onlyLabels: Record<string, string> = {}, 
     })
     .filter((v) => v.agent !== '' && v.scope !== '')
     .sort((a, b) => a.name.localeCompare(b.name));
+  return { agent, unusedSettings: settings.map((v) => v.Name).sort() };
 }
 
-/** Remove the given volumes (each scope's egress gateways first, which would hold the socket volume); never throws. */
-export async function removeAgentVolumeSet(volumes: AgentVolume[], env: NodeJS.ProcessEnv = process.env): Promise<VolumeRemoval> {
-  const docker = new Docker(dockerOptions(env));
+/**
+ * Remove the given volumes on one engine (each scope's egress gateways first, which would hold the socket
+ * volume), then the given managed-settings volumes (one a container mounted meanwhile is kept: the engine
+ * refuses it); never throws.
+ */
+export async function removeEngineVolumes(volumes: AgentVolume[], settings: string[], env: NodeJS.ProcessEnv = process.env, engine?: EngineSpec): Promise<VolumeRemoval> {
+  const total: VolumeRemoval = { removed: [], kept: [] };
+  let docker: Docker;
+  try {
+    docker = new Docker(engineDockerOptions(engine, env));
+  } catch (error) {
+    return { ...total, unreachable: describeError(error) };
+  }
   const byScope = new Map<string, AgentVolume[]>();
   for (const v of volumes) byScope.set(scopeKey(v.agent, v.scope), [...(byScope.get(scopeKey(v.agent, v.scope)) ?? []), v]);
-  const total: VolumeRemoval = { removed: [], kept: [] };
   for (const group of byScope.values()) {
     const { agent, scope } = group[0]!;
     const result = await removeScopeVolumes(docker, agent, scope, group.map((v) => v.name));
     total.removed.push(...result.removed);
     total.kept.push(...result.kept);
-    if (result.unreachable) {
-      total.unreachable = result.unreachable;
-      break;
-    }
+    if (result.unreachable) return { ...total, unreachable: result.unreachable };
   }
-  return total;
+  const result = await removeNamedVolumes(docker, settings);
+  return { removed: [...total.removed, ...result.removed], kept: [...total.kept, ...result.kept] };
 }

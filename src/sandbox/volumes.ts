@@ -41,12 +41,17 @@ export async function removeAgentVolumes(agent: string, scope: string, env: Node
 
 /** Remove the named volumes of one agent scope, the scope's egress gateways and pre-started sandboxes first; never throws. */
 export async function removeScopeVolumes(docker: Docker, agent: string, scope: string, names: string[]): Promise<VolumeRemoval> {
-  const result: VolumeRemoval = { removed: [], kept: [] };
   try {
     await removeGateways(docker, agent, scope);
   } catch (error) {
-    return { ...result, unreachable: describeError(error) };
+    return { removed: [], kept: [], unreachable: describeError(error) };
   }
+  return removeNamedVolumes(docker, names);
+}
+
+/** Remove volumes by name; one already gone is skipped, one the engine refuses (in use) is kept with why; never throws. */
+export async function removeNamedVolumes(docker: Docker, names: string[]): Promise<VolumeRemoval> {
+  const result: VolumeRemoval = { removed: [], kept: [] };
   for (const name of names) {
     try {
       await bounded(docker.getVolume(name).remove(), CALL_MS, `remove the volume ${name}`);

@@ -287,7 +287,7 @@ describe('gc: jobs', () => {
     const r = await run('gc');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Deleted 3 job(s)');
-    expect(r.stdout).toContain('Warning: volumes not checked: Docker engine not reachable');
+    expect(r.stdout).toContain(`Warning: volumes not checked on unix://${join(env.root, 'no-engine.sock')} (the environment's engine): Docker engine not reachable`);
   });
 });
 
@@ -298,11 +298,12 @@ describe('gc: volumes', () => {
   function deps(volumes: AgentVolume[] | Error, options: { interactive?: boolean; answer?: boolean } = {}): GcDeps {
     return {
       jobs: new DispatchCore(process.env, new FakeSandbox()).jobs,
+      engines: () => [{ label: 'local', spec: undefined }],
       listVolumes: async () => {
         if (volumes instanceof Error) throw volumes;
-        return volumes;
+        return { agent: volumes, unusedSettings: [] };
       },
-      removeVolumes: async (vs) => {
+      removeVolumes: async (_engine, vs) => {
         removed.push(vs);
         return { removed: vs.map((v) => v.name), kept: [] };
       },
@@ -354,11 +355,11 @@ describe('gc: volumes', () => {
   it('on a terminal it asks; "no" keeps them, "yes" removes exactly the orphaned ones', async () => {
     const w = world();
     await capture(() => gcCommand([], deps([w.live, w.removedAgent], { interactive: true, answer: false })));
-    expect(asked).toEqual(['Remove these 1 volume(s) (session transcripts, gateway sockets)?']);
+    expect(asked).toEqual(['Remove these 1 volume(s) (session transcripts, gateway sockets, unused tool rules)?']);
     expect(removed).toEqual([]);
     const r = await capture(() => gcCommand([], deps([w.live, w.removedAgent, ...w.deletedConfig], { interactive: true, answer: true })));
     expect(removed).toEqual([[w.removedAgent, ...w.deletedConfig]]);
-    expect(r.stdout).toContain('Removed 3 volume(s).');
+    expect(r.stdout).toContain('local: Removed 3 volume(s).');
   });
 
   it('--volumes removes them without asking', async () => {
@@ -378,7 +379,7 @@ describe('gc: volumes', () => {
 
   it('--volumes with the engine down fails (the jobs are collected first)', async () => {
     await job('done', { ageSeconds: 10 * 86_400 });
-    await expect(capture(() => gcCommand(['--volumes'], deps(new Error('engine down'))))).rejects.toThrow('engine down');
+    await expect(capture(() => gcCommand(['--volumes'], deps(new Error('engine down'))))).rejects.toThrow('No Docker engine answered (local: engine down).');
     expect(readdirSync(jobsDir).filter((f) => f.endsWith('.json'))).toEqual([]);
   });
 

@@ -7,7 +7,10 @@ import type { JobService } from '../../dispatch/jobs.js';
 import { containerLabels } from '../../dispatch/service.js';
 import { AppError, describeError } from '../../errors.js';
 import { volumeScope } from '../../policy/layout.js';
-import { judgeVolumes, listAgentVolumes, removeAgentVolumeSet, scopeKey, volumeKind, type AgentVolume, type ConfigScopes, type VolumeVerdict } from '../../sandbox/volume-gc.js';
+import { engineLabel, type EngineSpec } from '../../config/engine-spec.js';
+import { bounded } from '../../sandbox/engine-calls.js';
+import { requireEngine } from '../../sandbox/engine-options.js';
+import { judgeVolumes, listEngineVolumes, removeEngineVolumes, scopeKey, volumeKind, type AgentVolume, type ConfigScopes, type EngineVolumes, type VolumeVerdict } from '../../sandbox/volume-gc.js';
 import type { VolumeRemoval } from '../../sandbox/volumes.js';
 import { fail, int, parse } from '../args.js';
 import { out, style, terminalSafe, warn } from '../output.js';
@@ -16,6 +19,8 @@ import type { CommandSpec } from '../spec.js';
 import { cliJobs } from './jobs.js';
 
 const DEFAULT_DAYS = 7;
+/** How long one engine may take to list its volumes before gc reports it and goes on with the others. */
+const ENGINE_MS = 20_000;
 
 export const gcSpec: CommandSpec = {
   name: 'gc',
@@ -29,27 +34,59 @@ export const gcSpec: CommandSpec = {
   notes: [
     'Pending and running jobs are never deleted. A volume is orphaned when the config directory it was made for is',
     'gone, or no config there still has its agent at its directory; on a terminal gc asks before removing them.',
+    "Every engine the config names is visited (settings.engine, agents.<name>.engine) besides the environment's;",
+    'there the managed-settings volumes no container uses are removed with the orphaned ones.',
   ],
 };
 
-/** What gc needs from outside: the jobs, the engine's volumes and the user. Tests replace them. */
+/** An engine gc visits: undefined spec = the environment's (DOCKER_HOST, else the local socket). */
+export interface GcEngine {
+  label: string;
+  spec: EngineSpec | undefined;
+}
+
+/** What gc needs from outside: the jobs, the engines and their volumes, and the user. Tests replace them. */
 export interface GcDeps {
   jobs: JobService;
-  listVolumes: () => Promise<AgentVolume[]>;
-  removeVolumes: (volumes: AgentVolume[]) => Promise<VolumeRemoval>;
+  engines: () => GcEngine[];
+  listVolumes: (engine: GcEngine) => Promise<EngineVolumes>;
+  removeVolumes: (engine: GcEngine, volumes: AgentVolume[], settings: string[]) => Promise<VolumeRemoval>;
   confirm: Confirm;
   interactive: boolean;
+  /** How long one engine may take to list (default ENGINE_MS). */
+  engineMs?: number;
 }
 
 export function gcDeps(env: NodeJS.ProcessEnv = process.env): GcDeps {
   return {
     jobs: cliJobs(env),
+    engines: () => gcEngines(env),
     // AGENT_DISPATCH_CONTAINER_LABELS marks everything this installation creates: gc then looks at nothing else.
-    listVolumes: () => listAgentVolumes(containerLabels(env), env),
-    removeVolumes: (volumes) => removeAgentVolumeSet(volumes, env),
+    listVolumes: (engine) => listEngineVolumes(containerLabels(env), env, engine.spec),
+    removeVolumes: (engine, volumes, settings) => removeEngineVolumes(volumes, settings, env, engine.spec),
     confirm: askOnTty,
     interactive: process.stdin.isTTY === true,
   };
+}
+
+/**
+ * The environment's engine, then each other engine the config names (settings.engine, agents.<name>.engine),
+ * each once however it is written. A config that does not load names none (its volumes are judged unknown anyway).
+ */
+export function gcEngines(env: NodeJS.ProcessEnv): GcEngine[] {
+  const host = env['DOCKER_HOST'] || 'unix:///var/run/docker.sock';
+  const engines: GcEngine[] = [{ label: `${host} (the environment's engine)`, spec: undefined }];
+  const load = loadConfig();
+  if (load.kind !== 'ok') return engines;
+  const seen = new Set<string>([host.startsWith('unix://') ? host : 'environment']);
+  for (const spec of [load.config.settings.engine, ...Object.values(load.config.agents).map((a) => a.engine)]) {
+    if (spec === undefined) continue;
+    const { engine, key } = requireEngine(spec);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    engines.push({ label: engineLabel(engine), spec });
+  }
+  return engines;
 }
 
 export async function gcCommand(argv: string[], deps: GcDeps = gcDeps()): Promise<number> {
@@ -73,38 +110,73 @@ function retentionDays(): number {
   return load.config.settings.job_retention_days || DEFAULT_DAYS;
 }
 
+interface EngineFindings {
+  engine: GcEngine;
+  orphaned: VolumeVerdict[];
+  settings: string[];
+}
+
+/**
+ * Every engine is listed at once, each within its bound; one that does not answer is reported and skipped. The
+ * orphaned volumes and unused settings volumes of all engines are offered together and removed on their engine.
+ */
 async function gcVolumes(deps: GcDeps, remove: boolean): Promise<number> {
-  let volumes: AgentVolume[];
-  try {
-    volumes = await deps.listVolumes();
-  } catch (error) {
+  const engines = deps.engines();
+  const listed = await Promise.allSettled(engines.map((engine) => bounded(deps.listVolumes(engine), deps.engineMs ?? ENGINE_MS, `list the volumes on ${engine.label}`)));
+  const found: EngineFindings[] = [];
+  const silent: string[] = [];
+  for (const [i, answer] of listed.entries()) {
+    const engine = engines[i]!;
+    out(`Volumes on ${terminalSafe(engine.label)}:`);
+    if (answer.status === 'rejected') {
+      silent.push(`${engine.label}: ${describeError(answer.reason)}`);
+      warn(`volumes not checked on ${silent.at(-1)!}`);
+      continue;
+    }
+    found.push(reportEngine(engine, answer.value));
+  }
+  if (silent.length === engines.length) {
     // Jobs are done; the volume check is a bonus unless --volumes asked for it.
-    if (remove) throw error;
-    warn(`volumes not checked: ${describeError(error)}`);
+    if (remove) throw new AppError('DOCKER_UNAVAILABLE', `No Docker engine answered (${silent.join('; ')}).`, { hint: "Start the engine, then run 'agent-dispatch gc --volumes' again." });
     return 0;
   }
-  const verdicts = judgeVolumes(volumes, configScopes, dirname(configPath()));
+  const count = found.reduce((n, f) => n + f.orphaned.length + f.settings.length, 0);
+  const partial = remove && silent.length > 0 ? 1 : 0;
+  if (count === 0) return partial;
+  if (!remove && !(deps.interactive && (await deps.confirm(`Remove these ${count} volume(s) (session transcripts, gateway sockets, unused tool rules)?`)))) {
+    out("Kept them. Remove them with 'agent-dispatch gc --volumes'.");
+    return 0;
+  }
+  let failed = partial;
+  for (const f of found.filter((x) => x.orphaned.length + x.settings.length > 0)) {
+    const result = await deps.removeVolumes(f.engine, f.orphaned.map((v) => v.volume), f.settings);
+    out(`${terminalSafe(f.engine.label)}: Removed ${result.removed.length} volume(s).`);
+    for (const k of result.kept) warn(`kept ${k.name}: ${k.reason}`);
+    if (result.unreachable) warn(`${f.engine.label} stopped answering: ${result.unreachable}. Run 'agent-dispatch gc --volumes' again.`);
+    if (result.kept.length > 0 || result.unreachable) failed = 1;
+  }
+  return failed;
+}
+
+/** What one engine holds: the undecidable volumes (kept), the orphaned ones and the unused settings volumes. */
+function reportEngine(engine: GcEngine, volumes: EngineVolumes): EngineFindings {
+  const verdicts = judgeVolumes(volumes.agent, configScopes, dirname(configPath()));
   const orphaned = verdicts.filter((v) => v.verdict === 'orphaned');
   const unknown = verdicts.filter((v) => v.verdict === 'unknown');
   if (unknown.length > 0) {
     out(`Kept ${unknown.length} volume(s) whose config cannot be judged from here:`);
     for (const v of unknown) out(volumeLine(v));
   }
-  if (orphaned.length === 0) {
-    out('No orphaned session or gateway volumes.');
-    return 0;
+  if (orphaned.length === 0) out('No orphaned session or gateway volumes.');
+  else {
+    out(`${orphaned.length} volume(s) of agents whose config no longer exists:`);
+    for (const v of orphaned) out(volumeLine(v));
   }
-  out(`${orphaned.length} volume(s) of agents whose config no longer exists:`);
-  for (const v of orphaned) out(volumeLine(v));
-  if (!remove && !(deps.interactive && (await deps.confirm(`Remove these ${orphaned.length} volume(s) (session transcripts, gateway sockets)?`)))) {
-    out("Kept them. Remove them with 'agent-dispatch gc --volumes'.");
-    return 0;
+  if (volumes.unusedSettings.length > 0) {
+    out(`${volumes.unusedSettings.length} managed-settings volume(s) no container uses (made again when needed):`);
+    for (const name of volumes.unusedSettings) out(`  ${name}  ${style.bold('settings')}`);
   }
-  const result = await deps.removeVolumes(orphaned.map((v) => v.volume));
-  out(`Removed ${result.removed.length} volume(s).`);
-  for (const k of result.kept) warn(`kept ${k.name}: ${k.reason}`);
-  if (result.unreachable) throw new AppError('DOCKER_UNAVAILABLE', `Docker engine not reachable (${result.unreachable}).`, { hint: "Start the engine, then run 'agent-dispatch gc --volumes' again." });
-  return result.kept.length > 0 ? 1 : 0;
+  return { engine, orphaned, settings: volumes.unusedSettings };
 }
 
 function volumeLine(v: VolumeVerdict): string {
