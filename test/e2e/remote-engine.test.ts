@@ -5,7 +5,8 @@
  * The BUILT CLI copies the images there and the BUILT server (MCP over stdio) dispatches the real claude
  * binary, against the scripted fake model, with the selftest's probe: the dispatch runs on the second engine
  * (its events show the container), the first engine never sees a container of that agent, and the selftest's
- * in-container checks hold there. Both engines end with nothing of the run; the second dockerd, its
+ * in-container checks hold there. With the agent gone from the config, the BUILT `gc --volumes` removes its
+ * volumes and its tool-rules volume there and keeps the local engine's. Both engines end with nothing of the run; the second dockerd, its
  * directories and bridge are removed even when the test fails, and the first engine's iptables rules stay as they were.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -19,14 +20,15 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CallToolResultSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { engineDockerOptions } from '../../src/sandbox/engine-options.js';
-import { LABEL_PREFIX, MANAGED_SETTINGS_PATH } from '../../src/policy/layout.js';
+import { claudeStateVolume, LABEL_PREFIX, MANAGED_SETTINGS_PATH, volumeScope } from '../../src/policy/layout.js';
+import { CONFIG_DIR_LABEL } from '../../src/sandbox/volume-gc.js';
 import { LABELS } from '../../src/sandbox/owner.js';
 import { DIRECTIVE } from '../../src/selftest/fake-model.js';
 import { networkProbeScript, parseProbe, probeScript } from '../../src/selftest/probe.js';
 import { judge, judgeNetwork, serve } from '../../src/selftest/selftest.js';
 import type { DispatchResult } from '../../src/dispatch/types.js';
 import { CLI, createBuiltFixture, gatewayTestPolicy, TEST_AGENT_IMAGE, TEST_GATEWAY_IMAGE, type Fixture } from '../helpers/dispatch-fixture.js';
-import { cleanupTestResources, dockerClient, isCI, skipDocker, TEST_LABEL, testRunId } from '../helpers/docker.js';
+import { BUSYBOX_IMAGE, cleanupTestResources, dockerClient, isCI, skipDocker, TEST_LABEL, testLabels, testRunId } from '../helpers/docker.js';
 
 const TIMEOUT = 240_000;
 const SCRIPT = join(import.meta.dirname, '..', '..', 'scripts', 'second-dockerd.sh');
@@ -229,13 +231,82 @@ describe.skipIf(skip)('an agent on a remote Docker engine (a second dockerd with
     expect(settingsVolumes).toHaveLength(1);
   }, TIMEOUT);
 
-  it("removing the agent removes its session and gateway volumes on its engine", async () => {
-    const agentVolumes = async () => ((await remote.listVolumes({ filters: JSON.stringify({ label: [agentLabel] }) })).Volumes ?? []).length;
-    expect(await agentVolumes()).toBeGreaterThan(0);
-    const removed = cli('remove', agent);
+  it('a gc that removes the tool-rules volume between two dispatches of one server: the next dispatch fills it again and holds its rules', async () => {
+    const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, 'serve'], env: fx.env as Record<string, string>, cwd: fx.root, stderr: 'pipe' });
+    const client = new Client({ name: 'e2e-remote-engine-gc', version: '0.0.0' });
+    await client.connect(transport);
+    const settingsFilter = (extra: Record<string, string[]> = {}) => JSON.stringify({ label: [`${TEST_LABEL}=${runId}`, `${LABEL_PREFIX}.role=settings`], ...extra });
+    const rules = `echo "managed_rules=$(grep -c allowManagedPermissionRulesOnly ${MANAGED_SETTINGS_PATH} 2>/dev/null)"`;
+    const dispatch = async (): Promise<DispatchResult> => {
+      const answer = (await client.callTool({ name: 'dispatch', arguments: { agent, task: DIRECTIVE.bash(rules) } }, CallToolResultSchema, { timeout: TIMEOUT })) as CallToolResult;
+      const first = answer.content[0];
+      if (first?.type !== 'text') throw new Error(`unexpected content: ${JSON.stringify(answer)}`);
+      return JSON.parse(first.text) as DispatchResult;
+    };
+    try {
+      const first = await dispatch();
+      expect(first.success, first.error).toBe(true);
+      expect(parseProbe(first.result ?? '')['managed_rules']).toBe('1');
+      // Once the dispatch container is gone, no container uses the volume: gc removes it, the server still thinks it filled.
+      for (let i = 0; i < 50 && ((await remote.listVolumes({ filters: settingsFilter({ dangling: ['true'] }) })).Volumes ?? []).length === 0; i++) await new Promise((r) => setTimeout(r, 200));
+      const gc = cli('gc', '--volumes');
+      expect(gc.status, `${gc.stdout}${gc.stderr}`).toBe(0);
+      expect(gc.stdout).toMatch(/1 managed-settings volume\(s\) no container uses/);
+      expect((await remote.listVolumes({ filters: settingsFilter() })).Volumes ?? []).toEqual([]);
+      const second = await dispatch();
+      expect(second.success, second.error).toBe(true);
+      expect(parseProbe(second.result ?? '')['managed_rules']).toBe('1');
+      const again = (await remote.listVolumes({ filters: settingsFilter() })).Volumes ?? [];
+      expect(again.map((v) => v.Labels?.[`${LABEL_PREFIX}.role`])).toEqual(['settings']);
+    } finally {
+      await client.close().catch(() => undefined);
+    }
+  }, TIMEOUT);
+
+  it('removing an agent removes its session and gateway volumes on its engine', async () => {
+    // A second agent on the same engine, its session volume made there as a dispatch would (labels and all).
+    const twin = `twin-${runId}`;
+    fx.agents({ [agent]: { directory: repo, policy: 'remote', engine: engineSpec }, [twin]: { directory: repo, policy: 'remote', engine: engineSpec } }, { cache: { enabled: false }, warm_pool: 0 });
+    const twinLabels = { [LABELS.agent]: twin, [`${LABEL_PREFIX}.scope`]: volumeScope(fx.configDir, repo), [CONFIG_DIR_LABEL]: fx.configDir };
+    await remote.createVolume({ Name: claudeStateVolume(twin, volumeScope(fx.configDir, repo)), Labels: { ...testLabels(runId), ...twinLabels } });
+    const twinVolumes = async () => ((await remote.listVolumes({ filters: JSON.stringify({ label: [`${LABELS.agent}=${twin}`] }) })).Volumes ?? []).length;
+    expect(await twinVolumes()).toBe(1);
+    const removed = cli('remove', twin);
     expect(removed.status, removed.stderr).toBe(0);
-    expect(removed.stdout).toMatch(/Removed its \d+ volume/);
-    expect(await agentVolumes()).toBe(0);
+    expect(removed.stdout).toMatch(/Removed its 1 volume/);
+    expect(await twinVolumes()).toBe(0);
+  }, TIMEOUT);
+
+  it('with the agent gone from the config, gc --volumes removes its volumes and its unused tool-rules volume on its engine; the local engine keeps its own', async () => {
+    const runLabel = `${TEST_LABEL}=${runId}`;
+    const remoteVolumes = async () => ((await remote.listVolumes({ filters: JSON.stringify({ label: [runLabel] }) })).Volumes ?? []).map((v) => ({ name: v.Name, labels: v.Labels ?? {} }));
+    const before = await remoteVolumes();
+    const settings = before.filter((v) => v.labels[`${LABEL_PREFIX}.role`] === 'settings');
+    expect(settings).toHaveLength(1);
+    expect(settings[0]!.labels).toMatchObject({ [CONFIG_DIR_LABEL]: fx.configDir, [TEST_LABEL]: runId, [`${LABEL_PREFIX}.settings-hash`]: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    const agentVolumes = before.filter((v) => v.labels[LABELS.agent] === agent).map((v) => v.name);
+    expect(agentVolumes.length).toBeGreaterThanOrEqual(2); // its session volume and its gateway's socket volume
+    // On the local engine: a settings volume a container still mounts (a dispatch in flight) must stay.
+    await local.createVolume({ Name: `${LABEL_PREFIX}-settings-${runId}`, Labels: { ...testLabels(runId), [`${LABEL_PREFIX}.role`]: 'settings' } });
+    await local.createContainer({ Image: BUSYBOX_IMAGE, Cmd: ['true'], Labels: testLabels(runId), HostConfig: { Mounts: [{ Type: 'volume', Source: `${LABEL_PREFIX}-settings-${runId}`, Target: '/s' }] } });
+    const localVolumes = async () => ((await local.listVolumes({ filters: JSON.stringify({ label: [runLabel] }) })).Volumes ?? []).map((v) => v.Name).sort();
+    const localBefore = await localVolumes();
+    expect(localBefore).toContain(`${LABEL_PREFIX}-settings-${runId}`);
+
+    // The agent leaves the config; settings.engine still names its engine.
+    fx.agents({}, { engine: engineSpec, cache: { enabled: false }, warm_pool: 0 });
+    const started = Date.now();
+    const gc = cli('gc', '--volumes');
+    const gcMs = Date.now() - started;
+    expect(gc.status, `${gc.stdout}${gc.stderr}`).toBe(0);
+    console.log(`[remote-engine] gc --volumes over both engines: ${gcMs} ms\n${gc.stdout}`);
+    expect(gc.stdout).toContain(`Volumes on ${second!.host}:`);
+    expect(gc.stdout).toContain("(the environment's engine):\nNo orphaned session or gateway volumes.");
+    for (const name of [...agentVolumes, settings[0]!.name]) expect(gc.stdout).toContain(`  ${name}  `);
+    expect(gc.stdout).toContain(`${second!.host}: Removed ${agentVolumes.length + 1} volume(s).`);
+    // The second engine's API: nothing of the agent, no settings volume; the local engine as it was.
+    expect(await remoteVolumes()).toEqual([]);
+    expect(await localVolumes()).toEqual(localBefore);
   }, TIMEOUT);
 
   it('leaves nothing of the run on either engine', async () => {
