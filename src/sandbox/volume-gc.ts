@@ -82,15 +82,16 @@ export interface EngineVolumes {
  * its container is created (which pins the volume), that the volume is still the filled one, and fills it again
  * otherwise (SettingsVolumes.held).
  */
-export async function listEngineVolumes(onlyLabels: Record<string, string> = {}, env: NodeJS.ProcessEnv = process.env, engine?: EngineSpec): Promise<EngineVolumes> {
-  const docker = new Docker(engineDockerOptions(engine, env));
+export async function listEngineVolumes(onlyLabels: Record<string, string> = {}, env: NodeJS.ProcessEnv = process.env, engine?: EngineSpec, ms = CALL_MS): Promise<EngineVolumes> {
+  // The request timeout closes the connection of an engine that does not answer: it must not keep the CLI alive.
+  const docker = new Docker({ ...engineDockerOptions(engine, env), timeout: ms });
   const only = Object.entries(onlyLabels).map(([k, v]) => `${k}=${v}`);
   let listed: Docker.VolumeInspectInfo[];
   let settings: Docker.VolumeInspectInfo[];
   try {
     [listed, settings] = await Promise.all([
-      bounded(docker.listVolumes({ filters: JSON.stringify({ label: [AGENT_LABEL, SCOPE_LABEL, ...only] }) }), CALL_MS, 'list volumes'),
-      bounded(docker.listVolumes({ filters: JSON.stringify({ label: [SETTINGS_ROLE, ...only], dangling: ['true'] }) }), CALL_MS, 'list the managed-settings volumes'),
+      bounded(docker.listVolumes({ filters: JSON.stringify({ label: [AGENT_LABEL, SCOPE_LABEL, ...only] }) }), ms, 'list volumes'),
+      bounded(docker.listVolumes({ filters: JSON.stringify({ label: [SETTINGS_ROLE, ...only], dangling: ['true'] }) }), ms, 'list the managed-settings volumes'),
     ]).then((answers) => answers.map((a) => a.Volumes ?? []));
   } catch (error) {
     throw engineUnreachable(error);
@@ -115,7 +116,7 @@ export async function removeEngineVolumes(volumes: AgentVolume[], settings: stri
   const total: VolumeRemoval = { removed: [], kept: [] };
   let docker: Docker;
   try {
-    docker = new Docker(engineDockerOptions(engine, env));
+    docker = new Docker({ ...engineDockerOptions(engine, env), timeout: CALL_MS });
   } catch (error) {
     return { ...total, unreachable: describeError(error) };
   }

@@ -275,6 +275,27 @@ describe('listEngineVolumes and removeEngineVolumes on one engine (fake engine A
     expect(api.removedNames).toEqual(['ad-claude.web', 'ad-gateway.web', 'settings-unused']);
   });
 
+  it('an engine that accepts but never answers: listing gives up within its bound and closes the connection (the CLI can exit)', async () => {
+    const socket = join(env.root, 'hung.sock');
+    let open = 0;
+    const hung = createServer(() => undefined);
+    hung.on('connection', (c) => {
+      open += 1;
+      c.on('close', () => (open -= 1));
+    });
+    await new Promise<void>((resolve) => hung.listen(socket, resolve));
+    try {
+      const started = Date.now();
+      await expect(listEngineVolumes(run, {}, `unix://${socket}`, 300)).rejects.toMatchObject({ code: 'DOCKER_UNAVAILABLE' });
+      expect(Date.now() - started).toBeLessThan(3000);
+      for (let i = 0; i < 20 && open > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(open).toBe(0);
+    } finally {
+      hung.closeAllConnections();
+      await new Promise((resolve) => hung.close(resolve));
+    }
+  });
+
   it('an engine that cannot be reached: listing throws DOCKER_UNAVAILABLE, removal reports it and never throws', async () => {
     const gone = `unix://${join(env.root, 'gone.sock')}`;
     await expect(listEngineVolumes(run, {}, gone)).rejects.toMatchObject({ code: 'DOCKER_UNAVAILABLE' });
