@@ -51,7 +51,9 @@ export function filesystemProbe(input: FilesystemProbeInput): string {
     `echo "control_env=$(env | grep -cF "$pl")"`,
     `echo "control_proc=$(cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -cF "$pl")"`,
     `echo "control_files=$(grep -rlF "$pl" /tmp 2>/dev/null | wc -l)"`,
-    `echo "key_in_cmdline=$(cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -cF "$k")"`,
+    // The command lines are read before the search runs: a grep reading /proc while it runs could find the key in
+    // its own argv (the glob is expanded after the fork, so it may already list grep's pid).
+    `echo "key_in_cmdline=$(c=$(cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n'); printf '%s\\n' "$c" | grep -cF "$k")"`,
     // the gateway's socket dir, claude's config dir, tmp, the managed settings, /run, /etc, /opt, /var
     // the gateway's socket volume (AGENT_DISPATCH_GATEWAY_SOCKET when the agent's environment has it)
     `d="$(dirname "\${AGENT_DISPATCH_GATEWAY_SOCKET:-/run/agent-dispatch/x}")"`,
