@@ -310,7 +310,7 @@ function toMountSpec(m: EffectiveMount, agentName: string, scope: string, config
     const Labels = {
       [`${layout.LABEL_PREFIX}.agent`]: agentName,
       [`${layout.LABEL_PREFIX}.scope`]: scope,
-      ...(configDir !== undefined ? { [`${layout.LABEL_PREFIX}.config-dir`]: configDir } : {}),
+      ...(configDir !== undefined ? { [layout.CONFIG_DIR_LABEL]: configDir } : {}),
     };
     // NoCopy: the image's directory must not be copied into (and re-own) the volume on every mount.
     return { Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.mode === 'ro', VolumeOptions: { NoCopy: true, Labels } };

@@ -11,7 +11,8 @@ export const CLAUDE_CONFIG_DIR = `${CONTAINER_HOME}/.claude`;
  */
 export const CLAUDE_SESSIONS_DIR = `${CLAUDE_CONFIG_DIR}/projects`;
 export const CONTAINER_PATH = '/usr/local/bin:/usr/bin:/bin';
-export const MANAGED_SETTINGS_PATH = '/etc/claude-code/managed-settings.json';
+export const MANAGED_SETTINGS_FILE = 'managed-settings.json';
+export const MANAGED_SETTINGS_PATH = `/etc/claude-code/${MANAGED_SETTINGS_FILE}`;
 /** Where the gateway's Unix socket appears inside the agent container (a volume shared with the gateway). */
 export { GATEWAY_SOCKET_DIR } from '../gateway/protocol.js';
 /** The in-container TCP→socket bridge that HTTPS_PROXY and ANTHROPIC_BASE_URL point at. */
@@ -19,6 +20,10 @@ export const GATEWAY_BRIDGE_PORT = 3128;
 /** What the container sees instead of the Anthropic credential when the gateway injects it. */
 export const CREDENTIAL_PLACEHOLDER = 'agent-dispatch-placeholder-credential';
 export const LABEL_PREFIX = 'agent-dispatch';
+/** What an engine object is for (gateway, settings); dispatch containers and session volumes have none. */
+export const ROLE_LABEL = `${LABEL_PREFIX}.role`;
+/** The config directory a volume belongs to: `gc` tells by it when that config is gone. */
+export const CONFIG_DIR_LABEL = `${LABEL_PREFIX}.config-dir`;
 
 /**
  * Which installation an agent's volumes belong to: 12 hex digits of sha256 over the config directory and the

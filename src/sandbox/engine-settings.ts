@@ -8,9 +8,7 @@ import type { ContainerSpec, MountSpec } from '../policy/container-spec.js';
 import * as layout from '../policy/layout.js';
 import { bounded, removeQuietly } from './engine-calls.js';
 
-const FILE = 'managed-settings.json';
-const ROLE_LABEL = `${layout.LABEL_PREFIX}.role`;
-const CONFIG_DIR_LABEL = `${layout.LABEL_PREFIX}.config-dir`;
+const { CONFIG_DIR_LABEL, MANAGED_SETTINGS_FILE: FILE, ROLE_LABEL } = layout;
 /** The label filter of every managed-settings volume (gc finds the unused ones by it). */
 export const SETTINGS_ROLE = `${ROLE_LABEL}=settings`;
 

@@ -9,7 +9,7 @@ import type Docker from 'dockerode';
 import { AppError, describeError } from '../errors.js';
 import { GATEWAY_PROTOCOL, GATEWAY_SOCKET_DIR, type EgressDecision, type GatewayCommand, type GatewayConfig, type GatewayEvent } from '../gateway/protocol.js';
 import { logger } from '../log.js';
-import { LABEL_PREFIX } from '../policy/layout.js';
+import { ROLE_LABEL } from '../policy/layout.js';
 import { bounded, removeQuietly } from './engine-calls.js';
 import { demuxer, LineSplitter } from './lines.js';
 
@@ -23,7 +23,7 @@ export const MAX_EVENT_LINE = 1024 * 1024;
 /** Decisions taken from one release answer (the gateway keeps 2 000 distinct ones per dispatch). */
 export const MAX_ANSWER_DECISIONS = 10_000;
 
-export const GATEWAY_ROLE_LABEL = `${LABEL_PREFIX}.role`;
+export const GATEWAY_ROLE_LABEL = ROLE_LABEL;
 
 export interface GatewayStart {
   image: string;

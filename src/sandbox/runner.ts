@@ -468,7 +468,7 @@ export class SandboxRunner {
       mkdirSync(this.options.runDir, { recursive: true, mode: 0o700 });
       dir = mkdtempSync(join(this.options.runDir, `${job}-`));
       // 0644: the container user (not the server's uid) must read it; it holds tool rules, no secret.
-      writeFileSync(join(dir, 'managed-settings.json'), JSON.stringify(settings), { mode: 0o644 });
+      writeFileSync(join(dir, layout.MANAGED_SETTINGS_FILE), JSON.stringify(settings), { mode: 0o644 });
     } catch (error) {
       if (dir) rmSync(dir, { recursive: true, force: true });
       throw new AppError('SANDBOX_FAILED', `Could not write the managed settings for the container: ${describeError(error)}`, {
@@ -480,7 +480,7 @@ export class SandboxRunner {
 
   private async create(source: ContainerSpec, cmd: string[], labels: Record<string, string>, settingsDir: string, ms: number): Promise<Docker.Container> {
     const volumes = this.settingsVolumes;
-    if (!volumes) return this.createWith(source, cmd, labels, { Type: 'bind', Source: join(settingsDir, 'managed-settings.json'), Target: layout.MANAGED_SETTINGS_PATH, ReadOnly: true }, ms);
+    if (!volumes) return this.createWith(source, cmd, labels, { Type: 'bind', Source: join(settingsDir, layout.MANAGED_SETTINGS_FILE), Target: layout.MANAGED_SETTINGS_PATH, ReadOnly: true }, ms);
     // A second round only when a gc removed the settings volume between its fill and this container (see held).
     for (let round = 1; ; round++) {
       const settings = await volumes.mount(settingsDir, source, ms);

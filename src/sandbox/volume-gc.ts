@@ -6,14 +6,14 @@
 import Docker from 'dockerode';
 import type { EngineSpec } from '../config/engine-spec.js';
 import { describeError } from '../errors.js';
-import { LABEL_PREFIX } from '../policy/layout.js';
+import { CONFIG_DIR_LABEL, LABEL_PREFIX } from '../policy/layout.js';
 import { bounded, engineUnreachable } from './engine-calls.js';
 import { engineDockerOptions } from './engine-options.js';
 import { SETTINGS_ROLE } from './engine-settings.js';
 import { removeNamedVolumes, removeScopeVolumes, type VolumeRemoval } from './volumes.js';
 
 /** Set by the policy compiler on every volume: the config directory that, with the agent directory, makes the scope. */
-export const CONFIG_DIR_LABEL = `${LABEL_PREFIX}.config-dir`;
+export { CONFIG_DIR_LABEL };
 const AGENT_LABEL = `${LABEL_PREFIX}.agent`;
 const SCOPE_LABEL = `${LABEL_PREFIX}.scope`;
 const CALL_MS = 10_000;
