@@ -57,9 +57,8 @@ export class DispatchCache {
   readonly ttl: number;
   readonly maxSize: number;
   private readonly entries = new Map<string, Entry>();
-  private total = zero();
-  /** The same counts per HTTP user (the local user's under ''): a user's cache_stats shows only their own. */
-  private perUser = new Map<string, Counters>();
+  /** Counts per HTTP user (the local user's under ''): a user's cache_stats shows only their own; the whole cache's are their sum. */
+  private readonly perUser = new Map<string, Counters>();
   private readonly now: () => number;
 
   constructor(ttl: number, maxSize: number, now: () => number = () => performance.now() / 1000) {
@@ -147,7 +146,6 @@ export class DispatchCache {
   clear(): number {
     const count = this.entries.size;
     this.entries.clear();
-    this.total = zero();
     this.perUser.clear();
     return count;
   }
@@ -157,7 +155,7 @@ export class DispatchCache {
    * the counters when, or how much, other users dispatch.
    */
   stats(user?: string): CacheStats {
-    const counters = user === undefined ? this.total : (this.perUser.get(user) ?? zero());
+    const counters = user === undefined ? this.totals() : (this.perUser.get(user) ?? zero());
     const size = user === undefined ? this.entries.size : [...this.entries.values()].filter((e) => e.user === user).length;
     const lookups = counters.hits + counters.misses;
     return {
@@ -169,8 +167,13 @@ export class DispatchCache {
     };
   }
 
+  private totals(): Counters {
+    const sum = zero();
+    for (const own of this.perUser.values()) for (const counter of Object.keys(sum) as (keyof Counters)[]) sum[counter] += own[counter];
+    return sum;
+  }
+
   private count(user: string, counter: keyof Counters): void {
-    this.total[counter]++;
     let own = this.perUser.get(user);
     if (!own) this.perUser.set(user, (own = zero()));
     own[counter]++;

@@ -91,8 +91,10 @@ export class DispatchService {
   }
 
   private realRouter(): EngineRouter {
-    const options = { runDir: join(stateDir(this.env), 'run'), extraLabels: containerLabels(this.env), gatewayImage: gatewayImage(this.env) };
-    this.router ??= new EngineRouter((engine) => createSandboxRunner(options, this.env, engine));
+    if (!this.router) {
+      const options = { runDir: join(stateDir(this.env), 'run'), extraLabels: containerLabels(this.env), gatewayImage: gatewayImage(this.env) };
+      this.router = new EngineRouter((engine) => createSandboxRunner(options, this.env, engine));
+    }
     return this.router;
   }
 }
