@@ -12,6 +12,7 @@ import { allowedHosts, bearerToken, hostAllowed, originAllowed, type AllowedHost
 import { clearSocketPath, hostPort, requireTlsBeyondLoopback, type ListenTarget } from './listen.js';
 import { readJsonBody, sendError, type BodyRead } from './respond.js';
 import { SessionRegistry } from './sessions.js';
+import { UserQuota } from './user-quota.js';
 
 const log = logger('http');
 
@@ -90,7 +91,7 @@ export async function startHttpService(options: HttpServiceOptions): Promise<Htt
   const registry = new SessionRegistry(env, core, options.idleSessionMs ?? DEFAULT_IDLE_MS, () => new Set(tokens.list().map((t) => t.id)), options.sweepMs);
   const server = options.tls ? httpsServer(options.tls) : createHttpServer();
   const bound = await listen(server, options.listen);
-  const deps: HandlerDeps = { tokens, registry, uploads: new Map(), inFlight: new Map(), maxRequestsPerUser: options.maxRequestsPerUser ?? DEFAULT_MAX_REQUESTS_PER_USER, allowed: allowedHosts(bound, options.allowedHosts), maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS, maxSessionsPerUser: options.maxSessionsPerUser ?? DEFAULT_MAX_SESSIONS_PER_USER, tls: options.tls !== undefined };
+  const deps: HandlerDeps = { tokens, registry, uploads: new UserQuota(MAX_UPLOADS_PER_USER), inFlight: new UserQuota(options.maxRequestsPerUser ?? DEFAULT_MAX_REQUESTS_PER_USER), allowed: allowedHosts(bound, options.allowedHosts), maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS, maxSessionsPerUser: options.maxSessionsPerUser ?? DEFAULT_MAX_SESSIONS_PER_USER, tls: options.tls !== undefined };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res, deps).catch((error: unknown) => {
       log.error('request failed', { error: describeError(error) });
@@ -166,10 +167,9 @@ interface HandlerDeps {
   tokens: TokenStore;
   registry: SessionRegistry;
   /** Bodies being received, per user. */
-  uploads: Map<string, number>;
+  uploads: UserQuota;
   /** Messages being answered (and open event streams), per user. */
-  inFlight: Map<string, number>;
-  maxRequestsPerUser: number;
+  inFlight: UserQuota;
   allowed: AllowedHosts;
   maxSessions: number;
   maxSessionsPerUser: number;
@@ -202,7 +202,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: HandlerDe
   }
   const messages = Array.isArray(body) ? Math.max(1, body.length) : 1;
   if (!holdInFlight(user, messages, res, deps)) {
-    return sendError(res, 429, `Too many calls of user '${user}' in flight (limit ${deps.maxRequestsPerUser}).`, 'Wait for calls in flight to finish before sending more (a batch counts each of its messages); dispatch_async with dispatch_status replaces many parallel waits.');
+    return sendError(res, 429, `Too many calls of user '${user}' in flight (limit ${deps.inFlight.max}).`, 'Wait for calls in flight to finish before sending more (a batch counts each of its messages); dispatch_async with dispatch_status replaces many parallel waits.');
   }
   if (typeof sessionId === 'string') {
     const session = deps.registry.find(sessionId, user);
@@ -226,28 +226,18 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: HandlerDe
 
 /** Count `n` messages against the user's in-flight cap until the response is closed; false (nothing held) past the cap. */
 function holdInFlight(user: string, n: number, res: ServerResponse, deps: HandlerDeps): boolean {
-  const current = deps.inFlight.get(user) ?? 0;
-  if (current + n > deps.maxRequestsPerUser) return false;
-  deps.inFlight.set(user, current + n);
-  res.once('close', () => {
-    const left = (deps.inFlight.get(user) ?? n) - n;
-    if (left > 0) deps.inFlight.set(user, left);
-    else deps.inFlight.delete(user);
-  });
+  if (!deps.inFlight.take(user, n)) return false;
+  res.once('close', () => deps.inFlight.give(user, n));
   return true;
 }
 
 /** The body, read only while the user has fewer than MAX_UPLOADS_PER_USER bodies arriving. */
-async function readBodyOf(user: string, req: IncomingMessage, uploads: Map<string, number>): Promise<BodyRead | { kind: 'busy' }> {
-  const current = uploads.get(user) ?? 0;
-  if (current >= MAX_UPLOADS_PER_USER) return { kind: 'busy' };
-  uploads.set(user, current + 1);
+async function readBodyOf(user: string, req: IncomingMessage, uploads: UserQuota): Promise<BodyRead | { kind: 'busy' }> {
+  if (!uploads.take(user)) return { kind: 'busy' };
   try {
     return await readJsonBody(req);
   } finally {
-    const left = (uploads.get(user) ?? 1) - 1;
-    if (left > 0) uploads.set(user, left);
-    else uploads.delete(user);
+    uploads.give(user);
   }
 }
 
