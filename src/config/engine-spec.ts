@@ -116,3 +116,8 @@ function parseTlsEngine(host: unknown, certDir: unknown): EngineParse {
 export function effectiveEngineSpec(agent: { engine?: EngineSpec | undefined } | undefined, settings: { engine?: EngineSpec | undefined }): EngineSpec | undefined {
   return agent?.engine ?? settings.engine;
 }
+
+/** Every engine a config names (settings.engine, then each agent's), as written: callers key them (engineKey) to visit each once. */
+export function namedEngines(config: { settings: { engine?: EngineSpec | undefined }; agents: Record<string, { engine?: EngineSpec | undefined }> }): EngineSpec[] {
+  return [config.settings.engine, ...Object.values(config.agents).map((agent) => agent.engine)].filter((spec): spec is EngineSpec => spec !== undefined);
+}

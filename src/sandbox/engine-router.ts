@@ -1,5 +1,5 @@
 import type { DispatchConfig } from '../config/schema.js';
-import { effectiveEngineSpec, engineLabel, parseEngineSpec, type EngineSpec } from '../config/engine-spec.js';
+import { effectiveEngineSpec, engineLabel, namedEngines, parseEngineSpec, type EngineSpec } from '../config/engine-spec.js';
 import { AppError, describeError, isAppError } from '../errors.js';
 import { logger } from '../log.js';
 import { bounded } from './engine-calls.js';
@@ -120,13 +120,8 @@ export class EngineRouter {
 
   /** The runners of every engine the config names, and of every engine used since. */
   private everyEngine(): SandboxRunner[] {
-    const specs: Array<EngineSpec | undefined> = [undefined];
-    if (this.config) {
-      specs.push(this.config.settings.engine);
-      for (const agent of Object.values(this.config.agents)) specs.push(agent.engine);
-    }
     // The environment's engine is always asked, even before this process ran anything on it (a CLI cancel).
-    for (const spec of specs) this.runnerOf(spec);
+    for (const spec of [undefined, ...(this.config ? namedEngines(this.config) : [])]) this.runnerOf(spec);
     return [...this.runners.values()];
   }
 

@@ -7,7 +7,7 @@ import type { JobService } from '../../dispatch/jobs.js';
 import { containerLabels } from '../../dispatch/service.js';
 import { AppError, describeError } from '../../errors.js';
 import { volumeScope } from '../../policy/layout.js';
-import { engineLabel, type EngineSpec } from '../../config/engine-spec.js';
+import { engineLabel, namedEngines, type EngineSpec } from '../../config/engine-spec.js';
 import { bounded } from '../../sandbox/engine-calls.js';
 import { requireEngine } from '../../sandbox/engine-options.js';
 import { judgeVolumes, listEngineVolumes, removeEngineVolumes, scopeKey, volumeKind, type AgentVolume, type ConfigScopes, type EngineVolumes, type VolumeVerdict } from '../../sandbox/volume-gc.js';
@@ -79,8 +79,7 @@ export function gcEngines(env: NodeJS.ProcessEnv): GcEngine[] {
   const load = loadConfig();
   if (load.kind !== 'ok') return engines;
   const seen = new Set<string>([host.startsWith('unix://') ? host : 'environment']);
-  for (const spec of [load.config.settings.engine, ...Object.values(load.config.agents).map((a) => a.engine)]) {
-    if (spec === undefined) continue;
+  for (const spec of namedEngines(load.config)) {
     const { engine, key } = requireEngine(spec);
     if (seen.has(key)) continue;
     seen.add(key);
