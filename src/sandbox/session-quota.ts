@@ -10,7 +10,7 @@ const BUSY_RETRY_MS = 15_000;
 const BUSY_BACKOFF_MS = 200;
 
 /** Docker 20.10 refuses a df while another is running (any client's) instead of waiting for it. */
-function dfBusy(error: unknown): boolean {
+export function dfBusy(error: unknown): boolean {
   return /disk usage operation is already running/i.test(describeError(error));
 }
 

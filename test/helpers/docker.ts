@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
+import { dfBusy } from '../../src/sandbox/session-quota.js';
 
 export const TEST_LABEL = 'agent-dispatch.test';
 export const TEST_RUN_LABEL = 'agent-dispatch.test-run';
@@ -223,7 +224,7 @@ export async function engineVolumes(docker: Docker, maxMs = 15_000): Promise<Eng
     try {
       return ((await docker.df()) as { Volumes?: EngineVolume[] | null }).Volumes ?? [];
     } catch (error) {
-      if (!/disk usage operation is already running/.test(String((error as Error).message)) || Date.now() >= until) throw error;
+      if (!dfBusy(error) || Date.now() >= until) throw error;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
